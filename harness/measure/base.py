@@ -1,0 +1,25 @@
+"""What every suite receives: opened sessions with their key, and prepared inputs.
+
+Suite contract: `measure(handles, inputs, config) -> list[Measurement]` where
+- `handles` is a list of SessionHandle (one per model x backend x options),
+- `inputs` maps batch size -> numpy batch (float32, already shaped for the model),
+- `config` is the suite's own dataclass (e.g. LatencyConfig).
+Suites know how to measure; they know nothing about files or reports.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.backends.base import BackendOptions, Session
+
+
+@dataclass
+class SessionHandle:
+    task: str
+    role: str  # teacher | student_scratch | student_kd (or a user's label for --onnx pairs)
+    backend: str  # torch | onnxruntime
+    options: BackendOptions
+    session: Session
+    macs: int | None = None  # per sample, for achieved GFLOP/s
+    extra: dict[str, Any] = field(default_factory=dict)

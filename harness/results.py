@@ -1,0 +1,204 @@
+"""The results file: the one contract between measuring and reporting.
+
+A results document (schema `kd-harness/results/1`, documented in docs/results-schema.md):
+
+    {
+      "schema": "kd-harness/results/1",
+      "created": "2026-11-27T20:00:00+00:00",
+      "environment": {...},              # harness.measure.environment.collect()
+      "config": {...},                   # how the bench was run (suites, batch sizes, threads, ...)
+      "tasks": {"osuleaf": {...}},       # per task: the training summary.json (accuracy over seeds) if any
+      "models": {"teacher": {...}, ...}, # by model id: role when one task, "task:role" when several
+      "measurements": [ {"task", "model", "backend", "suite", "batch_size", "threads",
+                         "options", "metrics", "samples_ns", "warnings"}, ... ],
+      "warnings": [...]
+    }
+
+Each model entry holds at least: task, role, params, macs, checkpoint, checkpoint_sha256,
+checkpoint_bytes, onnx, onnx_sha256, onnx_bytes (graph + external data), onnx_gzip_bytes, parity.
+A measurement's `model` is the role; (task, model) finds its entry via `Results.model_entry`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness.errors import HarnessError, SchemaError
+from harness.fileio import atomic_write_json
+
+SCHEMA = "kd-harness/results/1"
+SCHEMA_FAMILY = "kd-harness/results/"
+SUITES = ("accuracy", "latency", "paired", "throughput", "memory", "storage", "cold_start", "roofline")
+ROLES = ("teacher", "student_scratch", "student_kd")
+
+
+@dataclass
+class Measurement:
+    task: str
+    model: str  # role
+    backend: str  # "torch" | "onnxruntime"
+    suite: str
+    batch_size: int
+    threads: int
+    metrics: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+    samples_ns: list[int] | None = None  # raw per-call timings, kept for significance tests and plots
+    warnings: list[str] = field(default_factory=list)
+
+    def key(self) -> tuple:
+        opts = tuple(sorted((k, str(v)) for k, v in self.options.items()))
+        return (self.task, self.model, self.backend, self.suite, self.batch_size, self.threads, opts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Measurement":
+        try:
+            return cls(
+                task=str(d.get("task", "")),
+                model=str(d["model"]),
+                backend=str(d["backend"]),
+                suite=str(d["suite"]),
+                batch_size=int(d["batch_size"]),
+                threads=int(d["threads"]),
+                metrics=dict(d["metrics"]),
+                options=dict(d.get("options") or {}),
+                samples_ns=list(d["samples_ns"]) if d.get("samples_ns") is not None else None,
+                warnings=list(d.get("warnings") or []),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SchemaError(f"malformed measurement in results file: {exc}") from None
+
+
+@dataclass
+class Results:
+    environment: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    measurements: list[Measurement] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    schema: str = SCHEMA
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    source: str | None = None  # path it was read from; not serialised
+
+    # -- model lookup -------------------------------------------------------------------------
+    def model_entry(self, task: str, role: str) -> dict[str, Any] | None:
+        for entry in self.models.values():
+            if entry.get("role") == role and (not task or entry.get("task") == task):
+                return entry
+        return None
+
+    def add_model(self, task: str, role: str, entry: dict[str, Any], multi_task: bool) -> None:
+        entry = {"task": task, "role": role, **entry}
+        self.models[f"{task}:{role}" if multi_task else role] = entry
+
+    def select(self, **where: Any) -> list[Measurement]:
+        return [m for m in self.measurements if all(getattr(m, k) == v for k, v in where.items())]
+
+    # -- (de)serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "created": self.created,
+            "environment": self.environment,
+            "config": self.config,
+            "tasks": self.tasks,
+            "models": self.models,
+            "measurements": [m.to_dict() for m in self.measurements],
+            "warnings": self.warnings,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str | None = None) -> "Results":
+        where = f" ({source})" if source else ""
+        if not isinstance(d, dict) or "schema" not in d:
+            raise SchemaError(f"not a kd-harness results file{where}: no 'schema' field")
+        schema = str(d["schema"])
+        if not schema.startswith(SCHEMA_FAMILY):
+            raise SchemaError(f"not a kd-harness results file{where}: schema {schema!r}")
+        if schema != SCHEMA:
+            raise SchemaError(
+                f"results file{where} has schema {schema!r}, this harness reads {SCHEMA!r}; "
+                "re-run the bench to produce a current file"
+            )
+        if not isinstance(d.get("measurements", []), list) or not isinstance(d.get("models", {}), dict):
+            raise SchemaError(f"malformed results file{where}: 'measurements' must be a list, 'models' an object")
+        return cls(
+            schema=schema,
+            created=str(d.get("created", "")),
+            environment=dict(d.get("environment") or {}),
+            config=dict(d.get("config") or {}),
+            tasks=dict(d.get("tasks") or {}),
+            models={str(k): dict(v) for k, v in (d.get("models") or {}).items()},
+            measurements=[Measurement.from_dict(m) for m in d.get("measurements") or []],
+            warnings=list(d.get("warnings") or []),
+            source=source,
+        )
+
+
+def write_results(path: str | Path, results: Results) -> Path:
+    """Atomic: a crash or a bad value leaves any earlier file at `path` whole."""
+    try:
+        payload = results.to_dict()
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise HarnessError(f"results are not serialisable as strict JSON: {exc}") from None
+    return atomic_write_json(path, payload)
+
+
+def load_results(path: str | Path) -> Results:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SchemaError(f"results file not found: {path}") from None
+    except IsADirectoryError:
+        raise SchemaError(f"results path is a directory: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"cannot read results file {path}: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"results file is not valid JSON: {path} ({exc.msg} at line {exc.lineno})") from None
+    return Results.from_dict(doc, source=str(path))
+
+
+def measurements_frame(results: Results | str | Path | Iterable[Results]):
+    """All measurements as one pandas DataFrame: key columns plus one column per metric.
+
+    Several results (machines, commits) stack, with `source` telling them apart.
+    """
+    import pandas as pd
+
+    if isinstance(results, (str, Path)):
+        results = [load_results(results)]
+    elif isinstance(results, Results):
+        results = [results]
+    rows = []
+    for res in results:
+        for m in res.measurements:
+            row = {
+                "source": res.source or res.created,
+                "task": m.task,
+                "model": m.model,
+                "backend": m.backend,
+                "suite": m.suite,
+                "batch_size": m.batch_size,
+                "threads": m.threads,
+                "options": json.dumps(m.options, sort_keys=True),
+                "n_samples": len(m.samples_ns) if m.samples_ns else 0,
+                "warnings": "; ".join(m.warnings),
+            }
+            for k, v in m.metrics.items():
+                if isinstance(v, (int, float, str, bool)) or v is None:
+                    row[k] = v
+                elif isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+                    row[f"{k}_lo"], row[f"{k}_hi"] = v
+            rows.append(row)
+    columns = ["source", "task", "model", "backend", "suite", "batch_size", "threads", "options", "n_samples", "warnings"]
+    return pd.DataFrame(rows, columns=None if rows else columns)
