@@ -1,0 +1,52 @@
+"""Reports: teacher vs scratch student vs KD student, from one or several results files.
+
+    build_report(paths_or_results, fmt) -> str       # fmt: table | md | csv | html | json
+    write_report(paths, fmt=None, out=None) -> Path | None
+
+Inputs are harness results files (schema kd-harness/results/1), pytest-benchmark JSON files, or
+Results objects. Several inputs (machines, commits) go side by side, labelled by file name and
+git commit.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import OptionError
+from harness.fileio import atomic_write_text
+from harness.report.model import Report, build_model, load_inputs, read_any
+from harness.report.render import FORMATS, render
+
+SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json",
+                  ".txt": "table"}
+
+__all__ = ["FORMATS", "Report", "build_model", "build_report", "format_for_path", "load_inputs", "read_any",
+           "write_report"]
+
+
+def build_report(paths_or_results: Any, fmt: str = "table") -> str:
+    """The report as text in `fmt` (table, md, csv, html, json)."""
+    if fmt not in FORMATS:
+        raise OptionError(f"unknown report format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    return render(build_model(paths_or_results), fmt)
+
+
+def format_for_path(out: str | Path | None, fmt: str | None) -> str:
+    """An explicit fmt wins; else the output file's suffix decides; else a terminal table."""
+    if fmt:
+        return fmt
+    if out is not None:
+        return SUFFIX_FORMATS.get(Path(out).suffix.lower(), "table")
+    return "table"
+
+
+def write_report(paths: Any, fmt: str | None = None, out: str | Path | None = None) -> Path | None:
+    """Build the report and write it atomically to `out`, or to stdout when out is None."""
+    fmt = format_for_path(out, fmt)
+    text = build_report(paths, fmt)
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return None
+    return atomic_write_text(out, text)

@@ -1,0 +1,338 @@
+"""`harness bench`: export, check parity, open sessions, run the suites, write one results file.
+
+Two ways in: a training run folder (checkpoints + summary.json), or any ONNX files a user brings
+(`--onnx teacher=A.onnx --onnx student=B.onnx`). Both end in the same `bench_models`.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.backends.base import Artifact, BackendOptions, backend_names, get_backend
+from harness.errors import DataError, HarnessError, OptionError
+from harness.fileio import read_json, sha256_file
+from harness.results import SUITES, Measurement, Results
+from harness.tasks.base import Dataset
+
+DEFAULT_SUITES = ("accuracy", "latency", "paired", "throughput", "memory", "storage", "cold_start", "roofline")
+
+
+def default_threads() -> int:
+    import psutil
+
+    return max(1, psutil.cpu_count(logical=False) or 1)
+
+
+@dataclass
+class BenchConfig:
+    backends: list[str] = field(default_factory=lambda: ["torch", "onnxruntime"])
+    suites: list[str] = field(default_factory=lambda: list(DEFAULT_SUITES))
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 8])
+    throughput_batch_sizes: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
+    threads: int = field(default_factory=default_threads)
+    inter_op_threads: int = 1
+    device: str = "cpu"
+    graph_optimization: str = "all"
+    arena: bool = True
+    external_data: bool = False
+    parity_atol: float = 1e-4
+    parity_rtol: float = 1e-3
+    parity_samples: int = 256
+    quick: bool = False  # shorter timing windows: for CI and the default main job
+
+    def validate(self) -> "BenchConfig":
+        known = backend_names()
+        for b in self.backends:
+            if b not in known:
+                raise OptionError(f"unknown backend {b!r}; known backends: {', '.join(known)}")
+        if not self.backends:
+            raise OptionError("give at least one backend")
+        for s in self.suites:
+            if s not in SUITES:
+                raise OptionError(f"unknown suite {s!r}; known suites: {', '.join(SUITES)}")
+        if not self.suites:
+            raise OptionError("give at least one suite")
+        for name in ("batch_sizes", "throughput_batch_sizes"):
+            vals = getattr(self, name)
+            if not vals or any((not isinstance(v, int)) or isinstance(v, bool) or v < 1 for v in vals):
+                raise OptionError(f"{name.replace('_', ' ')} must be positive integers, got {vals!r}")
+        if not isinstance(self.threads, int) or self.threads < 1:
+            raise OptionError(f"threads must be a positive integer, got {self.threads!r}")
+        if self.graph_optimization not in ("disable", "basic", "extended", "all"):
+            raise OptionError(f"graph optimisation must be disable|basic|extended|all, got {self.graph_optimization!r}")
+        return self
+
+    def options(self) -> BackendOptions:
+        return BackendOptions(threads=self.threads, inter_op_threads=self.inter_op_threads, device=self.device,
+                              graph_optimization=self.graph_optimization, arena=self.arena)
+
+    def timing(self):
+        from harness.measure.timing import TimingConfig
+
+        if self.quick:
+            return TimingConfig(warmup_min_s=0.1, warmup_min_calls=3, min_time_s=0.4, min_samples=20, max_time_s=3.0)
+        return TimingConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ModelSource:
+    """One model to measure: where its files are and what is known about it before measuring."""
+
+    task: str
+    role: str
+    onnx: Path
+    input_shape: tuple[int, ...]
+    checkpoint: Path | None = None
+    params: int | None = None
+    macs: int | None = None
+    parity: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None  # the role's entry in summary.json
+
+
+def _stage(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# -- way in 1: a training run -------------------------------------------------------------------
+def load_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"training run folder not found: {run_dir}")
+    summary = read_json(run_dir / "summary.json", what="training summary")
+    if not isinstance(summary, dict) or "models" not in summary or "task" not in summary:
+        raise DataError(f"{run_dir / 'summary.json'} is not a kd-harness training summary")
+    return summary, run_dir
+
+
+def run_dataset(summary: dict[str, Any]) -> Dataset | None:
+    """Rebuild the run's data (test split for accuracy and parity): registered task or the npz it used."""
+    from harness.tasks import get_task, load_npz
+
+    ref = summary.get("data_ref") or {}
+    try:
+        if ref.get("npz"):
+            return load_npz(ref["npz"])
+        return get_task(ref.get("task") or summary["task"]).load(int(ref.get("data_seed", 0)))
+    except HarnessError as exc:
+        raise DataError(f"cannot reload the data of run {summary.get('task')!r}: {exc}") from None
+
+
+def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg: BenchConfig,
+               quiet: bool = False) -> list[ModelSource]:
+    """Export every role's first-seed checkpoint to ONNX (dynamic batch) and check parity on real inputs."""
+    from harness.artifacts import load_checkpoint
+    from harness.export import export_onnx, parity_check
+
+    sources = []
+    for role, entry in summary["models"].items():
+        cks = entry.get("checkpoints") or []
+        if not cks:
+            raise DataError(f"run {run_dir} has no checkpoint for {role}")
+        ckpt = run_dir / cks[0]["path"]
+        model, meta = load_checkpoint(ckpt, expect_config=entry.get("model_config"))
+        shape = tuple(meta["input_shape"])
+        onnx_path = run_dir / "onnx" / f"{role}.onnx"
+        _stage(f"{summary['task']}: export {role} -> {onnx_path}", quiet)
+        export_onnx(model, shape, onnx_path, external_data=cfg.external_data)
+        if data is not None:
+            inputs = data.X_test[: cfg.parity_samples]
+        else:
+            inputs = np.random.default_rng(0).standard_normal((16, *shape)).astype(np.float32)
+        parity = parity_check(model, onnx_path, inputs, atol=cfg.parity_atol, rtol=cfg.parity_rtol, strict=True)
+        sources.append(ModelSource(task=summary["task"], role=role, onnx=onnx_path, input_shape=shape,
+                                   checkpoint=ckpt, params=meta.get("params"), macs=meta.get("macs"),
+                                   parity=parity, training=entry))
+    return sources
+
+
+# -- way in 2: ONNX files a user brings ---------------------------------------------------------
+def parse_onnx_specs(specs: list[str]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for spec in specs:
+        if "=" not in spec:
+            raise OptionError(f"--onnx takes LABEL=FILE.onnx (e.g. teacher=t.onnx), got {spec!r}")
+        label, path = spec.split("=", 1)
+        label = label.strip()
+        if not label or not path:
+            raise OptionError(f"--onnx takes LABEL=FILE.onnx, got {spec!r}")
+        if label in out:
+            raise OptionError(f"--onnx label {label!r} given twice")
+        out[label] = Path(path)
+    if len(out) < 1:
+        raise OptionError("give at least one --onnx LABEL=FILE.onnx")
+    return out
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        raise OptionError(f"--input-shape must look like 1,427 or 1x16x32x32 (no batch axis), got {text!r}") from None
+    if not dims or any(d < 1 for d in dims):
+        raise OptionError(f"--input-shape needs positive sizes, got {text!r}")
+    return dims
+
+
+def onnx_sources(specs: dict[str, Path], input_shape: tuple[int, ...] | None, data: Dataset | None,
+                 task: str) -> list[ModelSource]:
+    from harness.onnx_tools import onnx_input_shape, onnx_macs, onnx_params, validate_onnx
+
+    sources = []
+    for label, path in specs.items():
+        validate_onnx(path)
+        dims, _ = onnx_input_shape(path)
+        model_shape = tuple(dims[1:])
+        if input_shape is not None:
+            shape = input_shape
+            if len(shape) != len(model_shape) or any(m is not None and m != s for m, s in zip(model_shape, shape)):
+                raise OptionError(f"--input-shape {shape} does not fit {path.name}, whose input is "
+                                  f"(N, {', '.join('?' if d is None else str(d) for d in model_shape)})")
+        elif data is not None:
+            shape = data.input_shape
+        elif all(d is not None for d in model_shape) and model_shape:
+            shape = tuple(int(d) for d in model_shape)
+        else:
+            raise OptionError(f"{path.name} has a dynamic input shape "
+                              f"(N, {', '.join('?' if d is None else str(d) for d in model_shape)}); "
+                              "give --input-shape C,L or C,D,H,W")
+        if len(shape) != len(model_shape) or any(m is not None and m != s for m, s in zip(model_shape, shape)):
+            raise OptionError(f"input shape {shape} does not fit {path.name}, whose input is "
+                              f"(N, {', '.join('?' if d is None else str(d) for d in model_shape)})")
+        sources.append(ModelSource(task=task, role=label, onnx=path, input_shape=tuple(shape),
+                                   params=onnx_params(path), macs=onnx_macs(path, shape)))
+    shapes = {s.input_shape for s in sources}
+    if len(shapes) > 1:
+        detail = ", ".join(f"{s.role}: {s.input_shape}" for s in sources)
+        raise OptionError(f"the models take different inputs ({detail}); a comparison needs the same input")
+    return sources
+
+
+# -- measuring ----------------------------------------------------------------------------------
+def _inputs(data: Dataset | None, shape: tuple[int, ...], batch_sizes: list[int]) -> dict[int, np.ndarray]:
+    if data is not None and len(data.X_test):
+        pool = data.X_test
+    else:
+        pool = np.random.default_rng(0).standard_normal((max(batch_sizes), *shape)).astype(np.float32)
+    out = {}
+    for bs in sorted(set(batch_sizes)):
+        idx = np.arange(bs) % len(pool)
+        out[bs] = np.ascontiguousarray(pool[idx], dtype=np.float32)
+    return out
+
+
+def model_entry(src: ModelSource) -> dict[str, Any]:
+    from harness.measure.storage import storage_metrics
+    from harness.onnx_tools import external_data_files
+
+    storage = storage_metrics(checkpoint=src.checkpoint, onnx=src.onnx, params=src.params, macs=src.macs)
+    entry: dict[str, Any] = {
+        "params": src.params,
+        "macs": src.macs,
+        "input_shape": list(src.input_shape),
+        "checkpoint": str(src.checkpoint) if src.checkpoint else None,
+        "checkpoint_sha256": sha256_file(src.checkpoint) if src.checkpoint else None,
+        "onnx": str(src.onnx),
+        "onnx_sha256": sha256_file(src.onnx),
+        "onnx_external_data": [{"path": str(p), "sha256": sha256_file(p)} for p in external_data_files(src.onnx)],
+        "parity": src.parity,
+        **{k: v for k, v in storage.items() if k not in ("params", "macs")},
+    }
+    if src.training:
+        entry["accuracy_train_summary"] = src.training.get("accuracy")
+        entry["train_seconds"] = src.training.get("train_seconds")
+        entry["family"] = src.training.get("family")
+        entry["model_config"] = src.training.get("model_config")
+    return entry
+
+
+def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchConfig, *, results: Results | None = None,
+                 multi_task: bool = False, quiet: bool = False) -> Results:
+    """Measure every source on every backend with every suite; append to `results` (or a new one)."""
+    from harness.measure import accuracy, latency, paired, throughput
+    from harness.measure.base import SessionHandle
+    from harness.measure.environment import collect
+
+    cfg.validate()
+    results = results or Results(environment=collect(threads=cfg.threads), config=cfg.to_dict())
+    opts = cfg.options()
+    task = sources[0].task
+    for src in sources:
+        results.add_model(src.task, src.role, model_entry(src), multi_task)
+        if src.parity and not src.parity.get("passed", True):
+            results.warnings.append(f"{src.task}/{src.role}: ONNX parity failed {src.parity}")
+
+    backends = list(cfg.backends)
+    if any(s.checkpoint is None for s in sources) and "torch" in backends:
+        raise OptionError("the torch backend needs training checkpoints; ONNX-only models run on --backends onnxruntime")
+
+    shape = sources[0].input_shape
+    all_bs = sorted(set(cfg.batch_sizes) | set(cfg.throughput_batch_sizes if "throughput" in cfg.suites else []))
+    inputs = _inputs(data, shape, all_bs)
+    timed = [s for s in cfg.suites if s in ("accuracy", "latency", "paired", "throughput")]
+    measurements: list[Measurement] = []
+    if timed:
+        handles = []
+        try:
+            for src in sources:
+                for b in backends:
+                    art = Artifact(role=src.role, checkpoint=str(src.checkpoint) if src.checkpoint else None,
+                                   onnx=str(src.onnx))
+                    session = get_backend(b).open(art, opts)
+                    handles.append(SessionHandle(task=src.task, role=src.role, backend=b, options=opts,
+                                                 session=session, macs=src.macs))
+            if "accuracy" in cfg.suites and data is not None:
+                _stage(f"{task}: accuracy on {len(data.y_test)} test samples x {len(handles)} sessions", quiet)
+                measurements += accuracy.measure(handles, {"X_test": data.X_test, "y_test": data.y_test,
+                                                           "batch_size": 64})
+            if "latency" in cfg.suites:
+                _stage(f"{task}: latency, batch sizes {cfg.batch_sizes}", quiet)
+                measurements += latency.measure(handles, inputs, latency.LatencyConfig(
+                    timing=cfg.timing(), batch_sizes=tuple(cfg.batch_sizes)))
+            if "paired" in cfg.suites and len(sources) > 1:
+                ref = "teacher" if any(s.role == "teacher" for s in sources) else sources[0].role
+                _stage(f"{task}: paired (interleaved) speedup vs {ref}", quiet)
+                pc = paired.PairedConfig(batch_sizes=tuple(cfg.batch_sizes), reference_role=ref,
+                                         rounds=20 if cfg.quick else 40, block_time_s=0.02 if cfg.quick else 0.05,
+                                         max_time_s=10.0 if cfg.quick else 60.0)
+                measurements += paired.measure(handles, inputs, pc)
+            if "throughput" in cfg.suites:
+                _stage(f"{task}: throughput sweep {cfg.throughput_batch_sizes}", quiet)
+                measurements += throughput.measure(handles, inputs, throughput.ThroughputConfig(
+                    batch_sizes=tuple(cfg.throughput_batch_sizes)))
+        finally:
+            for h in handles:
+                h.session.close()
+    if "memory" in cfg.suites or "cold_start" in cfg.suites:
+        from harness.measure import memory
+
+        _stage(f"{task}: memory and cold start, one child process per model x backend", quiet)
+        measurements += memory.measure_sources(sources, backends, opts, batch_size=cfg.batch_sizes[0],
+                                               suites=[s for s in ("memory", "cold_start") if s in cfg.suites],
+                                               repeats=1 if cfg.quick else 3)
+    if "storage" in cfg.suites:
+        for src in sources:
+            entry = results.model_entry(src.task, src.role)
+            metrics = {k: entry.get(k) for k in ("checkpoint_bytes", "checkpoint_gzip_bytes", "onnx_bytes",
+                                                 "onnx_graph_bytes", "onnx_external_bytes", "onnx_gzip_bytes",
+                                                 "params", "macs")}
+            measurements.append(Measurement(task=src.task, model=src.role, backend="any", suite="storage",
+                                            batch_size=0, threads=cfg.threads, metrics=metrics))
+    if "roofline" in cfg.suites and not any(m.suite == "roofline" for m in results.measurements):
+        from harness.measure.roofline import measure_peak_gflops
+
+        peak = measure_peak_gflops(threads=cfg.threads)
+        measurements.append(Measurement(task="", model="", backend="torch", suite="roofline", batch_size=0,
+                                        threads=cfg.threads, metrics=peak))
+    results.measurements += measurements
+    return results

@@ -1,0 +1,623 @@
+"""Regression gate: compare a current results file against a baseline, rule by rule.
+
+Default rules are ratios measured within one run (student vs teacher on the same machine at
+the same time) or deterministic facts (file sizes, accuracy on a fixed test set, parity), so a
+baseline recorded on one machine gates a run on another. A rule fails only when its change is
+past the threshold AND statistically significant; see docs/gate-rules.md.
+
+    rules = load_rules("gate.json")          # or default_rules()
+    results = evaluate_gate(baseline, current, rules)
+    print(format_gate(results)); sys.exit(gate_exit_code(results))   # 0 pass, 1 regression
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from harness.errors import HarnessError, OptionError, SchemaError
+from harness.fileio import atomic_write_bytes
+from harness.report.model import (
+    REFERENCE, diff_stats, mann_whitney, measured_accuracy, model_value, num, opts_key, pair, parity,
+    summary_accuracy, task_measurements, task_names, task_roles,
+)
+from harness.results import Results, load_results
+
+VERDICTS = ("pass", "fail", "not significant", "skip")
+DEFAULT_ALPHA = 0.01
+
+# metric -> (threshold key, default threshold, enabled by default, extra keys it accepts)
+RULE_METRICS: dict[str, tuple[str | None, float | None, bool, tuple[str, ...]]] = {
+    "speedup": ("max_drop", 0.10, True, ()),
+    "size_ratio": ("max_growth", 0.05, True, ()),
+    "accuracy_delta": ("max_drop_pts", 1.0, True, ("backend",)),
+    "parity": (None, None, True, ()),
+    "latency_p50": ("max_growth", 0.10, False, ()),
+}
+COMMON_RULE_KEYS = ("enabled", "tasks", "roles", "backends", "batch_sizes", "alpha")
+TOP_KEYS = ("alpha", "batch_sizes", "rules")
+
+
+@dataclass
+class RuleSpec:
+    metric: str
+    threshold: float | None
+    enabled: bool = True
+    tasks: list[str] | None = None
+    roles: list[str] | None = None
+    backends: list[str] | None = None
+    batch_sizes: str | list[int] = "common"
+    alpha: float = DEFAULT_ALPHA
+    backend: str = "onnxruntime"  # accuracy_delta: which measured backend to prefer ("summary" = seeds only)
+
+
+@dataclass
+class GateRules:
+    rules: list[RuleSpec]
+    alpha: float = DEFAULT_ALPHA
+    batch_sizes: str | list[int] = "common"
+
+    def enabled(self) -> list[RuleSpec]:
+        return [r for r in self.rules if r.enabled]
+
+
+@dataclass
+class RuleResult:
+    rule: str
+    task: str
+    model: str
+    backend: str
+    batch: int | None
+    baseline: float | None
+    current: float | None
+    change: float | None  # relative (0.12 = +12%) or points, per `unit`
+    threshold: float | None  # signed: the change past which the rule fails (-0.10, +0.05, -1.0 pts)
+    verdict: str
+    unit: str = "rel"  # "rel" | "pts" | ""
+    p_value: float | None = None
+    ci: str | None = None
+    threads: int | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- rules --------------------------------------------------------------------------------------
+
+def default_rules() -> GateRules:
+    return GateRules(rules=[RuleSpec(metric=m, threshold=t, enabled=on) for m, (_, t, on, _) in RULE_METRICS.items()])
+
+
+def _valid_keys(metric: str) -> list[str]:
+    tkey, _, _, extra = RULE_METRICS[metric]
+    return ([tkey] if tkey else []) + list(COMMON_RULE_KEYS) + list(extra)
+
+
+def _str_list(value: Any, what: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise OptionError(f"{where}: {what} must be a string or a list of strings, not {value!r}")
+
+
+def _batch_sizes(value: Any, where: str) -> str | list[int]:
+    if value == "common":
+        return "common"
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                                 for v in value):
+        return sorted(set(value))
+    raise OptionError(f"{where}: batch_sizes must be \"common\" or a list of positive integers, not {value!r}")
+
+
+def _alpha(value: Any, where: str) -> float:
+    v = num(value)
+    if v is None or not 0 < v < 1:
+        raise OptionError(f"{where}: alpha must be a number between 0 and 1, not {value!r}")
+    return v
+
+
+def _rule(metric: Any, body: Any, defaults: GateRules, where: str) -> RuleSpec:
+    if metric not in RULE_METRICS:
+        raise OptionError(f"{where}: unknown gate metric {metric!r}; valid metrics: {', '.join(RULE_METRICS)}")
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise OptionError(f"{where}: rule {metric!r} must be an object, not {body!r}")
+    valid = _valid_keys(metric)
+    unknown = [k for k in body if k not in valid and k != "metric"]
+    if unknown:
+        raise OptionError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} in rule {metric!r}; "
+                          f"valid keys: {', '.join(valid)}")
+    tkey, tdefault, on, _ = RULE_METRICS[metric]
+    spec = RuleSpec(metric=metric, threshold=tdefault, enabled=on, batch_sizes=defaults.batch_sizes,
+                    alpha=defaults.alpha)
+    w = f"{where}: rule {metric!r}"
+    if tkey and tkey in body:
+        t = num(body[tkey])
+        if t is None or t < 0:
+            raise OptionError(f"{w}: {tkey} must be a non-negative number, not {body[tkey]!r}")
+        spec.threshold = t
+    if "enabled" in body:
+        if not isinstance(body["enabled"], bool):
+            raise OptionError(f"{w}: enabled must be true or false, not {body['enabled']!r}")
+        spec.enabled = body["enabled"]
+    for key in ("tasks", "roles", "backends"):
+        if key in body:
+            setattr(spec, key, _str_list(body[key], key, w))
+    if "batch_sizes" in body:
+        spec.batch_sizes = _batch_sizes(body["batch_sizes"], w)
+    if "alpha" in body:
+        spec.alpha = _alpha(body["alpha"], w)
+    if "backend" in body:
+        if not isinstance(body["backend"], str):
+            raise OptionError(f"{w}: backend must be a string, not {body['backend']!r}")
+        spec.backend = body["backend"]
+    return spec
+
+
+def parse_rules(doc: Any, where: str = "gate rules") -> GateRules:
+    """Rules from a mapping: {"alpha", "batch_sizes", "rules": {metric: {...}} or [{"metric": ...}, ...]}.
+
+    Metrics the document does not name keep their defaults (disable one with "enabled": false).
+    """
+    if not isinstance(doc, dict):
+        raise OptionError(f"{where}: must be an object with a 'rules' field")
+    unknown = [k for k in doc if k not in TOP_KEYS]
+    if unknown:
+        raise OptionError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(TOP_KEYS)}")
+    out = default_rules()
+    if "alpha" in doc:
+        out.alpha = _alpha(doc["alpha"], where)
+    if "batch_sizes" in doc:
+        out.batch_sizes = _batch_sizes(doc["batch_sizes"], where)
+    raw = doc.get("rules", {})
+    items: list[tuple[Any, Any]]
+    if isinstance(raw, dict):
+        items = list(raw.items())
+    elif isinstance(raw, list):
+        items = []
+        for i, body in enumerate(raw):
+            if not isinstance(body, dict) or "metric" not in body:
+                raise OptionError(f"{where}: rules[{i}] must be an object with a 'metric' field")
+            items.append((body["metric"], body))
+    else:
+        raise OptionError(f"{where}: 'rules' must be an object keyed by metric or a list of rules")
+    parsed = [_rule(metric, body, out, where) for metric, body in items]
+    named = {r.metric for r in parsed}
+    for r in out.rules:  # unnamed metrics take the file's global alpha / batch_sizes
+        r.alpha, r.batch_sizes = out.alpha, out.batch_sizes
+    out.rules = [r for r in out.rules if r.metric not in named] + parsed
+    order = list(RULE_METRICS)
+    out.rules.sort(key=lambda r: order.index(r.metric))
+    return out
+
+
+def load_rules(path: str | Path) -> GateRules:
+    """Rules from a JSON or TOML file (by suffix; .toml is TOML, anything else JSON)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ModuleNotFoundError:
+            tomllib = None  # type: ignore[assignment]
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise OptionError(f"gate rules file not found: {path}") from None
+    except OSError as exc:
+        raise OptionError(f"cannot read gate rules file {path}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            if tomllib is None:
+                raise OptionError(f"reading TOML gate rules needs Python 3.11+ or the tomli package: {path}")
+            doc = tomllib.loads(raw.decode("utf-8"))
+        else:
+            doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise OptionError(f"gate rules file is not UTF-8 text: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise OptionError(f"gate rules file is not valid JSON: {path} ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:  # tomllib.TOMLDecodeError
+        raise OptionError(f"gate rules file is not valid TOML: {path} ({exc})") from None
+    return parse_rules(doc, where=str(path))
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+
+def _as_results(x: Results | str | Path, what: str) -> Results:
+    if isinstance(x, Results):
+        return x
+    if isinstance(x, (str, Path)):
+        return load_results(x)
+    raise SchemaError(f"{what}: expected results or a path, not {type(x).__name__}")
+
+
+def _allowed(value: str, allowed: list[str] | None) -> bool:
+    return allowed is None or value in allowed
+
+
+def _tasks(baseline: Results, current: Results, spec: RuleSpec) -> list[str]:
+    names = list(dict.fromkeys(task_names(baseline) + task_names(current)))
+    return [t for t in names if _allowed(t, spec.tasks)]
+
+
+def _roles(baseline: Results, current: Results, task: str, spec: RuleSpec, students: bool) -> list[str]:
+    roles: list[str] = []
+    for res in (baseline, current):
+        if task in task_names(res):
+            roles += task_roles(res, task)
+    roles = list(dict.fromkeys(roles))
+    if students:
+        roles = [r for r in roles if r != REFERENCE]
+    return [r for r in roles if _allowed(r, spec.roles)]
+
+
+def _fmt_ci(ci: tuple[float, float] | None, unit: str = "") -> str:
+    return "-" if ci is None else f"[{ci[0]:.3g}, {ci[1]:.3g}]{unit}"
+
+
+def _batches(spec: RuleSpec, base: Iterable[int], cur: Iterable[int]) -> tuple[list[int], str]:
+    b, c = set(base), set(cur)
+    if spec.batch_sizes == "common":
+        common = sorted(b & c)
+        if common:
+            return common, ""
+        if not b and not c:
+            return [], "no measurement in either run"
+        if not b:
+            return [], "no measurement in baseline"
+        if not c:
+            return [], "no measurement in current"
+        return [], f"no common batch size (baseline {sorted(b)}, current {sorted(c)})"
+    return list(spec.batch_sizes), ""
+
+
+@dataclass
+class _Obs:
+    value: float
+    ci: tuple[float, float] | None = None
+    ratios: np.ndarray | None = None  # per-round teacher/student ratios
+    samples: list[int] | None = None
+    basis: str = ""
+
+
+def _speedup_obs(res: Results, task: str) -> dict[tuple, _Obs]:
+    """(role, backend, batch, threads, opts) -> speedup teacher/student (paired suite, else p50 ratio)."""
+    out: dict[tuple, _Obs] = {}
+    for m in task_measurements(res, task, "paired"):
+        sp = num(m.metrics.get("speedup"))
+        if sp is None or m.model == REFERENCE:
+            continue
+        ratios = None
+        ref = m.metrics.get("reference_samples_ns")
+        if isinstance(ref, list) and m.samples_ns and len(ref) == len(m.samples_ns) and len(ref) >= 3:
+            t, s = np.asarray(ref, dtype=float), np.asarray(m.samples_ns, dtype=float)
+            ok = s > 0
+            ratios = t[ok] / s[ok]
+        out[(m.model, m.backend, m.batch_size, m.threads, opts_key(m))] = _Obs(
+            sp, pair(m.metrics.get("speedup_ci95")), ratios, basis="paired")
+    lat = task_measurements(res, task, "latency")
+    teachers = {(m.backend, m.batch_size, m.threads, opts_key(m)): m for m in lat if m.model == REFERENCE}
+    for m in lat:
+        if m.model == REFERENCE:
+            continue
+        key = (m.model, m.backend, m.batch_size, m.threads, opts_key(m))
+        t = teachers.get(key[1:])
+        if key in out or t is None:
+            continue
+        tp, sp = num(t.metrics.get("p50_ms")), num(m.metrics.get("p50_ms"))
+        if tp is None or not sp:
+            continue
+        tc, sc = pair(t.metrics.get("median_ci95_ms")), pair(m.metrics.get("median_ci95_ms"))
+        ci = (tc[0] / sc[1], tc[1] / sc[0]) if tc and sc and sc[0] > 0 else None
+        out[key] = _Obs(tp / sp, ci, None, basis="p50 ratio")
+    return out
+
+
+def _latency_obs(res: Results, task: str) -> dict[tuple, _Obs]:
+    out = {}
+    for m in task_measurements(res, task, "latency"):
+        p50 = num(m.metrics.get("p50_ms"))
+        if p50 is not None:
+            out[(m.model, m.backend, m.batch_size, m.threads, opts_key(m))] = _Obs(
+                p50, pair(m.metrics.get("median_ci95_ms")), samples=m.samples_ns, basis="latency")
+    return out
+
+
+def _compare_timed(spec: RuleSpec, baseline: Results, current: Results, obs_fn, students: bool,
+                   higher_is_better: bool) -> list[RuleResult]:
+    """Shared logic of speedup (higher better) and latency_p50 (lower better)."""
+    results = []
+    for task in _tasks(baseline, current, spec):
+        base = _obs_or_empty(baseline, task, obs_fn)
+        cur = _obs_or_empty(current, task, obs_fn)
+        groups = list(dict.fromkeys((k[0], k[1], k[3], k[4]) for k in list(base) + list(cur)))
+        roles = _roles(baseline, current, task, spec, students)
+        for role in roles:
+            if not any(g[0] == role for g in groups):
+                results.append(RuleResult(spec.metric, task, role, "-", None, None, None, None,
+                                          _signed_threshold(spec), "skip", note="no measurement in either run"))
+        for role, backend, threads, opts in groups:
+            if role not in roles or not _allowed(backend, spec.backends):
+                continue
+            bb = [k[2] for k in base if (k[0], k[1], k[3], k[4]) == (role, backend, threads, opts)]
+            cb = [k[2] for k in cur if (k[0], k[1], k[3], k[4]) == (role, backend, threads, opts)]
+            batches, why = _batches(spec, bb, cb)
+            if not batches:
+                results.append(RuleResult(spec.metric, task, role, backend, None, None, None, None,
+                                          _signed_threshold(spec), "skip", threads=threads, note=why))
+                continue
+            for batch in batches:
+                b = base.get((role, backend, batch, threads, opts))
+                c = cur.get((role, backend, batch, threads, opts))
+                r = RuleResult(spec.metric, task, role, backend, batch, b.value if b else None,
+                               c.value if c else None, None, _signed_threshold(spec), "skip", threads=threads)
+                if opts:
+                    r.note = f"options {opts}; "
+                if b is None or c is None:
+                    r.note += f"no measurement in {'baseline' if b is None else 'current'} at batch {batch}"
+                    results.append(r)
+                    continue
+                _judge_timed(r, spec, b, c, higher_is_better)
+                results.append(r)
+    return results
+
+
+def _obs_or_empty(res: Results, task: str, fn) -> dict[tuple, _Obs]:
+    return fn(res, task) if task in task_names(res) else {}
+
+
+def _signed_threshold(spec: RuleSpec) -> float | None:
+    if spec.threshold is None:
+        return None
+    return -spec.threshold if spec.metric in ("speedup", "accuracy_delta") else spec.threshold
+
+
+def _judge_timed(r: RuleResult, spec: RuleSpec, b: _Obs, c: _Obs, higher_is_better: bool) -> None:
+    if b.value == 0:
+        r.note += "baseline value is zero"
+        return
+    r.change = c.value / b.value - 1
+    crossed = r.change < r.threshold if higher_is_better else r.change > r.threshold
+    # significance: CIs disjoint in the bad direction, else Mann-Whitney one-sided, else the number alone
+    if b.ci and c.ci:
+        r.ci = f"base {_fmt_ci(b.ci)} cur {_fmt_ci(c.ci)}"
+    alt = "less" if higher_is_better else "greater"
+    if b.ratios is not None and c.ratios is not None:
+        r.p_value = mann_whitney(list(c.ratios), list(b.ratios), alternative=alt)
+    elif b.samples and c.samples:
+        r.p_value = mann_whitney(c.samples, b.samples, alternative=alt)
+    if b.ci and c.ci:
+        significant = c.ci[1] < b.ci[0] if higher_is_better else c.ci[0] > b.ci[1]
+        how = "CIs disjoint" if significant else "CIs overlap"
+    elif r.p_value is not None:
+        significant = r.p_value < spec.alpha
+        how = f"Mann-Whitney p {'<' if significant else '>='} {spec.alpha:g}"
+    else:
+        significant = True
+        how = "no CI or samples: threshold only"
+    basis = c.basis if c.basis == b.basis else f"{b.basis} vs {c.basis}"
+    r.note += f"{basis}; {how}" if basis else how
+    if not crossed:
+        r.verdict = "pass"
+    else:
+        r.verdict = "fail" if significant else "not significant"
+
+
+def _rule_speedup(spec: RuleSpec, baseline: Results, current: Results) -> list[RuleResult]:
+    return _compare_timed(spec, baseline, current, _speedup_obs, students=True, higher_is_better=True)
+
+
+def _rule_latency(spec: RuleSpec, baseline: Results, current: Results) -> list[RuleResult]:
+    return _compare_timed(spec, baseline, current, _latency_obs, students=False, higher_is_better=False)
+
+
+def _rule_size(spec: RuleSpec, baseline: Results, current: Results) -> list[RuleResult]:
+    results = []
+    for task in _tasks(baseline, current, spec):
+        for role in _roles(baseline, current, task, spec, students=True):
+            vals = []
+            for res in (baseline, current):
+                s = model_value(res, task, role, "onnx_bytes") if task in task_names(res) else None
+                t = model_value(res, task, REFERENCE, "onnx_bytes") if task in task_names(res) else None
+                vals.append(s / t if s is not None and t else None)
+            b, c = vals
+            r = RuleResult("size_ratio", task, role, "any", None, b, c, None, spec.threshold, "skip")
+            if b is None or c is None:
+                r.note = f"no ONNX size of {role} or teacher in {'baseline' if b is None else 'current'}"
+            else:
+                r.change = c / b - 1 if b else None
+                if r.change is None:
+                    r.note = "baseline ratio is zero"
+                else:
+                    r.verdict = "fail" if r.change > spec.threshold else "pass"
+                    r.note = "onnx_bytes student/teacher; deterministic"
+            results.append(r)
+    return results
+
+
+def _accuracy_delta(res: Results, task: str, role: str, pref: str) -> tuple[float | None, str]:
+    if task not in task_names(res):
+        return None, ""
+    if pref != "summary":
+        a, t = measured_accuracy(res, task, role, pref), measured_accuracy(res, task, REFERENCE, pref)
+        if a is not None and t is not None:
+            return a - t, pref
+    sa, st = summary_accuracy(res, task, role), summary_accuracy(res, task, REFERENCE)
+    if sa and st:
+        return sa["mean"] - st["mean"], "summary"
+    return None, ""
+
+
+def _seed_delta(res: Results, task: str, role: str) -> dict[str, Any]:
+    if task not in task_names(res):
+        return {}
+    sa, st = summary_accuracy(res, task, role), summary_accuracy(res, task, REFERENCE)
+    if not sa or not st:
+        return {}
+    d = diff_stats(sa.get("per_seed"), st.get("per_seed"), sa.get("ci"), st.get("ci"), sa.get("mean"),
+                   st.get("mean"))
+    if len(sa.get("per_seed") or []) == len(st.get("per_seed") or []) and sa.get("per_seed"):
+        d["per_seed"] = list(np.asarray(sa["per_seed"]) - np.asarray(st["per_seed"]))
+    return d
+
+
+def _rule_accuracy(spec: RuleSpec, baseline: Results, current: Results) -> list[RuleResult]:
+    from scipy import stats
+
+    results = []
+    for task in _tasks(baseline, current, spec):
+        for role in _roles(baseline, current, task, spec, students=True):
+            b, bsrc = _accuracy_delta(baseline, task, role, spec.backend)
+            c, csrc = _accuracy_delta(current, task, role, spec.backend)
+            if b is not None and c is not None and bsrc != csrc:  # compare like with like
+                b, bsrc = _accuracy_delta(baseline, task, role, "summary")
+                c, csrc = _accuracy_delta(current, task, role, "summary")
+            src = csrc or bsrc or "-"
+            r = RuleResult("accuracy_delta", task, role, src, None, b, c, None, -spec.threshold, "skip", unit="pts")
+            if b is None or c is None:
+                r.note = f"no accuracy of {role} and teacher in {'baseline' if b is None else 'current'}"
+                results.append(r)
+                continue
+            r.change = c - b
+            crossed = r.change < -spec.threshold
+            bd, cd = _seed_delta(baseline, task, role), _seed_delta(current, task, role)
+            if bd.get("ci") and cd.get("ci"):
+                r.ci = f"base {_fmt_ci(bd['ci'], ' pts')} cur {_fmt_ci(cd['ci'], ' pts')}"
+                significant = cd["ci"][1] < bd["ci"][0]
+                how = "seed CIs disjoint" if significant else "seed CIs overlap"
+                bs, cs = bd.get("per_seed") or [], cd.get("per_seed") or []
+                if len(bs) >= 2 and len(cs) >= 2 and (np.std(bs) > 0 or np.std(cs) > 0):
+                    r.p_value = float(stats.ttest_ind(cs, bs, equal_var=False, alternative="less").pvalue)
+            else:
+                significant = True
+                how = "deterministic (no seed CIs)"
+            r.note = f"{src} accuracy; {how}"
+            r.verdict = "pass" if not crossed else ("fail" if significant else "not significant")
+            results.append(r)
+    return results
+
+
+def _rule_parity(spec: RuleSpec, baseline: Results, current: Results) -> list[RuleResult]:
+    results = []
+    for task in _tasks(baseline, current, spec):
+        for role in _roles(baseline, current, task, spec, students=False):
+            bp = parity(baseline, task, role) if task in task_names(baseline) else None
+            cp = parity(current, task, role) if task in task_names(current) else None
+            bv = None if bp is None or "passed" not in bp else float(bool(bp["passed"]))
+            cv = None if cp is None or "passed" not in cp else float(bool(cp["passed"]))
+            r = RuleResult("parity", task, role, "onnxruntime", None, bv, cv, None, None, "skip", unit="")
+            if cv is None:
+                r.note = "no parity check in current"
+            elif cv:
+                r.verdict, r.note = "pass", "ONNX Runtime matches PyTorch"
+            else:
+                bits = [f"{k}={cp[k]:.3g}" for k in ("max_abs_err", "max_rel_err", "top1_agreement")
+                        if num(cp.get(k)) is not None]
+                r.verdict, r.note = "fail", "parity failed: " + ", ".join(bits)
+            results.append(r)
+    return results
+
+
+EVALUATORS = {
+    "speedup": _rule_speedup,
+    "size_ratio": _rule_size,
+    "accuracy_delta": _rule_accuracy,
+    "parity": _rule_parity,
+    "latency_p50": _rule_latency,
+}
+
+
+def evaluate_gate(baseline: Results | str | Path, current: Results | str | Path,
+                  rules: GateRules | dict | None = None) -> list[RuleResult]:
+    """Every enabled rule for every task/model/backend/batch it covers. Missing data -> "skip"."""
+    baseline = _as_results(baseline, "baseline")
+    current = _as_results(current, "current")
+    if rules is None:
+        rules = default_rules()
+    elif isinstance(rules, dict):
+        rules = parse_rules(copy.deepcopy(rules))
+    elif not isinstance(rules, GateRules):
+        raise OptionError(f"gate rules must be GateRules or a mapping, not {type(rules).__name__}")
+    out: list[RuleResult] = []
+    for spec in rules.enabled():
+        out += EVALUATORS[spec.metric](spec, baseline, current)
+    return out
+
+
+def gate_exit_code(results: list[RuleResult]) -> int:
+    """0 when no rule failed, 1 on a regression. (Bad input raises HarnessError: exit 2 in the CLI.)"""
+    return 1 if any(r.verdict == "fail" for r in results) else 0
+
+
+def gate_summary(results: list[RuleResult]) -> str:
+    counts = {v: sum(1 for r in results if r.verdict == v) for v in VERDICTS}
+    status = "FAIL" if counts["fail"] else "PASS"
+    parts = [f"{counts['fail']} failed", f"{counts['not significant']} not significant", f"{counts['pass']} passed",
+             f"{counts['skip']} skipped"]
+    text = f"gate {status}: " + ", ".join(parts)
+    if results and counts["skip"] == len(results):
+        text += " (nothing was compared: do the two files measure the same tasks and models?)"
+    elif not results:
+        text += " (no rules enabled)"
+    return text
+
+
+def _fmt_val(v: float | None, rule: str) -> str:
+    if v is None:
+        return "-"
+    if rule == "parity":
+        return "pass" if v else "FAIL"
+    if rule == "accuracy_delta":
+        return f"{v:+.2f} pts"
+    if rule == "latency_p50":
+        return f"{v:.3g} ms"
+    return f"{v:.3g}x" if rule in ("speedup", "size_ratio") else f"{v:.4g}"
+
+
+def _fmt_change(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    return f"{v:+.2f} pts" if unit == "pts" else f"{v * 100:+.1f}%"
+
+
+def format_gate(results: list[RuleResult], tablefmt: str = "simple") -> str:
+    """One row per rule evaluation, then a summary line."""
+    from tabulate import tabulate
+
+    rows = []
+    for r in results:
+        p = "" if r.p_value is None else ("<0.001" if r.p_value < 0.001 else f"{r.p_value:.2g}")
+        rows.append([r.rule, r.task, r.model, r.backend, "-" if r.batch is None else r.batch,
+                     _fmt_val(r.baseline, r.rule), _fmt_val(r.current, r.rule), _fmt_change(r.change, r.unit),
+                     "must pass" if r.rule == "parity" else _fmt_change(r.threshold, r.unit), p, r.ci or "",
+                     r.verdict.upper() if r.verdict == "fail" else r.verdict, r.note])
+    headers = ["rule", "task", "model", "backend", "batch", "baseline", "current", "change", "threshold", "p",
+               "CI", "verdict", "note"]
+    table = tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True) if rows else ""
+    return (table + "\n\n" if table else "") + gate_summary(results) + "\n"
+
+
+def update_baseline(current_path: str | Path, baseline_path: str | Path) -> Path:
+    """Copy a current results file over the baseline, atomically, after checking it loads."""
+    current_path = Path(current_path)
+    load_results(current_path)  # raises SchemaError on a bad or foreign file
+    try:
+        data = current_path.read_bytes()
+    except OSError as exc:
+        raise HarnessError(f"cannot read {current_path}: {exc.strerror or exc}") from None
+    return atomic_write_bytes(baseline_path, data)
+
+
+__all__ = ["GateRules", "RuleResult", "RuleSpec", "RULE_METRICS", "default_rules", "evaluate_gate", "format_gate",
+           "gate_exit_code", "gate_summary", "load_rules", "parse_rules", "update_baseline"]

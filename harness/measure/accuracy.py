@@ -1,0 +1,65 @@
+"""Accuracy suite: each session classifies the test set; ONNX accuracy is measured, never copied.
+
+    measure(handles, {"X_test": X, "y_test": y, "batch_size": 256})
+
+Runs `session.run` over X_test in batches (the last one may be short), takes the argmax of the
+logits' last axis and compares with y_test. One Measurement per handle: metrics accuracy
+(fraction), correct, n.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.errors import DataError, OptionError
+from harness.measure.base import SessionHandle
+from harness.results import Measurement
+
+
+def _get(data: Any, name: str) -> Any:
+    if isinstance(data, dict):
+        return data.get(name)
+    return getattr(data, name, None)
+
+
+def predict(session: Any, X: np.ndarray, batch_size: int) -> np.ndarray:
+    preds = []
+    for start in range(0, X.shape[0], batch_size):
+        logits = np.asarray(session.run(np.ascontiguousarray(X[start : start + batch_size])))
+        if logits.ndim < 2 or logits.shape[0] != min(batch_size, X.shape[0] - start):
+            raise DataError(f"model returned logits of shape {logits.shape} for a batch of {min(batch_size, X.shape[0] - start)}")
+        preds.append(np.argmax(logits.reshape(logits.shape[0], -1), axis=-1))
+    return np.concatenate(preds) if preds else np.empty(0, dtype=np.int64)
+
+
+def measure(handles: Sequence[SessionHandle], data: Any, config: Any = None) -> list[Measurement]:
+    X, y = _get(data, "X_test"), _get(data, "y_test")
+    batch_size = _get(data, "batch_size") or 256
+    if X is None or y is None:
+        raise DataError("accuracy needs X_test and y_test")
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise OptionError(f"accuracy batch_size must be a positive integer, got {batch_size!r}")
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y).astype(np.int64).ravel()
+    if X.shape[0] != y.shape[0]:
+        raise DataError(f"X_test has {X.shape[0]} samples but y_test has {y.shape[0]} labels")
+    if y.size == 0:
+        raise DataError("the test set is empty")
+    out = []
+    for h in handles:
+        pred = predict(h.session, X, int(batch_size))
+        correct = int(np.sum(pred == y))
+        out.append(
+            Measurement(
+                task=h.task,
+                model=h.role,
+                backend=h.backend,
+                suite="accuracy",
+                batch_size=int(batch_size),
+                threads=int(h.options.threads),
+                metrics={"accuracy": correct / int(y.size), "correct": correct, "n": int(y.size)},
+                options=h.options.key(),
+            )
+        )
+    return out

@@ -1,0 +1,85 @@
+"""Throughput suite: a batch-size sweep per session, samples per second from the median call.
+
+For each handle and batch size, a short calibrated timing run (same hot loop as latency) gives
+the median time per batch; samples_per_s = batch / median. Every (handle, batch) gets its own
+Measurement (suite "throughput"); each also carries the handle's best batch (`best_batch`,
+`best_samples_per_s`) and whether it is that batch (`is_best`).
+
+A batch that fails (typically out of memory at large batch sizes) stops that handle's sweep; the
+failure is recorded as a warning on the handle's measurements rather than aborting the suite.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.measure.base import SessionHandle
+from harness.measure.latency import _check_batch_sizes, achieved_gflops, get_batch, time_session, timing_metrics
+from harness.measure.stats import StabilityThresholds
+from harness.measure.timing import TimingConfig, measure_overhead_ns
+from harness.results import Measurement
+
+SHORT_TIMING = TimingConfig(warmup_min_s=0.1, warmup_min_calls=3, min_time_s=0.3, min_samples=10, max_time_s=3.0)
+
+
+@dataclass(frozen=True)
+class ThroughputConfig:
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    timing: TimingConfig = field(default_factory=lambda: SHORT_TIMING)
+    thresholds: StabilityThresholds = field(default_factory=StabilityThresholds)
+    keep_samples: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "batch_sizes", _check_batch_sizes(self.batch_sizes, "throughput"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], config: ThroughputConfig | None = None
+            ) -> list[Measurement]:
+    cfg = config or ThroughputConfig()
+    overhead = measure_overhead_ns()
+    out: list[Measurement] = []
+    for h in handles:
+        mine: list[Measurement] = []
+        failure: str | None = None
+        for bs in cfg.batch_sizes:
+            try:
+                res = time_session(h.session, get_batch(inputs, bs), cfg.timing)
+            except Exception as exc:  # noqa: BLE001 - e.g. out of memory at a large batch: record, stop the sweep
+                if not mine:
+                    raise
+                failure = f"batch {bs} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); sweep stopped"
+                break
+            metrics, warnings = timing_metrics(res.samples_ns, res.calibration, overhead, cfg.thresholds)
+            p50_s = metrics["p50_ms"] / 1e3
+            metrics["samples_per_s"] = bs / p50_s if p50_s > 0 else 0.0
+            gflops = achieved_gflops(h.macs, bs, metrics["p50_ms"])
+            if gflops is not None:
+                metrics["gflops"] = gflops
+            mine.append(
+                Measurement(
+                    task=h.task,
+                    model=h.role,
+                    backend=h.backend,
+                    suite="throughput",
+                    batch_size=bs,
+                    threads=int(h.options.threads),
+                    metrics=metrics,
+                    options=h.options.key(),
+                    samples_ns=res.samples_ns.tolist() if cfg.keep_samples else None,
+                    warnings=warnings,
+                )
+            )
+        best = max(mine, key=lambda m: m.metrics["samples_per_s"])
+        for m in mine:
+            m.metrics["best_batch"] = best.batch_size
+            m.metrics["best_samples_per_s"] = best.metrics["samples_per_s"]
+            m.metrics["is_best"] = m is best
+            if failure:
+                m.warnings.append(failure)
+        out.extend(mine)
+    return out

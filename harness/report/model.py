@@ -1,0 +1,729 @@
+"""The report's content as pandas tables, built from Results. No rendering here.
+
+Every table is tidy: one row per (source, task, model[, backend, batch]) with raw numbers
+(accuracy in percent, deltas in points, latencies in ms, ratios as plain floats). Render decides
+how they look. Missing pieces (older or partial runs) leave cells empty; nothing here raises
+on absence.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import SchemaError
+from harness.report.pytest_benchmark import from_pytest_benchmark, is_pytest_benchmark
+from harness.results import ROLES, Measurement, Results
+
+BACKEND_ORDER = ("torch", "onnxruntime")
+REFERENCE = "teacher"
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+def read_any(path: str | Path) -> Results:
+    """A harness results file or a pytest-benchmark JSON file, as Results."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SchemaError(f"results file not found: {path}") from None
+    except IsADirectoryError:
+        raise SchemaError(f"results path is a directory: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"cannot read results file {path}: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"results file is not valid JSON: {path} ({exc.msg} at line {exc.lineno})") from None
+    if is_pytest_benchmark(doc):
+        return from_pytest_benchmark(doc, source=str(path))
+    return Results.from_dict(doc, source=str(path))
+
+
+def load_inputs(paths_or_results: Any) -> list[Results]:
+    """Accept one path/Results or a sequence of them; read each."""
+    if isinstance(paths_or_results, (str, Path, Results)):
+        items: Sequence[Any] = [paths_or_results]
+    else:
+        items = list(paths_or_results)
+    if not items:
+        raise SchemaError("no results files given")
+    out = []
+    for item in items:
+        if isinstance(item, Results):
+            out.append(item)
+        elif isinstance(item, (str, Path)):
+            out.append(read_any(item))
+        else:
+            raise SchemaError(f"cannot read results from a {type(item).__name__}")
+    return out
+
+
+def git_commit(res: Results) -> str | None:
+    env = res.environment or {}
+    commit = env.get("git_commit")
+    if commit is None and isinstance(env.get("git"), dict):
+        commit = env["git"].get("commit")
+    return str(commit) if commit else None
+
+
+def source_labels(results: Sequence[Results]) -> list[str]:
+    """Short unique labels: file name plus short git commit."""
+    def base(res: Results, i: int, parents: int) -> str:
+        if res.source:
+            p = Path(res.source)
+            name = "/".join(p.parts[-(parents + 1):])
+        else:
+            name = f"results{i + 1}"
+        commit = git_commit(res)
+        if commit:
+            name += f"@{commit[:8]}"
+        return name
+
+    labels = [base(r, i, 0) for i, r in enumerate(results)]
+    if len(set(labels)) < len(labels):
+        labels = [base(r, i, 1) for i, r in enumerate(results)]
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab}#{i + 1}" for i, lab in enumerate(labels)]
+    return labels
+
+
+# -- small numeric helpers ---------------------------------------------------------------------
+
+def num(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def pair(x: Any) -> tuple[float, float] | None:
+    if isinstance(x, (list, tuple)) and len(x) == 2:
+        lo, hi = num(x[0]), num(x[1])
+        if lo is not None and hi is not None:
+            return (min(lo, hi), max(lo, hi))
+    return None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def _acc_scale(mean: float | None) -> float:
+    # accuracies are fractions in the schema; tolerate percentages from older tools
+    return 100.0 if mean is None or mean <= 1.0 else 1.0
+
+
+def diff_stats(a: Sequence[float] | None, b: Sequence[float] | None,
+               a_ci: tuple[float, float] | None = None, b_ci: tuple[float, float] | None = None,
+               a_mean: float | None = None, b_mean: float | None = None) -> dict[str, Any]:
+    """Difference a - b with a 95% CI and p-value, from per-seed values when there are any.
+
+    Same-length seed lists are treated as paired (seed i of both models), else Welch. With only
+    CIs the half-widths combine in quadrature (no p-value).
+    """
+    from scipy import stats
+
+    a = [float(x) for x in a or [] if num(x) is not None]
+    b = [float(x) for x in b or [] if num(x) is not None]
+    if a_mean is None and a:
+        a_mean = float(np.mean(a))
+    if b_mean is None and b:
+        b_mean = float(np.mean(b))
+    if a_mean is None or b_mean is None:
+        return {}
+    out: dict[str, Any] = {"diff": a_mean - b_mean, "ci": None, "p_value": None, "test": None}
+    if len(a) == len(b) and len(a) >= 2:
+        d = np.asarray(a) - np.asarray(b)
+        n = len(d)
+        sd = float(np.std(d, ddof=1))
+        m = float(np.mean(d))
+        out["diff"] = m
+        if sd == 0.0:
+            out["ci"] = (m, m)
+            out["p_value"] = 1.0 if m == 0 else 0.0
+        else:
+            hw = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+            out["ci"] = (m - hw, m + hw)
+            out["p_value"] = float(stats.ttest_rel(a, b).pvalue)
+        out["test"] = "paired t"
+    elif len(a) >= 2 and len(b) >= 2:
+        va, vb = float(np.var(a, ddof=1)), float(np.var(b, ddof=1))
+        se2 = va / len(a) + vb / len(b)
+        m = float(np.mean(a) - np.mean(b))
+        out["diff"] = m
+        if se2 == 0:
+            out["ci"] = (m, m)
+            out["p_value"] = 1.0 if m == 0 else 0.0
+        else:
+            dof = se2 ** 2 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
+            hw = float(stats.t.ppf(0.975, dof)) * math.sqrt(se2)
+            out["ci"] = (m - hw, m + hw)
+            out["p_value"] = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+        out["test"] = "welch t"
+    elif a_ci and b_ci:
+        hw = math.hypot((a_ci[1] - a_ci[0]) / 2, (b_ci[1] - b_ci[0]) / 2)
+        out["ci"] = (out["diff"] - hw, out["diff"] + hw)
+        out["test"] = "ci"
+    return out
+
+
+def mann_whitney(a: Sequence[float] | None, b: Sequence[float] | None, alternative: str = "two-sided",
+                 cap: int = 5000) -> float | None:
+    """Mann-Whitney U p-value; long sample lists are thinned evenly (quantile-preserving)."""
+    if not a or not b or len(a) < 3 or len(b) < 3:
+        return None
+    from scipy import stats
+
+    def thin(x):
+        x = np.sort(np.asarray(x, dtype=float))
+        if len(x) > cap:
+            x = x[np.linspace(0, len(x) - 1, cap).round().astype(int)]
+        return x
+
+    xa, xb = thin(a), thin(b)
+    if np.all(xa == xa[0]) and np.all(xb == xb[0]) and xa[0] == xb[0]:
+        return 1.0
+    return float(stats.mannwhitneyu(xa, xb, alternative=alternative).pvalue)
+
+
+# -- Results accessors (tolerant) ---------------------------------------------------------------
+
+def task_names(res: Results) -> list[str]:
+    seen: dict[str, None] = {}
+    for t in res.tasks:
+        seen[str(t)] = None
+    for e in res.models.values():
+        if e.get("task") is not None:
+            seen[str(e["task"])] = None
+    for m in res.measurements:
+        seen[m.task] = None
+    names = list(seen)
+    named = [t for t in names if t]
+    if len(named) == 1 and "" in names:  # measurements without a task belong to the only task
+        return named
+    return names
+
+
+def _m_task(res: Results, m: Measurement, task: str) -> bool:
+    if m.task == task:
+        return True
+    return m.task == "" and len([t for t in task_names(res) if t]) <= 1
+
+
+def task_measurements(res: Results, task: str, suite: str | None = None) -> list[Measurement]:
+    return [m for m in res.measurements if _m_task(res, m, task) and (suite is None or m.suite == suite)]
+
+
+def role_order(names: Iterable[str]) -> list[str]:
+    names = list(dict.fromkeys(names))
+    known = [r for r in ROLES if r in names]
+    return known + sorted(n for n in names if n not in ROLES)
+
+
+def backend_order(names: Iterable[str]) -> list[str]:
+    names = list(dict.fromkeys(names))
+    known = [b for b in BACKEND_ORDER if b in names]
+    return known + sorted(n for n in names if n not in BACKEND_ORDER)
+
+
+def task_roles(res: Results, task: str) -> list[str]:
+    names = [str(e.get("role")) for e in res.models.values()
+             if e.get("role") and (e.get("task") in (task, None, "") or not task)]
+    summary = res.tasks.get(task) if isinstance(res.tasks.get(task), dict) else {}
+    if isinstance(summary.get("models"), dict):
+        names += [str(r) for r in summary["models"]]
+    names += [m.model for m in task_measurements(res, task)]
+    return role_order(names)
+
+
+def model_entry(res: Results, task: str, role: str) -> dict[str, Any]:
+    for e in res.models.values():
+        if e.get("role") == role and e.get("task") == task:
+            return e
+    return res.model_entry(task, role) or {}
+
+
+def task_summary(res: Results, task: str) -> dict[str, Any]:
+    s = res.tasks.get(task)
+    return s if isinstance(s, dict) else {}
+
+
+def summary_model(res: Results, task: str, role: str) -> dict[str, Any]:
+    models = task_summary(res, task).get("models")
+    if isinstance(models, dict) and isinstance(models.get(role), dict):
+        return models[role]
+    return {}
+
+
+def summary_accuracy(res: Results, task: str, role: str) -> dict[str, Any]:
+    """{"mean", "ci", "per_seed"} in percent, from the training summary; {} when absent."""
+    acc = summary_model(res, task, role).get("accuracy")
+    if isinstance(acc, dict):
+        mean = num(acc.get("mean"))
+        per_seed = [num(x) for x in acc.get("per_seed") or [] if num(x) is not None]
+        if mean is None and per_seed:
+            mean = float(np.mean(per_seed))
+        if mean is None:
+            return {}
+        k = _acc_scale(mean)
+        ci = pair(acc.get("ci95"))
+        return {"mean": mean * k, "ci": (ci[0] * k, ci[1] * k) if ci else None,
+                "per_seed": [x * k for x in per_seed]}
+    v = num(acc)
+    if v is not None:
+        return {"mean": v * _acc_scale(v), "ci": None, "per_seed": []}
+    return {}
+
+
+def _pick(ms: list[Measurement]) -> Measurement | None:
+    return ms[0] if ms else None
+
+
+def measured_accuracy(res: Results, task: str, role: str, backend: str) -> float | None:
+    """Accuracy suite result in percent (the largest evaluation when there are several)."""
+    ms = [m for m in task_measurements(res, task, "accuracy")
+          if m.model == role and m.backend == backend and num(m.metrics.get("accuracy")) is not None]
+    if not ms:
+        return None
+    m = max(ms, key=lambda m: num(m.metrics.get("n")) or 0)
+    v = num(m.metrics["accuracy"])
+    return v * _acc_scale(v)
+
+
+def measured_backends(res: Results, task: str, suite: str) -> list[str]:
+    return backend_order(m.backend for m in task_measurements(res, task, suite))
+
+
+def model_value(res: Results, task: str, role: str, key: str) -> float | None:
+    """params / macs / onnx_bytes / ...: model entry, then training summary, then storage suite."""
+    v = num(model_entry(res, task, role).get(key))
+    if v is None:
+        v = num(summary_model(res, task, role).get(key))
+    if v is None:
+        for m in task_measurements(res, task, "storage"):
+            if m.model == role and num(m.metrics.get(key)) is not None:
+                return num(m.metrics[key])
+    return v
+
+
+def train_seconds(res: Results, task: str, role: str) -> float | None:
+    for holder in (model_entry(res, task, role), summary_model(res, task, role)):
+        ts = holder.get("train_seconds")
+        if isinstance(ts, dict) and num(ts.get("mean")) is not None:
+            return num(ts["mean"])
+        if num(ts) is not None:
+            return num(ts)
+    return None
+
+
+def parity(res: Results, task: str, role: str) -> dict[str, Any] | None:
+    p = model_entry(res, task, role).get("parity")
+    return p if isinstance(p, dict) else None
+
+
+def opts_key(m: Measurement) -> str:
+    return ",".join(f"{k}={m.options[k]}" for k in sorted(m.options) if k not in ("benchmark", "group"))
+
+
+def find(res: Results, task: str, suite: str, role: str, backend: str, batch: int | None = None,
+         threads: int | None = None, opts: str | None = None) -> Measurement | None:
+    ms = [m for m in task_measurements(res, task, suite) if m.model == role and m.backend == backend
+          and (batch is None or m.batch_size == batch) and (threads is None or m.threads == threads)]
+    if opts is not None:
+        exact = [m for m in ms if opts_key(m) == opts]
+        if exact or len({opts_key(m) for m in ms}) != 1:
+            ms = exact
+    return _pick(ms)
+
+
+def latency_samples_ms(m: Measurement | None) -> list[float] | None:
+    if m is None or not m.samples_ns:
+        return None
+    return [x / 1e6 for x in m.samples_ns]
+
+
+# -- report model ------------------------------------------------------------------------------
+
+@dataclass
+class TaskReport:
+    task: str
+    accuracy: pd.DataFrame
+    size: pd.DataFrame
+    performance: pd.DataFrame
+    backends: pd.DataFrame
+    kd_vs_scratch: pd.DataFrame
+    ort_vs_torch: pd.DataFrame
+    verdicts: dict[str, str] = field(default_factory=dict)  # source label -> sentence
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"accuracy": self.accuracy, "size": self.size, "performance": self.performance,
+                "backends": self.backends, "kd_vs_scratch": self.kd_vs_scratch, "ort_vs_torch": self.ort_vs_torch}
+
+
+@dataclass
+class Report:
+    results: list[Results]
+    labels: list[str]
+    sources: pd.DataFrame
+    tasks: list[TaskReport]
+    warnings: pd.DataFrame
+
+    @property
+    def multi_source(self) -> bool:
+        return len(self.labels) > 1
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=None if rows else columns)
+    if rows:
+        extra = [c for c in df.columns if c not in columns]
+        df = df[[c for c in columns if c in df.columns] + extra]
+    return df
+
+
+def _accuracy_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    backends = measured_backends(res, task, "accuracy")
+    ref = summary_accuracy(res, task, REFERENCE)
+    for role in roles:
+        acc = summary_accuracy(res, task, role)
+        row: dict[str, Any] = {"source": label, "task": task, "model": role,
+                               "acc_mean_pct": acc.get("mean"),
+                               "acc_ci_lo_pct": acc["ci"][0] if acc.get("ci") else None,
+                               "acc_ci_hi_pct": acc["ci"][1] if acc.get("ci") else None,
+                               "n_seeds": len(acc.get("per_seed") or []) or None}
+        for b in backends:
+            row[f"acc_{b}_pct"] = measured_accuracy(res, task, role, b)
+        d: dict[str, Any] = {}
+        if role != REFERENCE:
+            if acc and ref:
+                d = diff_stats(acc.get("per_seed"), ref.get("per_seed"), acc.get("ci"), ref.get("ci"),
+                               acc.get("mean"), ref.get("mean"))
+            else:
+                for b in ("onnxruntime", "torch", *backends):
+                    a, t = measured_accuracy(res, task, role, b), measured_accuracy(res, task, REFERENCE, b)
+                    if a is not None and t is not None:
+                        d = {"diff": a - t, "ci": None}
+                        break
+        row["delta_pts"] = d.get("diff")
+        row["delta_ci_lo_pts"] = d["ci"][0] if d.get("ci") else None
+        row["delta_ci_hi_pts"] = d["ci"][1] if d.get("ci") else None
+        if row["delta_pts"] is None and role == REFERENCE and (acc or any(row.get(f"acc_{b}_pct") is not None
+                                                                         for b in backends)):
+            row["delta_pts"] = 0.0
+        if any(v is not None for k, v in row.items() if k not in ("source", "task", "model")):
+            rows.append(row)
+    return rows
+
+
+def _size_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    ref = {k: model_value(res, task, REFERENCE, k) for k in ("params", "macs", "onnx_bytes", "checkpoint_bytes")}
+    for role in roles:
+        vals = {k: model_value(res, task, role, k) for k in ("params", "macs", "onnx_bytes", "onnx_gzip_bytes",
+                                                            "checkpoint_bytes")}
+        p = parity(res, task, role)
+        par = None
+        if p is not None and "passed" in p:
+            par = "pass" if p.get("passed") else "FAIL"
+        row = {"source": label, "task": task, "model": role,
+               "params": vals["params"], "params_ratio": ratio(vals["params"], ref["params"]),
+               "macs": vals["macs"], "macs_ratio": ratio(vals["macs"], ref["macs"]),
+               "onnx_bytes": vals["onnx_bytes"], "onnx_ratio": ratio(vals["onnx_bytes"], ref["onnx_bytes"]),
+               "onnx_gzip_bytes": vals["onnx_gzip_bytes"], "checkpoint_bytes": vals["checkpoint_bytes"],
+               "train_s": train_seconds(res, task, role), "parity": par}
+        if any(v is not None for k, v in row.items() if k not in ("source", "task", "model")):
+            rows.append(row)
+    return rows
+
+
+def _speedup(res: Results, task: str, role: str, backend: str, batch: int, threads: int, opts: str
+             ) -> tuple[float | None, tuple[float, float] | None, str | None, float | None]:
+    """(speedup teacher/role, CI, basis, p_value) from the paired suite, else ratio of p50s."""
+    if role == REFERENCE:
+        return 1.0, None, None, None
+    pm = find(res, task, "paired", role, backend, batch, threads, opts)
+    if pm is not None and num(pm.metrics.get("speedup")) is not None:
+        return (num(pm.metrics["speedup"]), pair(pm.metrics.get("speedup_ci95")), "paired",
+                num(pm.metrics.get("p_value")))
+    t = find(res, task, "latency", REFERENCE, backend, batch, threads, opts)
+    s = find(res, task, "latency", role, backend, batch, threads, opts)
+    if t is not None and s is not None:
+        sp = ratio(num(t.metrics.get("p50_ms")), num(s.metrics.get("p50_ms")))
+        if sp is not None:
+            ci = None
+            tc, sc = pair(t.metrics.get("median_ci95_ms")), pair(s.metrics.get("median_ci95_ms"))
+            if tc and sc and sc[0] > 0 and sc[1] > 0:
+                ci = (tc[0] / sc[1], tc[1] / sc[0])
+            return sp, ci, "p50 ratio", None
+    return None, None, None, None
+
+
+def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
+    keys: dict[tuple, None] = {}
+    for m in task_measurements(res, task):
+        if m.suite in ("latency", "paired", "throughput", "memory"):
+            keys[(m.backend, m.batch_size, m.threads, opts_key(m))] = None
+    border = {b: i for i, b in enumerate(backend_order(k[0] for k in keys))}
+    rows = []
+    for backend, batch, threads, opts in sorted(keys, key=lambda k: (border[k[0]], k[1], k[2], k[3])):
+        ref_thr = find(res, task, "throughput", REFERENCE, backend, batch, threads, opts)
+        ref_mem = find(res, task, "memory", REFERENCE, backend, batch, threads, opts)
+        ref_sps = num(ref_thr.metrics.get("samples_per_s")) if ref_thr else None
+        ref_mb = num(ref_mem.metrics.get("peak_rss_increase_mb")) if ref_mem else None
+        for role in roles:
+            lat = find(res, task, "latency", role, backend, batch, threads, opts)
+            thr = find(res, task, "throughput", role, backend, batch, threads, opts)
+            mem = find(res, task, "memory", role, backend, batch, threads, opts)
+            paired = find(res, task, "paired", role, backend, batch, threads, opts)
+            if not (lat or thr or mem or paired):
+                continue
+            p50 = num(lat.metrics.get("p50_ms")) if lat else None
+            if p50 is None and paired is not None:
+                p50 = num(paired.metrics.get("student_p50_ms"))
+            sp, ci, basis, p = _speedup(res, task, role, backend, batch, threads, opts)
+            sps = num(thr.metrics.get("samples_per_s")) if thr else None
+            mb = num(mem.metrics.get("peak_rss_increase_mb")) if mem else None
+            if mb is None and mem is not None:
+                mb = num(mem.metrics.get("peak_rss_mb"))
+            rows.append({
+                "source": label, "task": task, "model": role, "backend": backend, "batch_size": batch,
+                "threads": threads, "options": opts or None,
+                "p50_ms": p50, "p99_ms": num(lat.metrics.get("p99_ms")) if lat else None,
+                "speedup": sp, "speedup_ci_lo": ci[0] if ci else None, "speedup_ci_hi": ci[1] if ci else None,
+                "speedup_basis": basis, "speedup_p_value": p,
+                "throughput_sps": sps, "throughput_ratio": ratio(sps, ref_sps),
+                "peak_mem_mb": mb, "mem_ratio": ratio(mb, ref_mb) if ref_mb and ref_mb > 0 else None,
+                "unstable": bool(lat and any("unstable" in w for w in lat.warnings)) or None,
+            })
+    return rows
+
+
+def _backend_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    backends = backend_order(m.backend for m in task_measurements(res, task)
+                             if m.suite in ("throughput", "cold_start"))
+    for backend in backends:
+        def best(role):
+            ms = [m for m in task_measurements(res, task, "throughput") if m.model == role and m.backend == backend
+                  and num(m.metrics.get("samples_per_s")) is not None]
+            if not ms:
+                return None, None
+            m = max(ms, key=lambda m: num(m.metrics["samples_per_s"]))
+            return num(m.metrics["samples_per_s"]), m.batch_size
+
+        ref_best, _ = best(REFERENCE)
+        for role in roles:
+            sps, bb = best(role)
+            cold = [m for m in task_measurements(res, task, "cold_start") if m.model == role and m.backend == backend]
+            cold_m = min(cold, key=lambda m: m.batch_size) if cold else None
+            row = {"source": label, "task": task, "model": role, "backend": backend,
+                   "best_sps": sps, "best_batch": bb, "best_sps_ratio": ratio(sps, ref_best),
+                   "load_s": num(cold_m.metrics.get("load_s")) if cold_m else None,
+                   "first_inference_ms": num(cold_m.metrics.get("first_inference_ms")) if cold_m else None}
+            if any(row[k] is not None for k in ("best_sps", "load_s", "first_inference_ms")):
+                rows.append(row)
+    return rows
+
+
+def kd_vs_scratch(res: Results, task: str) -> list[dict[str, Any]]:
+    """Accuracy of student_kd minus student_scratch: training summary (seeds) then each backend."""
+    rows = []
+    comp = task_summary(res, task).get("comparison")
+    block = comp.get("kd_vs_scratch") if isinstance(comp, dict) else None
+    if isinstance(block, dict) and num(block.get("diff_pts")) is not None:
+        ci = pair(block.get("ci95"))
+        rows.append({"basis": "training seeds", "diff_pts": num(block["diff_pts"]),
+                     "ci_lo_pts": ci[0] if ci else None, "ci_hi_pts": ci[1] if ci else None,
+                     "p_value": num(block.get("p_value")), "test": block.get("test")})
+    else:
+        kd, sc = summary_accuracy(res, task, "student_kd"), summary_accuracy(res, task, "student_scratch")
+        if kd and sc:
+            d = diff_stats(kd.get("per_seed"), sc.get("per_seed"), kd.get("ci"), sc.get("ci"),
+                           kd.get("mean"), sc.get("mean"))
+            if d:
+                rows.append({"basis": "training seeds", "diff_pts": d["diff"],
+                             "ci_lo_pts": d["ci"][0] if d.get("ci") else None,
+                             "ci_hi_pts": d["ci"][1] if d.get("ci") else None,
+                             "p_value": d.get("p_value"), "test": d.get("test")})
+    for b in measured_backends(res, task, "accuracy"):
+        a, s = measured_accuracy(res, task, "student_kd", b), measured_accuracy(res, task, "student_scratch", b)
+        if a is not None and s is not None:
+            rows.append({"basis": f"measured {b}", "diff_pts": a - s, "ci_lo_pts": None, "ci_hi_pts": None,
+                         "p_value": None, "test": None})
+    return rows
+
+
+def _ort_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    lat = task_measurements(res, task, "latency")
+    keys = sorted({(m.batch_size, m.threads, opts_key(m)) for m in lat})
+    for role in roles:
+        for batch, threads, opts in keys:
+            t = find(res, task, "latency", role, "torch", batch, threads, opts)
+            o = find(res, task, "latency", role, "onnxruntime", batch, threads, opts)
+            if t is None or o is None:
+                continue
+            tp, op = num(t.metrics.get("p50_ms")), num(o.metrics.get("p50_ms"))
+            if tp is None or op is None:
+                continue
+            rows.append({"source": label, "task": task, "model": role, "batch_size": batch, "threads": threads,
+                         "torch_p50_ms": tp, "onnxruntime_p50_ms": op, "ort_over_torch": ratio(op, tp),
+                         "ort_speedup": ratio(tp, op),
+                         "p_value": mann_whitney(t.samples_ns, o.samples_ns)})
+    return rows
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return ""
+    return "p<0.001" if p < 0.001 else f"p={p:.2g}"
+
+
+def verdict(res: Results, task: str, acc_rows, perf_rows, size_rows, kd_rows) -> str:
+    roles = task_roles(res, task)
+    subject_role = "student_kd" if "student_kd" in roles else ("student_scratch" if "student_scratch" in roles
+                                                                else None)
+    if subject_role is None:
+        return "No student model to judge."
+    subject = "KD student" if subject_role == "student_kd" else "Scratch student"
+    acc_parts = []
+    acc = next((r for r in acc_rows if r["model"] == subject_role), None)
+    if acc and acc.get("delta_pts") is not None:
+        s = f"{acc['delta_pts']:+.1f} pts vs teacher"
+        if acc.get("delta_ci_lo_pts") is not None:
+            s += f" [CI {acc['delta_ci_lo_pts']:+.1f}, {acc['delta_ci_hi_pts']:+.1f}]"
+        acc_parts.append(s)
+    if subject_role == "student_kd" and kd_rows:
+        k = kd_rows[0]
+        s = f"{k['diff_pts']:+.1f} pts vs scratch"
+        if k.get("p_value") is not None:
+            s += f", {fmt_p(k['p_value'])}"
+        acc_parts.append(s)
+    other = []
+    mine = [r for r in perf_rows if r["model"] == subject_role and r.get("speedup") is not None]
+    if mine:
+        border = {b: i for i, b in enumerate(("onnxruntime", "torch"))}
+        best = min(mine, key=lambda r: (border.get(r["backend"], 9), r["batch_size"] != 1, r["batch_size"],
+                                        r["threads"]))
+        sp = best["speedup"]
+        word = "faster" if sp >= 1 else "slower"
+        val = sp if sp >= 1 else 1 / sp
+        s = f"{val:.1f}x {word} on {best['backend']} (batch {best['batch_size']})"
+        if best.get("speedup_ci_lo") is not None:
+            s += f" [CI {best['speedup_ci_lo']:.2f}, {best['speedup_ci_hi']:.2f}]"
+            if best["speedup_ci_lo"] <= 1 <= best["speedup_ci_hi"]:
+                s += " (not significant)"
+        other.append(s)
+    size = next((r for r in size_rows if r["model"] == subject_role), None)
+    if size and size.get("onnx_ratio"):
+        r = size["onnx_ratio"]
+        other.append(f"{1 / r:.1f}x smaller ONNX file" if r <= 1 else f"{r:.1f}x larger ONNX file")
+    if not acc_parts and not other:
+        return f"{subject}: no comparable measurements."
+    text = f"{subject}: " + ", ".join(acc_parts)
+    if other:
+        text += ("; " if acc_parts else "") + ", ".join(other)
+    return text + "."
+
+
+def _warning_rows(res: Results, label: str) -> list[dict[str, Any]]:
+    rows = [{"source": label, "task": "", "where": "results", "message": str(w)} for w in res.warnings]
+    for m in res.measurements:
+        for w in m.warnings:
+            rows.append({"source": label, "task": m.task,
+                         "where": f"{m.model}/{m.backend}/{m.suite}/batch {m.batch_size}", "message": str(w)})
+    for e in res.models.values():
+        p = e.get("parity")
+        if isinstance(p, dict) and p.get("passed") is False:
+            bits = [f"{k}={p[k]:.3g}" if num(p.get(k)) is not None else f"{k}={p.get(k)}"
+                    for k in ("max_abs_err", "max_rel_err", "top1_agreement") if k in p]
+            rows.append({"source": label, "task": str(e.get("task") or ""), "where": f"{e.get('role')} parity",
+                         "message": "ONNX Runtime disagrees with PyTorch: " + ", ".join(bits)})
+    return rows
+
+
+ACC_COLS = ["source", "task", "model", "acc_mean_pct", "acc_ci_lo_pct", "acc_ci_hi_pct", "n_seeds", "delta_pts",
+            "delta_ci_lo_pts", "delta_ci_hi_pts"]
+SIZE_COLS = ["source", "task", "model", "params", "params_ratio", "macs", "macs_ratio", "onnx_bytes", "onnx_ratio",
+             "onnx_gzip_bytes", "checkpoint_bytes", "train_s", "parity"]
+PERF_COLS = ["source", "task", "model", "backend", "batch_size", "threads", "options", "p50_ms", "p99_ms", "speedup",
+             "speedup_ci_lo", "speedup_ci_hi", "speedup_basis", "speedup_p_value", "throughput_sps",
+             "throughput_ratio", "peak_mem_mb", "mem_ratio", "unstable"]
+BACKEND_COLS = ["source", "task", "model", "backend", "best_sps", "best_batch", "best_sps_ratio", "load_s",
+                "first_inference_ms"]
+KD_COLS = ["source", "task", "basis", "diff_pts", "ci_lo_pts", "ci_hi_pts", "p_value", "test"]
+ORT_COLS = ["source", "task", "model", "batch_size", "threads", "torch_p50_ms", "onnxruntime_p50_ms",
+            "ort_over_torch", "ort_speedup", "p_value"]
+WARN_COLS = ["source", "task", "where", "message"]
+
+
+def _acc_cols(rows: list[dict[str, Any]]) -> list[str]:
+    measured = list(dict.fromkeys(k for r in rows for k in r if k.startswith("acc_") and k not in ACC_COLS))
+    return ACC_COLS[:7] + measured + ACC_COLS[7:]
+
+
+def _drop_empty(df: pd.DataFrame, keep: Iterable[str] = ()) -> pd.DataFrame:
+    if df.empty:
+        return df
+    keep = set(keep)
+    cols = [c for c in df.columns if c in keep or df[c].notna().any()]
+    return df[cols]
+
+
+def build_model(paths_or_results: Any) -> Report:
+    """Read inputs (paths or Results) and build every table of the report."""
+    results = load_inputs(paths_or_results)
+    labels = source_labels(results)
+    tasks: dict[str, None] = {}
+    for res in results:
+        for t in task_names(res):
+            tasks[t] = None
+    reports = []
+    warn_rows = []
+    src_rows = []
+    for res, label in zip(results, labels):
+        env = res.environment or {}
+        src_rows.append({"source": label, "path": res.source, "created": res.created, "git_commit": git_commit(res),
+                         "host": env.get("hostname") or env.get("host"), "cpu": env.get("cpu"),
+                         "measurements": len(res.measurements)})
+        warn_rows += _warning_rows(res, label)
+    for task in tasks:
+        acc, size, perf, back, kd, ort = [], [], [], [], [], []
+        verdicts = {}
+        for res, label in zip(results, labels):
+            if task not in task_names(res):
+                continue
+            roles = task_roles(res, task)
+            a = _accuracy_rows(res, label, task, roles)
+            s = _size_rows(res, label, task, roles)
+            p = _perf_rows(res, label, task, roles)
+            k = kd_vs_scratch(res, task)
+            acc += a
+            size += s
+            perf += p
+            back += _backend_rows(res, label, task, roles)
+            kd += [{"source": label, "task": task, **r} for r in k]
+            ort += _ort_rows(res, label, task, roles)
+            verdicts[label] = verdict(res, task, a, p, s, k)
+        reports.append(TaskReport(
+            task=task,
+            accuracy=_drop_empty(_frame(acc, _acc_cols(acc)), ("source", "task", "model")),
+            size=_drop_empty(_frame(size, SIZE_COLS), ("source", "task", "model")),
+            performance=_drop_empty(_frame(perf, PERF_COLS), ("source", "task", "model", "backend", "batch_size")),
+            backends=_drop_empty(_frame(back, BACKEND_COLS), ("source", "task", "model", "backend")),
+            kd_vs_scratch=_drop_empty(_frame(kd, KD_COLS), ("source", "task", "basis", "diff_pts")),
+            ort_vs_torch=_drop_empty(_frame(ort, ORT_COLS), ("source", "task", "model", "batch_size")),
+            verdicts=verdicts,
+        ))
+    return Report(results=results, labels=labels, sources=_frame(src_rows, ["source"]), tasks=reports,
+                  warnings=_frame(warn_rows, WARN_COLS))

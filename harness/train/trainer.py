@@ -1,0 +1,219 @@
+"""One training loop for every role: teacher and scratch student use CE, the KD student a KD loss.
+
+Deterministic: the same seed gives the same weights (torch's CPU kernels are deterministic once
+the thread count is fixed; shuffling and augmentation draw from a seeded generator).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from harness.errors import OptionError
+from harness.train.losses import build_loss, check_alpha, check_temperature, loss_names
+
+# Why these defaults: see README "Training defaults". Epoch counts are per kind because a 3D
+# epoch costs ~10x a 1D one on 2 cores, and the whole trio must train in a few minutes.
+DEFAULT_EPOCHS = {"1d": 150, "3d": 20}
+
+
+@dataclass
+class TrainConfig:
+    epochs: int | None = None  # None: DEFAULT_EPOCHS[kind]
+    student_epochs: int | None = None  # None: same as epochs
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    kd_loss: str = "hinton"
+    temperature: float = 4.0
+    alpha: float = 0.5
+    dkd_beta: float = 8.0
+    kd_logits: str = "cached"  # cached | live
+    augment: bool = False
+    calibrate_teacher: bool = False
+    threads: int | None = None
+
+    def validate(self) -> "TrainConfig":
+        for name in ("epochs", "student_epochs"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise OptionError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 2:
+            raise OptionError(f"batch size must be an integer >= 2, got {self.batch_size!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise OptionError(f"learning rate must be positive, got {self.lr!r}")
+        check_temperature(self.temperature)
+        if self.kd_loss == "hinton":
+            check_alpha(self.alpha)
+        elif self.alpha < 0:
+            raise OptionError(f"alpha must be >= 0, got {self.alpha!r}")
+        if self.kd_loss not in loss_names() or self.kd_loss == "ce":
+            raise OptionError(f"unknown KD loss {self.kd_loss!r}; choose hinton or dkd")
+        if self.kd_logits not in ("cached", "live"):
+            raise OptionError(f"--kd-logits must be 'cached' or 'live', got {self.kd_logits!r}")
+        if self.augment and self.kd_logits == "cached":
+            # Cached logits belong to the un-augmented samples; the teacher must label what the student sees.
+            raise OptionError("augmentation needs --kd-logits live (the teacher labels the augmented samples)")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise OptionError(f"threads must be a positive integer, got {self.threads!r}")
+        return self
+
+    def epochs_for(self, kind: str, role: str) -> int:
+        base = self.epochs if self.epochs is not None else DEFAULT_EPOCHS[kind]
+        if role != "teacher" and self.student_epochs is not None:
+            return self.student_epochs
+        return base
+
+    def kd_params(self) -> dict[str, float]:
+        if self.kd_loss == "dkd":
+            return {"T": self.temperature, "alpha": self.alpha, "beta": self.dkd_beta}
+        return {"T": self.temperature, "alpha": self.alpha}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, **kw) -> "TrainConfig":
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def channel_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    axes = (0,) + tuple(range(2, X.ndim))
+    return X.mean(axis=axes, dtype=np.float64), X.std(axis=axes, dtype=np.float64)
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Label-preserving augmentation for series and clips: amplitude scaling, jitter, and a small
+    shift along the time axis (edge-replicated, not wrapped, so motion is never reversed)."""
+    n = x.shape[0]
+    view = (n,) + (1,) * (x.ndim - 1)
+    scale = 1.0 + 0.1 * torch.randn(view, generator=gen)
+    std = x.std().clamp_min(1e-6)
+    x = x * scale + 0.03 * std * torch.randn(x.shape, generator=gen)
+    length = x.shape[2]
+    max_shift = max(1, length // 10)
+    shift = int(torch.randint(-max_shift, max_shift + 1, (1,), generator=gen))
+    if shift:
+        idx = (torch.arange(length) - shift).clamp(0, length - 1)
+        x = x.index_select(2, idx)
+    return x
+
+
+@torch.inference_mode()
+def predict_logits(model: torch.nn.Module, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    model.eval()
+    outs = []
+    for i in range(0, len(X), batch_size):
+        outs.append(model(torch.from_numpy(np.ascontiguousarray(X[i : i + batch_size]))).float().numpy())
+    if not outs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(outs)
+
+
+def accuracy(model: torch.nn.Module, X: np.ndarray, y: np.ndarray) -> float:
+    logits = predict_logits(model, X)
+    return float((logits.argmax(1) == y).mean()) if len(y) else float("nan")
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature scaling (Guo et al. 2017): one scalar that minimises NLL on held-out data."""
+    lt = torch.from_numpy(logits).float()
+    yt = torch.from_numpy(y).long()
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lt / log_t.exp(), yt)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp().clamp(0.05, 20.0))
+
+
+@dataclass
+class FitResult:
+    model: torch.nn.Module
+    seconds: float
+    epochs: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fit(
+    model: torch.nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    cfg: TrainConfig,
+    epochs: int,
+    seed: int,
+    loss_fn: Callable | None = None,
+    teacher: torch.nn.Module | None = None,
+    teacher_logits: np.ndarray | None = None,
+    teacher_temperature: float = 1.0,
+    progress: Callable[[int, float], None] | None = None,
+) -> FitResult:
+    """Train `model` in place on (X, y). With `teacher` the KD loss sees live teacher logits on
+    exactly the (augmented) batch; with `teacher_logits` it sees cached ones (row-aligned with X)."""
+    gen = seed_everything(seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    mean, std = channel_stats(X)
+    model.set_input_stats(mean, std)
+    loss_fn = loss_fn or build_loss("ce")
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+    cached = torch.from_numpy(teacher_logits).float() / teacher_temperature if teacher_logits is not None else None
+    n = len(yt)
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = max(1, math.ceil(n / bs))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=epochs * steps_per_epoch, pct_start=0.15
+    )
+    if teacher is not None:
+        teacher.eval()
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        total, count = 0.0, 0
+        for step in range(steps_per_epoch):
+            idx = perm[step * bs : (step + 1) * bs]
+            if len(idx) < 2:  # BatchNorm cannot train on a batch of one
+                sched.step()
+                continue
+            xb, yb = Xt[idx], yt[idx]
+            if cfg.augment:
+                xb = augment_batch(xb, gen)
+            if teacher is not None:
+                with torch.no_grad():
+                    tl = teacher(xb) / teacher_temperature
+            elif cached is not None:
+                tl = cached[idx]
+            else:
+                tl = None
+            loss = loss_fn(model(xb), tl, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        if progress is not None:
+            progress(epoch + 1, total / max(count, 1))
+    seconds = time.perf_counter() - t0
+    model.eval()
+    return FitResult(model=model, seconds=seconds, epochs=epochs)

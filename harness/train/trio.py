@@ -1,0 +1,259 @@
+"""Train the trio for one task: teacher (once), then per seed a scratch student and a KD student.
+
+The scratch and KD students of one seed start from the same initial weights and see the same
+batches, so their accuracy difference is a paired comparison that isolates what KD adds.
+"""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.artifacts import save_checkpoint
+from harness.errors import OptionError
+from harness.fileio import atomic_write_json, ensure_writable_dir
+from harness.tasks.base import Dataset
+from harness.train.losses import build_loss
+from harness.train.trainer import TrainConfig, accuracy, fit, fit_temperature, predict_logits
+
+ROLES = ("teacher", "student_scratch", "student_kd")
+SUMMARY_SCHEMA = "kd-harness/summary/1"
+
+
+def parse_seeds(text: str | list[int] | None) -> list[int]:
+    if text is None:
+        return [0]
+    if isinstance(text, list):
+        items = text
+    else:
+        parts = [p.strip() for p in str(text).split(",")]
+        if not parts or any(p == "" for p in parts):
+            raise OptionError(f"--seeds must be a comma-separated list of non-negative integers, got {text!r}")
+        try:
+            items = [int(p) for p in parts]
+        except ValueError:
+            raise OptionError(f"--seeds must be a comma-separated list of non-negative integers, got {text!r}") from None
+    if not items or any(s < 0 for s in items):
+        raise OptionError(f"--seeds must be non-negative integers, got {text!r}")
+    if len(set(items)) != len(items):
+        raise OptionError(f"--seeds has duplicates: {text!r}")
+    return items
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for dist in ("torch", "numpy", "onnx", "onnxruntime", "sktime", "scikit-learn", "kd-harness"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (fit, val) with val ~ fraction of each class; classes too small to split stay in fit."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    counts = np.bincount(y)
+    splittable = np.isin(y, np.flatnonzero(counts >= 2))
+    fit_idx, val_idx = train_test_split(
+        idx[splittable], test_size=fraction, random_state=seed, stratify=y[splittable]
+    )
+    fit_idx = np.sort(np.concatenate([fit_idx, idx[~splittable]]))
+    return fit_idx, np.sort(val_idx)
+
+
+@dataclass
+class TrainedModel:
+    role: str
+    seed: int
+    model: Any
+    accuracy: float
+    seconds: float
+    meta: dict[str, Any]
+
+
+def _progress_bar(desc: str, total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="ep", leave=False, disable=not enabled, file=sys.stderr)
+
+    def update(epoch: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+    return bar, update
+
+
+def model_configs(data: Dataset, teacher_config=None, student_config=None) -> tuple[dict, dict]:
+    import kd_models
+
+    shape = data.input_shape
+    t = teacher_config or kd_models.default_config(data.kind, "teacher", data.in_channels, data.classes, shape)
+    s = student_config or kd_models.default_config(data.kind, "student", data.in_channels, data.classes, shape)
+    return dict(t), dict(s)
+
+
+def train_role(
+    role: str,
+    config: dict,
+    data: Dataset,
+    X: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig,
+    seed: int,
+    *,
+    teacher=None,
+    teacher_logits=None,
+    teacher_temperature: float = 1.0,
+    show_progress: bool = True,
+) -> TrainedModel:
+    import kd_models
+    import torch
+
+    torch.manual_seed(seed)
+    model = kd_models.build_model(config)
+    epochs = cfg.epochs_for(data.kind, role)
+    loss_fn = build_loss(cfg.kd_loss, **cfg.kd_params()) if role == "student_kd" else build_loss("ce")
+    bar, update = _progress_bar(f"{data.name} {role} seed {seed}", epochs, show_progress)
+    try:
+        result = fit(
+            model, X, y, cfg=cfg, epochs=epochs, seed=seed, loss_fn=loss_fn,
+            teacher=teacher, teacher_logits=teacher_logits,
+            teacher_temperature=teacher_temperature, progress=update,
+        )
+    finally:
+        bar.close()
+    acc = accuracy(model, data.X_test, data.y_test)
+    meta = {
+        "role": role,
+        "seed": seed,
+        "epochs": epochs,
+        "family": config["family"],
+        "model_config": config,
+        "params": kd_models.count_params(model),
+        "macs": kd_models.count_macs(model, data.input_shape),
+        "input_shape": list(data.input_shape),
+        "accuracy": acc,
+        "train_seconds": result.seconds,
+    }
+    return TrainedModel(role, seed, model, acc, result.seconds, meta)
+
+
+def train_trio(
+    data: Dataset,
+    cfg: TrainConfig,
+    seeds: list[int],
+    out_dir: str | Path,
+    *,
+    teacher_config: dict | None = None,
+    student_config: dict | None = None,
+    show_progress: bool = True,
+    log=None,
+    data_ref: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train, checkpoint and summarise; returns the summary written to OUT/summary.json."""
+    from harness.measure.stats import mean_ci
+
+    cfg.validate()
+    seeds = parse_seeds(seeds)
+    out_dir = ensure_writable_dir(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    t_cfg, s_cfg = model_configs(data, teacher_config, student_config)
+    common = {"task": data.name, "kind": data.kind, "dataset": data.info(), "train_config": cfg.to_dict(),
+              "data_ref": data_ref or {"task": data.name, "data_seed": 0}, "library_versions": library_versions()}
+
+    X_fit, y_fit = data.X_train, data.y_train
+    teacher_T = 1.0
+    calib = None
+    if cfg.calibrate_teacher:
+        fit_idx, val_idx = stratified_split(data.y_train, 0.2, seeds[0])
+        X_fit, y_fit = data.X_train[fit_idx], data.y_train[fit_idx]
+
+    teacher = train_role("teacher", t_cfg, data, X_fit, y_fit, cfg, seeds[0], show_progress=show_progress)
+    if cfg.calibrate_teacher:
+        teacher_T = fit_temperature(predict_logits(teacher.model, data.X_train[val_idx]), data.y_train[val_idx])
+        calib = {"method": "temperature scaling on a stratified 20% validation split of train", "temperature": teacher_T}
+    if log:
+        log(f"teacher: accuracy {teacher.accuracy:.4f}, {teacher.seconds:.1f}s")
+    trained: dict[str, list[TrainedModel]] = {"teacher": [teacher], "student_scratch": [], "student_kd": []}
+
+    cached_logits, logits_seconds = None, 0.0
+    if cfg.kd_logits == "cached":
+        t0 = time.perf_counter()
+        cached_logits = predict_logits(teacher.model, data.X_train)
+        logits_seconds = time.perf_counter() - t0
+
+    for seed in seeds:
+        scratch = train_role("student_scratch", s_cfg, data, data.X_train, data.y_train, cfg, seed,
+                             show_progress=show_progress)
+        kd = train_role(
+            "student_kd", s_cfg, data, data.X_train, data.y_train, cfg, seed,
+            teacher=teacher.model if cfg.kd_logits == "live" else None,
+            teacher_logits=cached_logits, teacher_temperature=teacher_T, show_progress=show_progress,
+        )
+        # Cached mode pays for one teacher pass over the training set: charge it to the KD student.
+        kd.seconds += logits_seconds
+        kd.meta["train_seconds"] = kd.seconds
+        kd.meta.update({"kd_logits": cfg.kd_logits, "teacher_logits_seconds": logits_seconds,
+                        "kd_loss": cfg.kd_loss, "kd_params": cfg.kd_params(), "teacher_temperature": teacher_T})
+        trained["student_scratch"].append(scratch)
+        trained["student_kd"].append(kd)
+        if log:
+            log(f"seed {seed}: scratch {scratch.accuracy:.4f}, kd {kd.accuracy:.4f}")
+
+    summary: dict[str, Any] = {"schema": SUMMARY_SCHEMA, **common, "seeds": seeds, "models": {}}
+    for role, items in trained.items():
+        paths = []
+        for item in items:
+            path = ckpt_dir / f"{role}-seed{item.seed}.pt"
+            meta = save_checkpoint(path, item.model, {**common, **item.meta})
+            paths.append({"seed": item.seed, "path": str(path.relative_to(out_dir)), "sha256": meta["sha256"],
+                          "bytes": meta["bytes"]})
+        accs = [it.accuracy for it in items]
+        secs = [it.seconds for it in items]
+        mean, lo, hi = mean_ci(accs)
+        first = items[0].meta
+        summary["models"][role] = {
+            "family": first["family"],
+            "model_config": first["model_config"],
+            "params": first["params"],
+            "macs": first["macs"],
+            "epochs": first["epochs"],
+            "accuracy": {"mean": mean, "ci95": [lo, hi], "per_seed": accs},
+            "train_seconds": {"mean": float(np.mean(secs)), "per_seed": secs},
+            "seeds": [it.seed for it in items],
+            "checkpoints": paths,
+        }
+    kd_meta = trained["student_kd"][0].meta
+    summary["models"]["student_kd"].update(
+        {"kd_logits": cfg.kd_logits, "kd_loss": cfg.kd_loss, "kd_params": cfg.kd_params(),
+         "teacher_logits_seconds": logits_seconds}
+    )
+    if calib:
+        summary["teacher_calibration"] = calib
+    summary["comparison"] = compare_students(summary)
+    atomic_write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def compare_students(summary: dict[str, Any]) -> dict[str, Any]:
+    """KD vs scratch (paired by seed) and each student vs the teacher, in accuracy points."""
+    from harness.measure.stats import paired_difference
+
+    models = summary["models"]
+    kd = np.asarray(models["student_kd"]["accuracy"]["per_seed"], dtype=float)
+    sc = np.asarray(models["student_scratch"]["accuracy"]["per_seed"], dtype=float)
+    teacher = float(models["teacher"]["accuracy"]["mean"])
+    out = {"kd_vs_scratch": paired_difference(kd * 100, sc * 100)}
+    for role, arr in (("student_kd", kd), ("student_scratch", sc)):
+        out[f"{role}_vs_teacher"] = paired_difference(arr * 100, np.full_like(arr, teacher * 100))
+    return out

@@ -1,0 +1,117 @@
+"""Pieces every model family shares: input normalisation, the model base class, counting.
+
+Every model is `KDModel`:
+
+    logits   = model(x)                      # N x num_classes, float32
+    features = model.features(x)             # N x F, the pooled penultimate vector
+    logits  == model.head(model.features(x)) # in every mode (dropout lives inside features)
+    model.set_input_stats(mean, std)         # per-channel; stored as buffers in state_dict
+
+Normalisation is part of the model so that an ONNX export takes raw data.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.errors import OptionError
+
+STD_FLOOR = 1e-6
+
+
+class InputNorm(nn.Module):
+    """(x - mean) / std with per-channel buffers shaped (1, C, 1, ...) for `spatial_dims` trailing axes."""
+
+    def __init__(self, channels: int, spatial_dims: int):
+        super().__init__()
+        shape = (1, int(channels)) + (1,) * int(spatial_dims)
+        self.channels = int(channels)
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("std", torch.ones(shape))
+
+    @torch.no_grad()
+    def set_stats(self, mean, std) -> None:
+        mean_t = _as_channel_vector(mean, self.channels, "mean")
+        std_t = _as_channel_vector(std, self.channels, "std").clamp_min(STD_FLOOR)
+        self.mean.copy_(mean_t.reshape(self.mean.shape))
+        self.std.copy_(std_t.reshape(self.std.shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}"
+
+
+def _as_channel_vector(values, channels: int, what: str) -> torch.Tensor:
+    arr = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64)
+    arr = arr.reshape(-1)
+    if arr.size != channels:
+        raise OptionError(f"input {what} has {arr.size} values, the model has {channels} input channels")
+    if not np.all(np.isfinite(arr)):
+        raise OptionError(f"input {what} has non-finite values")
+    return torch.from_numpy(arr.astype(np.float32))
+
+
+class KDModel(nn.Module):
+    """Base class: norm -> body -> global average pool -> dropout = features; head = Linear.
+
+    Subclasses set `self.norm`, `self.body` (a module mapping N x C x ... to N x F x ...),
+    `self.drop`, `self.head` and `self.spatial_dims`.
+    """
+
+    spatial_dims: int = 1
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config = dict(config)
+
+    def set_input_stats(self, mean, std) -> None:
+        """Per-channel mean and std of the raw training inputs; std is clamped to >= 1e-6."""
+        self.norm.set_stats(mean, std)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(self.norm(x))
+        # Global average pool as a plain mean: exports to ONNX for any batch and any length.
+        h = h.mean(dim=tuple(range(2, 2 + self.spatial_dims)))
+        return self.drop(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.head.in_features)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.head.out_features)
+
+
+def count_params(model: nn.Module) -> int:
+    """All parameters, trainable or not (buffers such as BN running stats are not parameters)."""
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates for one sample: FlopCounterMode flops // 2 on a batch of 1, eval mode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shape = tuple(int(d) for d in input_shape)
+    if not shape or any(d <= 0 for d in shape):
+        raise OptionError(f"input_shape must be positive sizes without the batch axis, got {tuple(input_shape)}")
+    was_training = model.training
+    try:
+        first = next(iter(model.parameters()), None)
+        device = first.device if first is not None else torch.device("cpu")
+        x = torch.zeros((1,) + shape, dtype=torch.float32, device=device)
+        model.eval()
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(x)
+        return int(counter.get_total_flops() // 2)
+    finally:
+        model.train(was_training)

@@ -1,0 +1,223 @@
+"""Family registry: config validation, `build_model`, and the default teacher/student configs.
+
+A model config is a plain JSON-able dict, e.g.
+
+    {"family": "resnet1d", "in_channels": 1, "num_classes": 6,
+     "widths": [32, 64, 128], "kernels": [7, 5, 3], "strides": [2, 2, 2], "dropout": 0.1}
+
+Every key of the family is required and no other key is allowed, so a checkpoint's config
+names its architecture exactly.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from harness.errors import OptionError
+
+from .conv1d import FCN1d, ResNet1d
+from .conv3d import C3D
+
+FAMILIES: tuple[str, ...] = ("fcn1d", "resnet1d", "c3d")
+KINDS: tuple[str, ...] = ("1d", "3d")
+ROLES: tuple[str, ...] = ("teacher", "student")
+
+FAMILY_KIND = {"fcn1d": "1d", "resnet1d": "1d", "c3d": "3d"}
+_CLASSES = {"fcn1d": FCN1d, "resnet1d": ResNet1d, "c3d": C3D}
+
+# key -> (kind of value, one-line description used in error messages)
+_COMMON = {
+    "family": ("family", "one of " + ", ".join(FAMILIES)),
+    "in_channels": ("pos_int", "input channels"),
+    "num_classes": ("pos_int", "output classes"),
+}
+_SCHEMAS: dict[str, dict[str, tuple[str, str]]] = {
+    "fcn1d": {
+        **_COMMON,
+        "widths": ("pos_int_list", "channels of each conv layer"),
+        "kernels": ("pos_int_list", "kernel size of each conv layer (same length as widths)"),
+        "strides": ("pos_int_list", "stride of each conv layer (same length as widths)"),
+        "dropout": ("prob", "dropout before the head, in [0, 1)"),
+    },
+    "resnet1d": {
+        **_COMMON,
+        "widths": ("pos_int_list", "channels of each residual block"),
+        "kernels": ("pos_int_list", "kernel sizes of the convs inside every block"),
+        "strides": ("pos_int_list", "stride of each block's first conv (same length as widths)"),
+        "dropout": ("prob", "dropout before the head, in [0, 1)"),
+    },
+    "c3d": {
+        **_COMMON,
+        "widths": ("pos_int_list", "channels of each stage"),
+        "convs": ("pos_int_list", "conv layers in each stage (same length as widths)"),
+        "pools": ("triple_list", "max-pool [d, h, w] after each stage, [1, 1, 1] for none (same length as widths)"),
+        "stem_stride": ("triple", "[d, h, w] stride of the first conv"),
+        "kernel": ("odd_int", "cubic kernel size of every conv, odd"),
+        "dropout": ("prob", "dropout before the head, in [0, 1)"),
+    },
+}
+_SAME_LENGTH = {"fcn1d": ("kernels", "strides"), "resnet1d": ("strides",), "c3d": ("convs", "pools")}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_value(family: str, key: str, kind: str, value: Any) -> Any:
+    """Return the value in canonical JSON form (lists, ints, floats) or raise OptionError."""
+    where = f"model config ({family}) key {key!r}"
+    if kind == "pos_int":
+        if not _is_int(value) or value <= 0:
+            raise OptionError(f"{where} must be a positive integer, got {value!r}")
+        return int(value)
+    if kind == "odd_int":
+        if not _is_int(value) or value <= 0 or value % 2 == 0:
+            raise OptionError(f"{where} must be a positive odd integer, got {value!r}")
+        return int(value)
+    if kind == "prob":
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not (0.0 <= float(value) < 1.0):
+            raise OptionError(f"{where} must be a number in [0, 1), got {value!r}")
+        return float(value)
+    if kind == "pos_int_list":
+        if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) and v > 0 for v in value):
+            raise OptionError(f"{where} must be a non-empty list of positive integers, got {value!r}")
+        return [int(v) for v in value]
+    if kind == "triple":
+        if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(_is_int(v) and v > 0 for v in value):
+            raise OptionError(f"{where} must be a list of 3 positive integers [d, h, w], got {value!r}")
+        return [int(v) for v in value]
+    if kind == "triple_list":
+        ok = isinstance(value, (list, tuple)) and value and all(
+            isinstance(t, (list, tuple)) and len(t) == 3 and all(_is_int(v) and v > 0 for v in t) for t in value
+        )
+        if not ok:
+            raise OptionError(f"{where} must be a non-empty list of [d, h, w] positive-integer triples, got {value!r}")
+        return [[int(v) for v in t] for t in value]
+    raise AssertionError(kind)
+
+
+def validate_config(config: Any) -> dict:
+    """Check a model config against its family's schema; return a canonical copy."""
+    if not isinstance(config, dict):
+        raise OptionError(f"model config must be a dict, got {type(config).__name__}")
+    family = config.get("family")
+    if family not in _SCHEMAS:
+        raise OptionError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
+    schema = _SCHEMAS[family]
+    missing = [k for k in schema if k not in config]
+    if missing:
+        raise OptionError(
+            f"model config ({family}) is missing {', '.join(missing)}; {family} needs keys: {', '.join(schema)}"
+        )
+    extra = sorted(str(k) for k in config if k not in schema)
+    if extra:
+        raise OptionError(
+            f"model config ({family}) has unknown keys {', '.join(extra)}; {family} takes keys: {', '.join(schema)}"
+        )
+    out = {"family": family}
+    for key, (kind, _desc) in schema.items():
+        if key != "family":
+            out[key] = _check_value(family, key, kind, config[key])
+    for key in _SAME_LENGTH[family]:
+        if len(out[key]) != len(out["widths"]):
+            raise OptionError(
+                f"model config ({family}) key {key!r} has {len(out[key])} entries, widths has {len(out['widths'])}"
+            )
+    return out
+
+
+def build_model(config: dict):
+    """Build the model a config describes (call torch.manual_seed first for a reproducible init)."""
+    cfg = validate_config(config)
+    return _CLASSES[cfg["family"]](cfg)
+
+
+def describe_family(family: str) -> dict[str, str]:
+    """Key -> description for a family (for help text)."""
+    if family not in _SCHEMAS:
+        raise OptionError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
+    return {k: d for k, (_kind, d) in _SCHEMAS[family].items()}
+
+
+# --------------------------------------------------------------------------- default configs
+
+def _spatial_shape(kind: str, in_channels: int, input_shape) -> tuple[int, ...]:
+    dims = 1 if kind == "1d" else 3
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise OptionError(f"input_shape must be a tuple of sizes, got {input_shape!r}") from None
+    if len(shape) == dims + 1:
+        if shape[0] != in_channels:
+            raise OptionError(f"input_shape {shape} has {shape[0]} channels, in_channels is {in_channels}")
+        shape = shape[1:]
+    if len(shape) != dims or any(d <= 0 for d in shape):
+        want = "(C, L)" if kind == "1d" else "(C, D, H, W)"
+        raise OptionError(f"input_shape for kind {kind} must be {want} with positive sizes, got {tuple(input_shape)}")
+    return shape
+
+
+def _stride_to(size: int, target: int) -> int:
+    """Smallest power-of-two stride that brings `size` down to <= target (at least 1)."""
+    s = 1
+    while math.ceil(size / s) > target:
+        s *= 2
+    return s
+
+
+def _default_1d(role: str, in_channels: int, num_classes: int, length: int) -> dict:
+    # The first block strides so it sees <= ~128 steps (OSULeaf 427 -> 107), capped at 4 so the
+    # kernel-7 conv still covers every sample; later blocks halve the length again.
+    first = min(_stride_to(length, 128), 4)
+    if role == "teacher":
+        widths, kernels, dropout = [32, 64, 128], [7, 5, 3], 0.1
+    else:
+        widths, kernels, dropout = [12, 24], [7, 5, 3], 0.0
+    strides = [first] + [2] * (len(widths) - 1)
+    return {
+        "family": "resnet1d", "in_channels": in_channels, "num_classes": num_classes,
+        "widths": widths, "kernels": kernels, "strides": strides, "dropout": dropout,
+    }
+
+
+def _default_3d(role: str, in_channels: int, num_classes: int, dhw: tuple[int, int, int]) -> dict:
+    # The stem conv strides each axis down to <= 16 (moving-digits 16x32x32 and voxels 32^3 both
+    # become 16^3, capped at 2 so the 3-wide kernel covers every voxel); each stage but the last
+    # then max-pools by 2 while the axis is still > 1, so any input of >= 1 voxel per axis is valid.
+    # The teacher's width sits in the last stages, where the volume is small: capacity is cheap there.
+    stem = [min(_stride_to(n, 16), 2) for n in dhw]
+    if role == "teacher":
+        widths, convs, dropout = [16, 32, 64, 128], [1, 1, 1, 2], 0.2
+    else:
+        widths, convs, dropout = [4, 8, 16, 32], [1, 1, 1, 1], 0.0
+    size = [math.ceil(n / s) for n, s in zip(dhw, stem)]
+    pools = []
+    for _ in widths[:-1]:
+        pool = [2 if n >= 2 else 1 for n in size]
+        size = [n // p for n, p in zip(size, pool)]
+        pools.append(pool)
+    pools.append([1, 1, 1])  # last stage goes straight into the global average pool
+    return {
+        "family": "c3d", "in_channels": in_channels, "num_classes": num_classes,
+        "widths": widths, "convs": convs, "pools": pools, "stem_stride": stem, "kernel": 3, "dropout": dropout,
+    }
+
+
+_DEFAULTS: dict[str, Callable[..., dict]] = {"1d": _default_1d, "3d": _default_3d}
+
+
+def default_config(kind: str, role: str, in_channels: int, num_classes: int, input_shape) -> dict:
+    """The harness's default teacher or student for a task of this kind and input shape.
+
+    The student has >= 10x fewer parameters and >= 10x fewer MACs per sample than the teacher.
+    """
+    if kind not in KINDS:
+        raise OptionError(f"unknown model kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    if role not in ROLES:
+        raise OptionError(f"unknown model role {role!r}; valid roles: {', '.join(ROLES)}")
+    for name, v in (("in_channels", in_channels), ("num_classes", num_classes)):
+        if not _is_int(v) or v <= 0:
+            raise OptionError(f"{name} must be a positive integer, got {v!r}")
+    spatial = _spatial_shape(kind, in_channels, input_shape)
+    cfg = _DEFAULTS[kind](role, int(in_channels), int(num_classes), spatial[0] if kind == "1d" else spatial)
+    return validate_config(cfg)

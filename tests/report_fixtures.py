@@ -1,0 +1,274 @@
+"""Realistic synthetic Results for report / gate / history tests (no training, no timing).
+
+`make_results()` builds what a full bench writes: training summaries over 3 seeds, model
+entries with sizes and parity, and every suite for 3 roles x 2 backends x batch sizes 1 and 8.
+Latency samples come from a lognormal around a per-model median with a seeded rng; `drift`
+moves each run's medians a little (a machine is never the same twice), `slowdown` makes the
+students genuinely heavier.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.results import Measurement, Results
+
+ROLES = ("teacher", "student_scratch", "student_kd")
+
+# per-sample median latency (ms) at batch 1, per backend
+BASE_MS = {
+    "teacher": {"torch": 2.40, "onnxruntime": 1.50},
+    "student_scratch": {"torch": 0.80, "onnxruntime": 0.45},
+    "student_kd": {"torch": 0.80, "onnxruntime": 0.45},
+}
+PARAMS = {"teacher": 1_204_000, "student_scratch": 151_000, "student_kd": 151_000}
+MACS = {"teacher": 61_000_000, "student_scratch": 7_300_000, "student_kd": 7_300_000}
+ACC = {"teacher": 0.920, "student_scratch": 0.881, "student_kd": 0.902}
+
+
+def latency_metrics(samples_ns: Sequence[int], macs: int | None = None, batch: int = 1) -> dict[str, Any]:
+    ms = np.asarray(samples_ns, dtype=float) / 1e6
+    q = np.percentile(ms, [25, 50, 75, 90, 95, 99, 99.9])
+    s = np.sort(ms)
+    n = len(s)
+    half = 1.96 * math.sqrt(n) / 2
+    lo, hi = max(int(n / 2 - half), 0), min(int(math.ceil(n / 2 + half)), n - 1)
+    out = {"p50_ms": float(q[1]), "p90_ms": float(q[3]), "p95_ms": float(q[4]), "p99_ms": float(q[5]),
+           "p999_ms": float(q[6]), "mean_ms": float(ms.mean()), "std_ms": float(ms.std(ddof=1)),
+           "iqr_ms": float(q[2] - q[0]), "min_ms": float(s[0]), "max_ms": float(s[-1]),
+           "cv": float(ms.std(ddof=1) / ms.mean()), "n": int(n), "median_ci95_ms": [float(s[lo]), float(s[hi])]}
+    if macs:
+        out["gflops"] = 2 * macs * batch / (out["p50_ms"] / 1e3) / 1e9
+    return out
+
+
+def _samples(rng, median_ms: float, n: int, sigma: float) -> list[int]:
+    x = rng.lognormal(mean=math.log(median_ms * 1e6), sigma=sigma, size=n)
+    return [int(v) for v in x]
+
+
+def paired_metrics(rng, teacher_ns: list[int], student_ns: list[int], n_boot: int = 300) -> dict[str, Any]:
+    t, s = np.asarray(teacher_ns, float), np.asarray(student_ns, float)
+    r = t / s
+    idx = rng.integers(0, len(r), size=(n_boot, len(r)))
+    boot = np.median(r[idx], axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    from scipy import stats
+
+    p = float(stats.wilcoxon(t, s).pvalue) if len(t) >= 10 else 1.0
+    return {"speedup": float(np.median(r)), "speedup_ci95": [float(lo), float(hi)],
+            "teacher_p50_ms": float(np.median(t) / 1e6), "student_p50_ms": float(np.median(s) / 1e6),
+            "p_value": p, "rounds": int(len(r)), "reference": "teacher",
+            "reference_samples_ns": [int(x) for x in teacher_ns]}
+
+
+def make_results(
+    tasks: Sequence[str] = ("osuleaf", "ucf101_small"),
+    roles: Sequence[str] = ROLES,
+    backends: Sequence[str] = ("torch", "onnxruntime"),
+    batch_sizes: Sequence[int] = (1, 8),
+    seed: int = 0,
+    n_samples: int = 300,
+    sigma: float = 0.08,
+    drift: float = 0.02,
+    slowdown: float = 1.0,
+    kd_acc_shift: float = 0.0,
+    size_growth: float = 1.0,
+    parity_fail: Sequence[str] = (),
+    seeds: Sequence[int] = (0, 1, 2),
+    with_summary: bool = True,
+    with_paired: bool = True,
+    commit: str | None = "3f2a9c1d0b7e",
+    source: str | None = None,
+    unstable: bool = False,
+) -> Results:
+    """One bench's Results. `slowdown` multiplies the students' latency (1.25 = 25% slower)."""
+    rng = np.random.default_rng(seed)
+    multi = len(tasks) > 1
+    res = Results(
+        environment={"git_commit": commit, "git_dirty": False, "hostname": f"bench-{seed}",
+                     "cpu": "Synthetic CPU @ 3.0GHz", "python": "3.11.9"} if commit else
+        {"hostname": f"bench-{seed}"},
+        config={"suites": ["accuracy", "latency", "paired", "throughput", "memory", "storage", "cold_start"],
+                "batch_sizes": list(batch_sizes), "threads": 1},
+        source=source,
+    )
+    res.created = f"2026-11-{20 + seed % 9:02d}T12:{seed % 60:02d}:00+00:00"
+    for ti, task in enumerate(tasks):
+        tscale = 1.0 + 0.6 * ti  # the second task is a bigger input
+        # run-level drift per backend and model: the machine is a little different today, and not
+        # the same for a big and a small model (caches, frequency), so even ratios move a bit
+        run_drift = {(b, r): float(np.exp(rng.normal(0, drift))) for b in backends for r in roles}
+        summary_models = {}
+        acc_per_seed = {}
+        for role in roles:
+            base = ACC.get(role, 0.85) - 0.03 * ti + (kd_acc_shift if role == "student_kd" else 0.0)
+            acc_per_seed[role] = [float(np.clip(base + rng.normal(0, 0.004), 0, 1)) for _ in seeds]
+            summary_models[role] = {
+                "params": PARAMS.get(role, 100_000), "macs": int(MACS.get(role, 5_000_000) * tscale),
+                "accuracy": {"mean": float(np.mean(acc_per_seed[role])), "per_seed": acc_per_seed[role]},
+                "train_seconds": {"mean": 40.0 * (3 if role == "teacher" else 1) * tscale,
+                                  "per_seed": [40.0 * (3 if role == "teacher" else 1) * tscale] * len(seeds)},
+            }
+            ps = acc_per_seed[role]
+            if len(ps) >= 2:
+                from scipy import stats
+
+                hw = float(stats.t.ppf(0.975, len(ps) - 1) * np.std(ps, ddof=1) / math.sqrt(len(ps)))
+                summary_models[role]["accuracy"]["ci95"] = [float(np.mean(ps)) - hw, float(np.mean(ps)) + hw]
+        if with_summary:
+            summary = {"task": task, "seeds": list(seeds), "models": summary_models}
+            if "student_kd" in roles and "student_scratch" in roles and len(seeds) >= 2:
+                from scipy import stats
+
+                d = np.asarray(acc_per_seed["student_kd"]) - np.asarray(acc_per_seed["student_scratch"])
+                hw = float(stats.t.ppf(0.975, len(d) - 1) * np.std(d, ddof=1) / math.sqrt(len(d)))
+                summary["comparison"] = {"kd_vs_scratch": {
+                    "diff_pts": float(d.mean() * 100), "ci95": [float((d.mean() - hw) * 100),
+                                                                float((d.mean() + hw) * 100)],
+                    "p_value": float(stats.ttest_rel(acc_per_seed["student_kd"],
+                                                     acc_per_seed["student_scratch"]).pvalue),
+                    "test": "paired t"}}
+            res.tasks[task] = summary
+        for role in roles:
+            params = PARAMS.get(role, 100_000)
+            grow = size_growth if role != "teacher" else 1.0
+            onnx_bytes = int((params * 4 + 48_000) * grow)
+            entry = {
+                "params": params, "macs": int(MACS.get(role, 5_000_000) * tscale),
+                "checkpoint": f"runs/{task}/{role}.pt", "checkpoint_sha256": "0" * 64,
+                "checkpoint_bytes": params * 4 + 9_000, "onnx": f"runs/{task}/{role}.onnx",
+                "onnx_sha256": "1" * 64, "onnx_bytes": onnx_bytes, "onnx_gzip_bytes": int(onnx_bytes * 0.92),
+                "parity": {"max_abs_err": 2e-6 if role not in parity_fail else 0.3, "max_rel_err": 1e-5,
+                           "top1_agreement": 1.0 if role not in parity_fail else 0.93,
+                           "passed": role not in parity_fail},
+                "train_seconds": summary_models[role]["train_seconds"],
+            }
+            res.add_model(task, role, entry, multi_task=multi)
+            res.measurements.append(Measurement(
+                task=task, model=role, backend="any", suite="storage", batch_size=1, threads=1,
+                metrics={"checkpoint_bytes": entry["checkpoint_bytes"], "onnx_bytes": onnx_bytes,
+                         "onnx_gzip_bytes": entry["onnx_gzip_bytes"], "params": params, "macs": entry["macs"]}))
+
+        for backend in backends:
+            for role in roles:
+                n_test = 200
+                acc = ACC.get(role, 0.85) - 0.03 * ti + (kd_acc_shift if role == "student_kd" else 0.0)
+                correct = int(round(acc * n_test))
+                res.measurements.append(Measurement(
+                    task=task, model=role, backend=backend, suite="accuracy", batch_size=64, threads=1,
+                    metrics={"accuracy": correct / n_test, "correct": correct, "n": n_test}))
+            samples: dict[tuple[str, int], list[int]] = {}
+            best = {}
+            for role in roles:
+                for bs in batch_sizes:
+                    med = BASE_MS.get(role, BASE_MS["student_kd"])[backend] * tscale * run_drift[(backend, role)]
+                    med *= (1 + 0.55 * (bs - 1))  # batching amortises overhead
+                    if role != "teacher":
+                        med *= slowdown
+                    s = _samples(rng, med, n_samples, sigma)
+                    samples[(role, bs)] = s
+                    m = Measurement(task=task, model=role, backend=backend, suite="latency", batch_size=bs,
+                                    threads=1, metrics=latency_metrics(s, int(MACS.get(role, 5_000_000) * tscale), bs), samples_ns=s)
+                    if unstable and role == "teacher" and bs == 1:
+                        m.warnings.append("unstable: cv 0.31 > 0.10 (other load on the machine?)")
+                    res.measurements.append(m)
+                    sps = bs / (np.median(s) / 1e9)
+                    best.setdefault(role, []).append((bs, float(sps)))
+                    res.measurements.append(Measurement(
+                        task=task, model=role, backend=backend, suite="memory", batch_size=bs, threads=1,
+                        metrics={"peak_rss_increase_mb": (40.0 if role == "teacher" else 9.0) * (1 + 0.1 * bs)
+                                 * tscale, "peak_rss_mb": 310.0, "rss_baseline_mb": 290.0,
+                                 "load_increase_mb": 6.0 if role == "teacher" else 1.5,
+                                 "arena": backend == "onnxruntime"}))
+                res.measurements.append(Measurement(
+                    task=task, model=role, backend=backend, suite="cold_start", batch_size=1, threads=1,
+                    metrics={"load_s": 0.12 if role == "teacher" else 0.05,
+                             "first_inference_ms": 9.0 if role == "teacher" else 4.0}))
+            for role, pts in best.items():
+                top = max(pts, key=lambda p: p[1])
+                for bs, sps in pts:
+                    res.measurements.append(Measurement(
+                        task=task, model=role, backend=backend, suite="throughput", batch_size=bs, threads=1,
+                        metrics={"samples_per_s": sps, "best_batch": top[0], "is_best": bs == top[0]}))
+            if with_paired and "teacher" in roles:
+                for role in roles:
+                    if role == "teacher":
+                        continue
+                    for bs in batch_sizes:
+                        tm = BASE_MS["teacher"][backend] * tscale * run_drift[(backend, "teacher")] \
+                            * (1 + 0.55 * (bs - 1))
+                        sm = BASE_MS.get(role, BASE_MS["student_kd"])[backend] * tscale * run_drift[(backend, role)] \
+                            * (1 + 0.55 * (bs - 1)) * slowdown
+                        # interleaved rounds share the machine's state: a common per-round factor
+                        common = rng.lognormal(0, sigma, n_samples)
+                        t = [int(x) for x in tm * 1e6 * common * rng.lognormal(0, sigma / 2, n_samples)]
+                        s = [int(x) for x in sm * 1e6 * common * rng.lognormal(0, sigma / 2, n_samples)]
+                        res.measurements.append(Measurement(
+                            task=task, model=role, backend=backend, suite="paired", batch_size=bs, threads=1,
+                            metrics=paired_metrics(rng, t, s), samples_ns=s))
+    if parity_fail:
+        res.warnings.append("parity failed for: " + ", ".join(parity_fail))
+    return res
+
+
+def write_pytest_benchmark(path, *, with_data: bool = True) -> dict:
+    """A small, realistic pytest-benchmark 5.x JSON file (as `--benchmark-json` writes it)."""
+    import json
+
+    rng = np.random.default_rng(7)
+
+    def stats(median_s: float, rounds: int) -> dict:
+        data = sorted(rng.lognormal(math.log(median_s), 0.05, rounds).tolist())
+        arr = np.asarray(data)
+        q1, q3 = np.percentile(arr, [25, 75])
+        iqr = q3 - q1
+        st = {"min": float(arr.min()), "max": float(arr.max()), "mean": float(arr.mean()),
+              "stddev": float(arr.std(ddof=1)), "rounds": rounds, "median": float(np.median(arr)),
+              "iqr": float(iqr), "q1": float(q1), "q3": float(q3), "iqr_outliers": 1, "stddev_outliers": 3,
+              "outliers": "3;1", "ld15iqr": float(arr[arr >= q1 - 1.5 * iqr].min()),
+              "hd15iqr": float(arr[arr <= q3 + 1.5 * iqr].max()), "ops": float(1 / arr.mean()),
+              "total": float(arr.sum()), "iterations": 1}
+        if with_data:
+            st["data"] = data
+        return st
+
+    benches = []
+    for role, backend, med, params, onnx_bytes, acc in (
+        ("teacher", "onnxruntime", 1.5e-3, 1_204_000, 4_864_000, 0.92),
+        ("student_kd", "onnxruntime", 0.45e-3, 151_000, 652_000, 0.90),
+        ("student_scratch", "onnxruntime", 0.46e-3, 151_000, 652_000, 0.88),
+        ("teacher", "torch", 2.4e-3, 1_204_000, 4_864_000, 0.92),
+        ("student_kd", "torch", 0.8e-3, 151_000, 652_000, 0.90),
+    ):
+        name = f"test_latency[{role}-{backend}-1]"
+        benches.append({
+            "group": "latency-osuleaf", "name": name, "fullname": f"tests/bench/test_bench.py::{name}",
+            "params": {"role": role, "backend": backend, "batch_size": 1}, "param": f"{role}-{backend}-1",
+            "extra_info": {"task": "osuleaf", "role": role, "backend": backend, "batch_size": 1, "threads": 1,
+                           "accuracy": acc, "params": params, "onnx_bytes": onnx_bytes,
+                           "checkpoint_bytes": params * 4 + 9000},
+            "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 5, "max_time": 1.0,
+                        "min_time": 5e-06, "warmup": False},
+            "stats": stats(med, 50),
+        })
+    doc = {
+        "machine_info": {"node": "ci-runner-3", "processor": "x86_64", "machine": "x86_64",
+                         "python_compiler": "GCC 12.2.0", "python_implementation": "CPython",
+                         "python_implementation_version": "3.11.9", "python_version": "3.11.9",
+                         "python_build": ["main", "Apr  2 2024 08:00:00"], "release": "6.1.0-18-amd64",
+                         "system": "Linux", "cpu": {"arch": "X86_64", "bits": 64, "count": 2,
+                                                   "brand_raw": "Intel(R) Xeon(R) CPU @ 2.20GHz"}},
+        "commit_info": {"id": "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d", "time": "2026-11-27T18:00:00+00:00",
+                        "author_time": "2026-11-27T18:00:00+00:00", "dirty": False, "project": "kd-harness",
+                        "branch": "main"},
+        "benchmarks": benches,
+        "datetime": "2026-11-27T19:12:03.123456+00:00",
+        "version": "5.1.0",
+    }
+    from pathlib import Path
+
+    Path(path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return doc

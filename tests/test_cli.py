@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(code, err):
+    assert code == 2
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("harness: error:")
+    assert "Traceback" not in err
+
+
+def test_tasks_json(capsys):
+    code, out, _ = _run(capsys, "tasks", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    names = {r["name"] for r in rows}
+    assert {"osuleaf", "acsf1", "arrowhead", "gunpoint", "basicmotions", "japanesevowels",
+            "moving-digits", "voxel-shapes"} <= names
+    for r in rows:
+        assert r["kind"] in ("1d", "3d") and r["classes"] >= 2 and r["n_train"] > 0 and r["n_test"] > 0
+
+
+def test_train_cli_prints_table(capsys, npz_1d, tmp_path):
+    code, out, _ = _run(capsys, "train", "--data", str(npz_1d), "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet")
+    assert code == 0
+    assert "student_kd" in out and "teacher" in out
+    assert (tmp_path / "r" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--task", "no-such-task"],
+    ["train", "--task", "gunpoint", "--seeds", "x"],
+    ["train", "--task", "gunpoint", "--epochs", "0"],
+    ["train", "--task", "gunpoint", "--epochs", "two"],
+    ["train", "--task", "gunpoint", "-T", "-1"],
+    ["train", "--task", "gunpoint", "--alpha", "2"],
+    ["train", "--task", "gunpoint", "--kd-logits", "sometimes"],
+    ["train", "--task", "gunpoint", "--bogus"],
+    ["train"],
+])
+def test_bad_options(capsys, tmp_path, argv):
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, *argv, "--out", str(out))
+    _one_line_error(code, err)
+    assert not out.exists()
+
+
+def _bad_npz(tmp_path, name, **arrays):
+    path = tmp_path / f"{name}.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def test_malformed_npz(capsys, tmp_path):
+    X = np.zeros((6, 1, 16), np.float32)
+    y = np.array([0, 1, 0, 1, 0, 1])
+    cases = {
+        "missing": dict(X_train=X, y_train=y, X_test=X),
+        "ndim": dict(X_train=X[:, 0], y_train=y, X_test=X[:, 0], y_test=y),
+        "range": dict(X_train=X, y_train=y, X_test=X, y_test=y + 5),
+        "nan": dict(X_train=np.full_like(X, np.nan), y_train=y, X_test=X, y_test=y),
+        "inf": dict(X_train=X, y_train=y, X_test=np.full_like(X, np.inf), y_test=y),
+        "length": dict(X_train=X, y_train=y[:4], X_test=X, y_test=y),
+    }
+    for name, arrays in cases.items():
+        out = tmp_path / f"out-{name}"
+        code, _, err = _run(capsys, "train", "--data", str(_bad_npz(tmp_path, name, **arrays)), "--out", str(out))
+        _one_line_error(code, err)
+        assert not out.exists(), name
+    text = tmp_path / "notnpz.npz"
+    text.write_text("hello")
+    code, _, err = _run(capsys, "train", "--data", str(text), "--out", str(tmp_path / "o"))
+    _one_line_error(code, err)
+
+
+def test_unwritable_out(capsys, npz_1d, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = _run(capsys, "train", "--data", str(npz_1d), "--epochs", "1", "--out", str(blocker / "sub"))
+    _one_line_error(code, err)

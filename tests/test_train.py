@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from harness.artifacts import load_checkpoint, read_checkpoint
+from harness.errors import CheckpointError, OptionError
+from harness.tasks import load_npz
+from harness.train.trainer import TrainConfig
+from harness.train.trio import parse_seeds, stratified_split, train_trio
+
+
+def _train(npz, out, seeds=(0,), **kw):
+    cfg = TrainConfig(epochs=2, **kw)
+    return train_trio(load_npz(npz), cfg, list(seeds), out, show_progress=False)
+
+
+def test_summary_schema_and_files(npz_1d, tmp_path):
+    summary = _train(npz_1d, tmp_path / "run", seeds=(0, 1))
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    assert summary["task"] == "tiny1d" and summary["seeds"] == [0, 1]
+    for role in ("teacher", "student_scratch", "student_kd"):
+        m = summary["models"][role]
+        assert isinstance(m["params"], int) and m["params"] > 0
+        assert isinstance(m["macs"], int) and m["macs"] > 0
+        acc = m["accuracy"]
+        assert 0.0 <= acc["mean"] <= 1.0
+        assert acc["ci95"][0] <= acc["mean"] <= acc["ci95"][1]
+        assert all(0 <= a <= 1 for a in acc["per_seed"])
+        assert len(m["train_seconds"]["per_seed"]) == len(acc["per_seed"])
+        for ck in m["checkpoints"]:
+            assert (tmp_path / "run" / ck["path"]).is_file()
+    assert len(summary["models"]["student_kd"]["accuracy"]["per_seed"]) == 2
+    assert summary["models"]["teacher"]["params"] >= 10 * summary["models"]["student_kd"]["params"]
+    assert "kd_vs_scratch" in summary["comparison"]
+
+
+def test_training_is_deterministic(npz_1d, tmp_path):
+    a = _train(npz_1d, tmp_path / "a")
+    b = _train(npz_1d, tmp_path / "b")
+    for role in ("teacher", "student_scratch", "student_kd"):
+        assert a["models"][role]["accuracy"]["per_seed"] == b["models"][role]["accuracy"]["per_seed"]
+        pa = tmp_path / "a" / a["models"][role]["checkpoints"][0]["path"]
+        pb = tmp_path / "b" / b["models"][role]["checkpoints"][0]["path"]
+        sa, sb = read_checkpoint(pa)[1], read_checkpoint(pb)[1]
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_live_and_cached_logits_both_train(npz_1d, tmp_path):
+    s = _train(npz_1d, tmp_path / "live", kd_logits="live")
+    assert s["models"]["student_kd"]["kd_logits"] == "live"
+
+
+def test_3d_trio(npz_3d, tmp_path):
+    s = _train(npz_3d, tmp_path / "r3")
+    assert s["kind"] == "3d"
+    assert s["models"]["teacher"]["macs"] >= 10 * s["models"]["student_kd"]["macs"]
+
+
+def test_checkpoint_round_trip_and_errors(npz_1d, tmp_path):
+    s = _train(npz_1d, tmp_path / "run")
+    path = tmp_path / "run" / s["models"]["student_kd"]["checkpoints"][0]["path"]
+    model, meta = load_checkpoint(path)
+    data = load_npz(npz_1d)
+    with torch.inference_mode():
+        acc = (model(torch.from_numpy(data.X_test)).argmax(1).numpy() == data.y_test).mean()
+    assert acc == pytest.approx(meta["accuracy"])
+    teacher_cfg = s["models"]["teacher"]["model_config"]
+    with pytest.raises(CheckpointError, match="expected"):
+        load_checkpoint(path, expect_config=teacher_cfg)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not a kd-harness checkpoint"):
+        load_checkpoint(foreign)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(corrupt)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("text", ["", "a", "1,,2", "-1", "1,1"])
+def test_bad_seeds(text):
+    with pytest.raises(OptionError):
+        parse_seeds(text)
+
+
+@pytest.mark.parametrize("kw", [{"epochs": 0}, {"temperature": 0}, {"temperature": -2}, {"alpha": 1.5},
+                                {"kd_logits": "warm"}, {"kd_loss": "nope"}, {"augment": True}])
+def test_bad_config(kw):
+    with pytest.raises(OptionError):
+        TrainConfig(**kw).validate()
+
+
+def test_stratified_split_disjoint_and_stratified():
+    y = np.repeat(np.arange(4), 25)
+    fit, val = stratified_split(y, 0.2, seed=0)
+    assert len(np.intersect1d(fit, val)) == 0 and len(fit) + len(val) == 100
+    assert np.all(np.bincount(y[val]) == 5)
