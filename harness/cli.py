@@ -89,7 +89,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default runs/<task>)")
     p.add_argument("--quiet", action="store_true")
     _add_train_options(p)
+
+    p = sub.add_parser("bench", help="measure a training run's models, or ONNX files you bring")
+    p.add_argument("run_dir", nargs="?", default=None, help="a `harness train` output folder")
+    p.add_argument("--onnx", action="append", default=[], metavar="LABEL=FILE.onnx",
+                   help="measure ONNX files instead of a run (repeat: --onnx teacher=t.onnx --onnx student=s.onnx)")
+    p.add_argument("--data", default=None, help="npz with X_test/y_test for the accuracy suite (--onnx mode)")
+    p.add_argument("--input-shape", default=None, help="sample shape without batch axis, e.g. 1,427 (dynamic models)")
+    _add_bench_options(p)
+    p.add_argument("--out", default=None, help="results JSON (default RUN_DIR/results.json or results.json)")
+
+    p = sub.add_parser("run", help="the main job: train (or reuse) the default 1D and 3D trios, bench, compare")
+    p.add_argument("--out", default="runs/default", help="folder for runs and results.json (default runs/default)")
+    p.add_argument("--retrain", action="store_true", help="train again even if a matching run exists")
+    p.add_argument("--tasks", type=_str_list, default=None, help="comma-separated tasks (default osuleaf,moving-digits)")
+    p.add_argument("--seeds", default=None, help="student seeds (default 0)")
+    p.add_argument("--epochs", type=_positive_int("--epochs"), default=None)
+    p.add_argument("--full", action="store_true", help="full-length timing windows (default: quick windows)")
+    _add_bench_options(p)
+
+    p = sub.add_parser("report", help="compare teacher, scratch and KD students from results files")
+    p.add_argument("results", nargs="+", help="harness results JSON or pytest-benchmark JSON files")
+    p.add_argument("--format", default=None, help="table (default), md, csv, html or json")
+    p.add_argument("--out", default=None, help="write to this file (format from suffix if --format not given)")
+
+    p = sub.add_parser("gate", help="fail (exit 1) when the current results regress against a baseline")
+    p.add_argument("--baseline", required=True)
+    p.add_argument("--current", required=True)
+    p.add_argument("--rules", default=None, help="rules file (JSON or TOML); see docs/gate-rules.md")
+    p.add_argument("--update-baseline", action="store_true", help="after gating, copy current over baseline")
+
+    p = sub.add_parser("history", help="a metric's trend over benches (SQLite)")
+    p.add_argument("--db", default=None, help="history database (default results/history.sqlite)")
+    p.add_argument("--metric", default="p50_ms")
+    p.add_argument("--task", default=None)
+    p.add_argument("--model", default=None)
+    p.add_argument("--backend", default=None)
+    p.add_argument("--suite", default=None)
+    p.add_argument("--batch-size", type=_positive_int("--batch-size"), default=None)
+    p.add_argument("--append", default=None, metavar="RESULTS", help="append a results file first")
     return parser
+
+
+def _add_bench_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backends", type=_str_list, default=None, help="torch,onnxruntime (default both)")
+    p.add_argument("--suites", type=_str_list, default=None,
+                   help="accuracy,latency,paired,throughput,memory,storage,cold_start,roofline (default all)")
+    p.add_argument("--batch-sizes", type=_int_list("--batch-sizes"), default=None, help="latency/paired batch sizes (default 1,8)")
+    p.add_argument("--throughput-batch-sizes", type=_int_list("--throughput-batch-sizes"), default=None)
+    p.add_argument("--threads", type=_positive_int("--threads"), default=None, help="intra-op threads (default: physical cores)")
+    p.add_argument("--device", default=None, choices=None, help="cpu (default) or cuda")
+    p.add_argument("--graph-optimization", default=None, help="onnxruntime: disable|basic|extended|all")
+    p.add_argument("--no-arena", action="store_true", help="onnxruntime: disable the CPU memory arena")
+    p.add_argument("--external-data", action="store_true", help="export ONNX weights to a side .data file")
+    p.add_argument("--quick", action="store_true", help="short timing windows (CI smoke runs)")
+    p.add_argument("--history", default=None, help="append to this SQLite history (default results/history.sqlite)")
+    p.add_argument("--no-history", action="store_true", help="do not append to the history database")
+    p.add_argument("--quiet", action="store_true")
 
 
 def cmd_tasks(args) -> int:
@@ -145,7 +201,137 @@ def cmd_train(args) -> int:
     return 0
 
 
-COMMANDS = {"tasks": cmd_tasks, "train": cmd_train}
+def bench_config_from_args(args, quick_default: bool = False):
+    from harness.bench import BenchConfig
+
+    cfg = BenchConfig(quick=quick_default)
+    if args.backends is not None:
+        cfg.backends = args.backends
+    if args.suites is not None:
+        cfg.suites = args.suites
+    if args.batch_sizes is not None:
+        cfg.batch_sizes = args.batch_sizes
+    if args.throughput_batch_sizes is not None:
+        cfg.throughput_batch_sizes = args.throughput_batch_sizes
+    if args.threads is not None:
+        cfg.threads = args.threads
+    if args.device is not None:
+        if args.device not in ("cpu", "cuda"):
+            raise OptionError(f"--device must be cpu or cuda, got {args.device!r}")
+        cfg.device = args.device
+    if args.graph_optimization is not None:
+        cfg.graph_optimization = args.graph_optimization
+    cfg.arena = not args.no_arena
+    cfg.external_data = bool(args.external_data)
+    cfg.quick = cfg.quick or bool(args.quick)
+    return cfg.validate()
+
+
+def _record_history(args, results_path) -> None:
+    if args.no_history:
+        return
+    from harness import history
+
+    db = args.history or history.DEFAULT_DB
+    history.append(results_path, db)
+
+
+def cmd_bench(args) -> int:
+    from harness import bench
+    from harness.report import build_report
+    from harness.results import write_results
+    from harness.tasks import load_npz
+
+    cfg = bench_config_from_args(args)
+    if args.onnx and args.run_dir:
+        raise OptionError("give either a training run folder or --onnx files, not both")
+    if args.onnx:
+        specs = bench.parse_onnx_specs(args.onnx)
+        shape = bench.parse_input_shape(args.input_shape)
+        if args.backends is None:
+            cfg.backends = ["onnxruntime"]
+        out = Path(args.out or "results.json")
+        data = load_npz(args.data) if args.data else None
+        if data is None and "accuracy" in cfg.suites and args.suites is None:
+            cfg.suites = [s for s in cfg.suites if s != "accuracy"]
+        sources = bench.onnx_sources(specs, shape, data, task=data.name if data else "onnx")
+    elif args.run_dir:
+        summary, run_dir = bench.load_run(args.run_dir)
+        out = Path(args.out or (run_dir / "results.json"))
+        data = bench.run_dataset(summary)
+        sources = None
+    else:
+        raise OptionError("give a training run folder (harness bench RUN_DIR) or --onnx LABEL=FILE.onnx")
+    from harness.fileio import ensure_writable_dir
+
+    ensure_writable_dir(out.parent if str(out.parent) else ".")
+    if sources is None:
+        sources = bench.export_run(summary, run_dir, data, cfg, quiet=args.quiet)
+    results = bench.bench_models(sources, data, cfg, quiet=args.quiet)
+    if args.run_dir:
+        results.tasks[summary["task"]] = summary
+    path = write_results(out, results)
+    _record_history(args, path)
+    print(build_report(results, "table"))
+    print(f"\nwrote {path}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from harness.report import build_report
+    from harness.run import main_job
+    from harness.train.trio import parse_seeds
+
+    cfg = bench_config_from_args(args, quick_default=not args.full)
+    seeds = parse_seeds(args.seeds)
+    overrides = {"epochs": args.epochs} if args.epochs else None
+    results, path = main_job(args.out, tasks=args.tasks, seeds=seeds, retrain=args.retrain, bench_cfg=cfg,
+                             train_overrides=overrides, quiet=args.quiet)
+    _record_history(args, path)
+    print(build_report(results, "table"))
+    print(f"\nwrote {path} ({results.config.get('wall_seconds', 0):.0f} s)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from harness.report import FORMATS, format_for_path, write_report
+
+    fmt = format_for_path(args.out, args.format)
+    if fmt not in FORMATS:
+        raise OptionError(f"unknown report format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    path = write_report(args.results, fmt, args.out)
+    if path is not None:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_gate(args) -> int:
+    from harness import gate
+
+    rules = gate.load_rules(args.rules) if args.rules else None
+    verdicts = gate.evaluate_gate(args.baseline, args.current, rules)
+    print(gate.format_gate(verdicts))
+    code = gate.gate_exit_code(verdicts)
+    if args.update_baseline:
+        gate.update_baseline(args.current, args.baseline)
+        print(f"baseline updated: {args.baseline}", file=sys.stderr)
+    return code
+
+
+def cmd_history(args) -> int:
+    from harness import history
+
+    db = args.db or history.DEFAULT_DB
+    if args.append:
+        history.append(args.append, db)
+    df = history.query(db, args.metric, task=args.task, model=args.model, backend=args.backend,
+                       batch_size=args.batch_size, suite=args.suite)
+    print(history.format_history(df))
+    return 0
+
+
+COMMANDS = {"tasks": cmd_tasks, "train": cmd_train, "bench": cmd_bench, "run": cmd_run, "report": cmd_report,
+            "gate": cmd_gate, "history": cmd_history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -246,6 +246,11 @@ def parity_check(
     session = OnnxRuntimeBackend().open(
         Artifact(role="parity", onnx=str(onnx_path)), BackendOptions(threads=1, graph_optimization="all")
     )
+    try:
+        session.check_shape(inputs.shape)  # before torch sees it: one clear message, not a conv error
+    except OptionError:
+        session.close()
+        raise
     was_training = model.training
     model.eval()
     param = next(iter(model.parameters()), None)

@@ -181,13 +181,14 @@ def _default_1d(role: str, in_channels: int, num_classes: int, length: int) -> d
 
 
 def _default_3d(role: str, in_channels: int, num_classes: int, dhw: tuple[int, int, int]) -> dict:
-    # The stem conv strides each axis down to <= 16 (moving-digits 16x32x32 and voxels 32^3 both
-    # become 16^3, capped at 2 so the 3-wide kernel covers every voxel); each stage but the last
-    # then max-pools by 2 while the axis is still > 1, so any input of >= 1 voxel per axis is valid.
-    # The teacher's width sits in the last stages, where the volume is small: capacity is cheap there.
-    stem = [min(_stride_to(n, 16), 2) for n in dhw]
+    # The stem conv strides by 2 every axis longer than 8 (moving-digits 16x32x32 -> 8x16x16, voxels
+    # 32^3 -> 16^3; capped at 2 so the 3-wide kernel still covers every voxel); each stage but the
+    # last then max-pools by 2 while the axis is still > 1, so any input of >= 1 voxel per axis is
+    # valid. The teacher's stem is thin (full-resolution BN/ReLU/pool dominate CPU time) and its
+    # width sits in the later stages, where the volume is small and capacity is cheap.
+    stem = [min(_stride_to(n, 8), 2) for n in dhw]
     if role == "teacher":
-        widths, convs, dropout = [16, 32, 64, 128], [1, 1, 1, 2], 0.2
+        widths, convs, dropout = [8, 32, 64, 128], [1, 1, 2, 2], 0.2
     else:
         widths, convs, dropout = [4, 8, 16, 32], [1, 1, 1, 1], 0.0
     size = [math.ceil(n / s) for n, s in zip(dhw, stem)]

@@ -1,6 +1,7 @@
 """Realistic synthetic Results for report / gate / history tests (no training, no timing).
 
-`make_results()` builds what a full bench writes: training summaries over 3 seeds, model
+`make_results()` builds what a full bench writes: training summaries (one teacher, students over
+3 seeds, as harness.train.trio does), model
 entries with sizes and parity, and every suite for 3 roles x 2 backends x batch sizes 1 and 8.
 Latency samples come from a lognormal around a per-model median with a seeded rng; `drift`
 moves each run's medians a little (a machine is never the same twice), `slowdown` makes the
@@ -44,24 +45,51 @@ def latency_metrics(samples_ns: Sequence[int], macs: int | None = None, batch: i
     return out
 
 
+def _mean_ci(values: Sequence[float]) -> dict[str, Any]:
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    m = float(v.mean())
+    if len(v) < 2:
+        return {"mean": m, "ci95": [m, m]}
+    hw = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return {"mean": m, "ci95": [m - hw, m + hw]}
+
+
+def _paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    from scipy import stats
+
+    d = a - b
+    out = _mean_ci(d)
+    p = None if len(d) < 2 else (float(stats.ttest_rel(a, b).pvalue) if d.std() > 0 else float(d[0] == 0))
+    return {"diff_pts": out["mean"], "ci95": out["ci95"], "p_value": p, "test": "paired t-test", "n": int(len(d)),
+            "per_pair": [float(x) for x in d]}
+
+
 def _samples(rng, median_ms: float, n: int, sigma: float) -> list[int]:
     x = rng.lognormal(mean=math.log(median_ms * 1e6), sigma=sigma, size=n)
     return [int(v) for v in x]
 
 
-def paired_metrics(rng, teacher_ns: list[int], student_ns: list[int], n_boot: int = 300) -> dict[str, Any]:
-    t, s = np.asarray(teacher_ns, float), np.asarray(student_ns, float)
-    r = t / s
-    idx = rng.integers(0, len(r), size=(n_boot, len(r)))
-    boot = np.median(r[idx], axis=1)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
+def paired_metrics(rng, teacher_ns: list[int], student_ns: list[int], calls_per_block: int = 10,
+                   n_boot: int = 300) -> dict[str, Any]:
+    """What the paired suite reports: ratio of medians, CI by bootstrapping rounds (clusters of calls)."""
     from scipy import stats
 
-    p = float(stats.wilcoxon(t, s).pvalue) if len(t) >= 10 else 1.0
-    return {"speedup": float(np.median(r)), "speedup_ci95": [float(lo), float(hi)],
+    k = calls_per_block
+    t, s = np.asarray(teacher_ns, float), np.asarray(student_ns, float)
+    rounds = len(t) // k
+    tr, sr = t[: rounds * k].reshape(rounds, k), s[: rounds * k].reshape(rounds, k)
+    idx = rng.integers(0, rounds, size=(n_boot, rounds))
+    boot = np.median(tr[idx].reshape(n_boot, -1), axis=1) / np.median(sr[idx].reshape(n_boot, -1), axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    speedup = float(np.median(t) / np.median(s))
+    return {"speedup": speedup, "speedup_ci95": [float(min(lo, speedup)), float(max(hi, speedup))],
+            "significant": bool(lo > 1 or hi < 1),
             "teacher_p50_ms": float(np.median(t) / 1e6), "student_p50_ms": float(np.median(s) / 1e6),
-            "p_value": p, "rounds": int(len(r)), "reference": "teacher",
-            "reference_samples_ns": [int(x) for x in teacher_ns]}
+            "p50_ms": float(np.median(s) / 1e6),
+            "p_value": float(stats.mannwhitneyu(t, s).pvalue), "rounds": int(rounds), "calls_per_block": k,
+            "reference": "teacher", "reference_samples_ns": [int(x) for x in teacher_ns]}
 
 
 def make_results(
@@ -78,6 +106,7 @@ def make_results(
     size_growth: float = 1.0,
     parity_fail: Sequence[str] = (),
     seeds: Sequence[int] = (0, 1, 2),
+    single_teacher: bool = True,
     with_summary: bool = True,
     with_paired: bool = True,
     commit: str | None = "3f2a9c1d0b7e",
@@ -105,32 +134,25 @@ def make_results(
         acc_per_seed = {}
         for role in roles:
             base = ACC.get(role, 0.85) - 0.03 * ti + (kd_acc_shift if role == "student_kd" else 0.0)
-            acc_per_seed[role] = [float(np.clip(base + rng.normal(0, 0.004), 0, 1)) for _ in seeds]
+            n_seeds = 1 if role == "teacher" and single_teacher else len(seeds)
+            acc_per_seed[role] = [float(np.clip(base + rng.normal(0, 0.004), 0, 1)) for _ in range(n_seeds)]
+            secs = 40.0 * (3 if role == "teacher" else 1) * tscale
             summary_models[role] = {
                 "params": PARAMS.get(role, 100_000), "macs": int(MACS.get(role, 5_000_000) * tscale),
-                "accuracy": {"mean": float(np.mean(acc_per_seed[role])), "per_seed": acc_per_seed[role]},
-                "train_seconds": {"mean": 40.0 * (3 if role == "teacher" else 1) * tscale,
-                                  "per_seed": [40.0 * (3 if role == "teacher" else 1) * tscale] * len(seeds)},
+                "accuracy": {**_mean_ci(acc_per_seed[role]), "per_seed": acc_per_seed[role]},
+                "train_seconds": {"mean": secs, "per_seed": [secs] * n_seeds},
+                "seeds": list(seeds[:n_seeds]),
             }
-            ps = acc_per_seed[role]
-            if len(ps) >= 2:
-                from scipy import stats
-
-                hw = float(stats.t.ppf(0.975, len(ps) - 1) * np.std(ps, ddof=1) / math.sqrt(len(ps)))
-                summary_models[role]["accuracy"]["ci95"] = [float(np.mean(ps)) - hw, float(np.mean(ps)) + hw]
         if with_summary:
-            summary = {"task": task, "seeds": list(seeds), "models": summary_models}
-            if "student_kd" in roles and "student_scratch" in roles and len(seeds) >= 2:
-                from scipy import stats
-
-                d = np.asarray(acc_per_seed["student_kd"]) - np.asarray(acc_per_seed["student_scratch"])
-                hw = float(stats.t.ppf(0.975, len(d) - 1) * np.std(d, ddof=1) / math.sqrt(len(d)))
-                summary["comparison"] = {"kd_vs_scratch": {
-                    "diff_pts": float(d.mean() * 100), "ci95": [float((d.mean() - hw) * 100),
-                                                                float((d.mean() + hw) * 100)],
-                    "p_value": float(stats.ttest_rel(acc_per_seed["student_kd"],
-                                                     acc_per_seed["student_scratch"]).pvalue),
-                    "test": "paired t"}}
+            summary = {"schema": "kd-harness/summary/1", "task": task, "seeds": list(seeds), "models": summary_models}
+            if "student_kd" in roles and "student_scratch" in roles and "teacher" in roles:
+                kd = np.asarray(acc_per_seed["student_kd"]) * 100
+                sc = np.asarray(acc_per_seed["student_scratch"]) * 100
+                t = summary_models["teacher"]["accuracy"]["mean"] * 100
+                # the shape harness.train.trio.compare_students writes
+                summary["comparison"] = {"kd_vs_scratch": _paired_difference(kd, sc),
+                                         "student_kd_vs_teacher": _paired_difference(kd, np.full_like(kd, t)),
+                                         "student_scratch_vs_teacher": _paired_difference(sc, np.full_like(sc, t))}
             res.tasks[task] = summary
         for role in roles:
             params = PARAMS.get(role, 100_000)
@@ -170,8 +192,9 @@ def make_results(
                         med *= slowdown
                     s = _samples(rng, med, n_samples, sigma)
                     samples[(role, bs)] = s
+                    macs = int(MACS.get(role, 5_000_000) * tscale)
                     m = Measurement(task=task, model=role, backend=backend, suite="latency", batch_size=bs,
-                                    threads=1, metrics=latency_metrics(s, int(MACS.get(role, 5_000_000) * tscale), bs), samples_ns=s)
+                                    threads=1, metrics=latency_metrics(s, macs, bs), samples_ns=s)
                     if unstable and role == "teacher" and bs == 1:
                         m.warnings.append("unstable: cv 0.31 > 0.10 (other load on the machine?)")
                     res.measurements.append(m)
@@ -203,12 +226,13 @@ def make_results(
                         sm = BASE_MS.get(role, BASE_MS["student_kd"])[backend] * tscale * run_drift[(backend, role)] \
                             * (1 + 0.55 * (bs - 1)) * slowdown
                         # interleaved rounds share the machine's state: a common per-round factor
-                        common = rng.lognormal(0, sigma, n_samples)
+                        k = 10
+                        common = np.repeat(rng.lognormal(0, sigma, n_samples // k + 1), k)[:n_samples]
                         t = [int(x) for x in tm * 1e6 * common * rng.lognormal(0, sigma / 2, n_samples)]
                         s = [int(x) for x in sm * 1e6 * common * rng.lognormal(0, sigma / 2, n_samples)]
                         res.measurements.append(Measurement(
                             task=task, model=role, backend=backend, suite="paired", batch_size=bs, threads=1,
-                            metrics=paired_metrics(rng, t, s), samples_ns=s))
+                            metrics=paired_metrics(rng, t, s, k), samples_ns=s))
     if parity_fail:
         res.warnings.append("parity failed for: " + ", ".join(parity_fail))
     return res

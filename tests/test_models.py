@@ -216,6 +216,7 @@ def test_bad_c3d_and_default_args():
         M.default_config("3d", "teacher", 1, 2, (1, 10))  # wrong rank
 
 
+@pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 def test_onnx_round_trip_dynamic_batch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

@@ -79,7 +79,7 @@ def test_ucr_label_order_is_numeric_when_labels_are_numbers():
 def test_ucr_missing_file_names_it(tmp_path, monkeypatch):
     monkeypatch.setattr(ucr, "_data_dir", lambda: str(tmp_path))
     with pytest.raises(DataError, match="GunPoint_TRAIN.ts"):
-        ucr.load_ucr.__wrapped__("gunpoint")
+        ucr._load_ucr.__wrapped__("gunpoint")
 
 
 # --------------------------------------------------------------------------- generated 3D

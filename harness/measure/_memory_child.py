@@ -8,10 +8,14 @@ Order: import the backend's libraries (their import cost is not counted) -> load
 open the session (load_s) -> RSS after load -> first inference (first_inference_ms) -> `runs` more
 inferences -> peak RSS.
 
-Peak RSS: max of getrusage(RUSAGE_SELF).ru_maxrss and a psutil sampling thread (every ~1 ms).
-ru_maxrss is a high-water mark over the whole process life; when the mark could be reset after the
-imports it covers only the measured part. When it could not, it still counts if it rose after the
-baseline (a new high must have happened then); otherwise only the sampled peak is used.
+Peak RSS: max of the kernel's high-water mark and a psutil sampling thread (every ~1 ms). The
+high-water mark is VmHWM from /proc/self/status, NOT getrusage().ru_maxrss: ru_maxrss of a
+freshly spawned child also holds the PARENT's RSS at fork time (the kernel folds the forked memory
+map's peak into it at exec), so a child of a 300 MB parent reports >= 300 MB whatever it does.
+VmHWM covers only this process's own memory map. When the mark could be reset after the imports
+(/proc/self/clear_refs), it covers only the measured part; when it could not, it still counts if it
+rose after the baseline (a new high must have happened then); otherwise only the sampled peak is
+used. Off Linux, ru_maxrss stands in for VmHWM with the same rule.
 """
 from __future__ import annotations
 
@@ -25,10 +29,28 @@ def _rss_mb(proc) -> float:
     return proc.memory_info().rss / 2**20
 
 
+def _hwm_mb() -> float | None:
+    """The kernel's high-water RSS of this process's memory map (VmHWM), or None off Linux."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _maxrss_mb() -> float:
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024.0  # macOS: bytes, Linux: KiB
+
+
+def _high_water_mb() -> float:
+    hwm = _hwm_mb()
+    return hwm if hwm is not None else _maxrss_mb()
 
 
 def _reset_peak() -> bool:
@@ -109,7 +131,7 @@ def run(spec: dict) -> dict:
     proc = psutil.Process()
     gc.collect()
     reset = _reset_peak()
-    maxrss_at_base = _maxrss_mb()
+    hw_at_base = _high_water_mb()
     sampler = _Sampler(proc, float(spec.get("sample_interval_s", 0.001))).start()
     baseline = _rss_mb(proc)
 
@@ -127,9 +149,9 @@ def run(spec: dict) -> dict:
         session.run_prepared(prepared)
     steady = _rss_mb(proc)
     sampled_peak = sampler.stop()
-    maxrss = _maxrss_mb()
-    if reset or maxrss > maxrss_at_base:
-        peak = max(maxrss, sampled_peak)
+    hw = _high_water_mb()
+    if reset or hw > hw_at_base:
+        peak = max(hw, sampled_peak)
     else:
         peak = sampled_peak
     session.close()
@@ -147,7 +169,7 @@ def run(spec: dict) -> dict:
         "batch_shape": list(batch.shape),
         "output_shape": list(logits.shape),
         "output_finite": bool(np.isfinite(logits).all()),
-        "peak_source": "maxrss_reset" if reset else ("maxrss" if maxrss > maxrss_at_base else "sampled"),
+        "peak_source": "hwm_reset" if reset else ("hwm" if hw > hw_at_base else "sampled"),
         "arena": bool(options.arena),
         "threads": int(options.threads),
     }

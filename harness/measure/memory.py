@@ -228,3 +228,33 @@ def _measurements(task, role, backend, options, batch_size, runs, config) -> lis
             )
         )
     return result
+
+
+def measure_sources(
+    sources,
+    backends: Sequence[str],
+    options: BackendOptions,
+    *,
+    batch_size: int = 1,
+    suites: Sequence[str] = ("memory", "cold_start"),
+    repeats: int = 3,
+    runs: int = 10,
+    timeout_s: float = 300.0,
+    inputs: dict[int, np.ndarray] | None = None,
+) -> list[Measurement]:
+    """Memory / cold start for model sources (anything with task, role, onnx, checkpoint, input_shape)
+    on each backend, without opening sessions in this process. The torch backend is skipped for a
+    source without a checkpoint. Without `inputs`, each child uses a seeded random batch."""
+    specs = []
+    for src in sources:
+        for b in backends:
+            if b == "torch" and not getattr(src, "checkpoint", None):
+                continue
+            onnx = getattr(src, "onnx", None)
+            ckpt = getattr(src, "checkpoint", None)
+            artifact = Artifact(role=src.role, checkpoint=str(ckpt) if ckpt else None, onnx=str(onnx) if onnx else None)
+            specs.append(
+                MemorySpec(src.task, src.role, b, artifact, options, batch_shape=(batch_size, *src.input_shape))
+            )
+    config = MemoryConfig(batch_sizes=[batch_size], runs=runs, repeats=repeats, timeout_s=timeout_s, suites=tuple(suites))
+    return measure(specs, inputs, config)

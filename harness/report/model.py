@@ -141,7 +141,21 @@ def diff_stats(a: Sequence[float] | None, b: Sequence[float] | None,
     if a_mean is None or b_mean is None:
         return {}
     out: dict[str, Any] = {"diff": a_mean - b_mean, "ci": None, "p_value": None, "test": None}
-    if len(a) == len(b) and len(a) >= 2:
+    if len(a) >= 2 and len(b) == 1 or len(a) == 1 and len(b) >= 2:
+        # one side is a single value (e.g. one teacher, students over seeds): one-sample t on the other
+        many, one, sign = (a, b[0], 1.0) if len(a) >= 2 else (b, a[0], -1.0)
+        d = sign * (np.asarray(many) - one)
+        n, m, sd = len(d), float(np.mean(d)), float(np.std(d, ddof=1))
+        out["diff"] = m
+        if sd == 0.0:
+            out["ci"], out["p_value"] = (m, m), (1.0 if m == 0 else 0.0)
+        else:
+            hw = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+            out["ci"] = (m - hw, m + hw)
+            out["p_value"] = float(stats.ttest_1samp(d, 0.0).pvalue)
+        out["test"] = "one-sample t"
+        out["per_seed"] = [float(x) for x in d]
+    elif len(a) == len(b) and len(a) >= 2:
         d = np.asarray(a) - np.asarray(b)
         n = len(d)
         sd = float(np.std(d, ddof=1))
@@ -155,6 +169,7 @@ def diff_stats(a: Sequence[float] | None, b: Sequence[float] | None,
             out["ci"] = (m - hw, m + hw)
             out["p_value"] = float(stats.ttest_rel(a, b).pvalue)
         out["test"] = "paired t"
+        out["per_seed"] = [float(x) for x in d]
     elif len(a) >= 2 and len(b) >= 2:
         va, vb = float(np.var(a, ddof=1)), float(np.var(b, ddof=1))
         se2 = va / len(a) + vb / len(b)
@@ -267,6 +282,8 @@ def summary_model(res: Results, task: str, role: str) -> dict[str, Any]:
 def summary_accuracy(res: Results, task: str, role: str) -> dict[str, Any]:
     """{"mean", "ci", "per_seed"} in percent, from the training summary; {} when absent."""
     acc = summary_model(res, task, role).get("accuracy")
+    if acc is None:
+        acc = model_entry(res, task, role).get("accuracy_train_summary")
     if isinstance(acc, dict):
         mean = num(acc.get("mean"))
         per_seed = [num(x) for x in acc.get("per_seed") or [] if num(x) is not None]
@@ -282,6 +299,30 @@ def summary_accuracy(res: Results, task: str, role: str) -> dict[str, Any]:
     if v is not None:
         return {"mean": v * _acc_scale(v), "ci": None, "per_seed": []}
     return {}
+
+
+def comparison_block(res: Results, task: str, name: str) -> dict[str, Any] | None:
+    """A block of the training summary's "comparison" (diff_pts, ci95, p_value, test), if well-formed."""
+    comp = task_summary(res, task).get("comparison")
+    block = comp.get(name) if isinstance(comp, dict) else None
+    if isinstance(block, dict) and num(block.get("diff_pts")) is not None:
+        return block
+    return None
+
+
+def delta_vs_teacher(res: Results, task: str, role: str) -> dict[str, Any]:
+    """Training-summary accuracy of `role` minus the teacher's, in points: {"diff", "ci", "p_value",
+    "test", "per_seed"}; from the summary's comparison block when present, else from the seeds."""
+    block = comparison_block(res, task, f"{role}_vs_teacher")
+    if block is not None:
+        per = [num(x) for x in block.get("per_pair") or [] if num(x) is not None]
+        return {"diff": num(block["diff_pts"]), "ci": pair(block.get("ci95")), "p_value": num(block.get("p_value")),
+                "test": block.get("test"), "per_seed": per}
+    acc, ref = summary_accuracy(res, task, role), summary_accuracy(res, task, REFERENCE)
+    if not acc or not ref:
+        return {}
+    return diff_stats(acc.get("per_seed"), ref.get("per_seed"), acc.get("ci"), ref.get("ci"), acc.get("mean"),
+                      ref.get("mean"))
 
 
 def _pick(ms: list[Measurement]) -> Measurement | None:
@@ -393,7 +434,6 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 def _accuracy_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
     rows = []
     backends = measured_backends(res, task, "accuracy")
-    ref = summary_accuracy(res, task, REFERENCE)
     for role in roles:
         acc = summary_accuracy(res, task, role)
         row: dict[str, Any] = {"source": label, "task": task, "model": role,
@@ -405,10 +445,8 @@ def _accuracy_rows(res: Results, label: str, task: str, roles: list[str]) -> lis
             row[f"acc_{b}_pct"] = measured_accuracy(res, task, role, b)
         d: dict[str, Any] = {}
         if role != REFERENCE:
-            if acc and ref:
-                d = diff_stats(acc.get("per_seed"), ref.get("per_seed"), acc.get("ci"), ref.get("ci"),
-                               acc.get("mean"), ref.get("mean"))
-            else:
+            d = delta_vs_teacher(res, task, role)
+            if not d:
                 for b in ("onnxruntime", "torch", *backends):
                     a, t = measured_accuracy(res, task, role, b), measured_accuracy(res, task, REFERENCE, b)
                     if a is not None and t is not None:
@@ -538,9 +576,8 @@ def _backend_rows(res: Results, label: str, task: str, roles: list[str]) -> list
 def kd_vs_scratch(res: Results, task: str) -> list[dict[str, Any]]:
     """Accuracy of student_kd minus student_scratch: training summary (seeds) then each backend."""
     rows = []
-    comp = task_summary(res, task).get("comparison")
-    block = comp.get("kd_vs_scratch") if isinstance(comp, dict) else None
-    if isinstance(block, dict) and num(block.get("diff_pts")) is not None:
+    block = comparison_block(res, task, "kd_vs_scratch")
+    if block is not None:
         ci = pair(block.get("ci95"))
         rows.append({"basis": "training seeds", "diff_pts": num(block["diff_pts"]),
                      "ci_lo_pts": ci[0] if ci else None, "ci_hi_pts": ci[1] if ci else None,

@@ -289,17 +289,19 @@ def render_csv(report: Report) -> str:
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1400px}
-h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:2em}h3{font-size:1.05em;margin-top:1.4em}
+h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:2em}
+h3{font-size:1.05em;margin-top:1.4em}
 table.tbl{border-collapse:collapse;font-size:13px;margin:6px 0 14px}
 table.tbl th,table.tbl td{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}
 table.tbl th{background:#f3f3f3}table.tbl td:first-child,table.tbl th:first-child{text-align:left}
 .verdict{background:#eef6ee;border-left:4px solid #3a7d44;padding:8px 12px;margin:8px 0}
 .warn{background:#fff4e5;border-left:4px solid #e08a00;padding:8px 12px}
-.plots{display:flex;flex-wrap:wrap;gap:12px}.plot{flex:1 1 640px;min-width:480px}
+.plots{display:block}.plot{width:100%;margin-bottom:8px}
 .muted{color:#777;font-size:12px}
 """
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#393b79", "#ad494a"]
 ROLE_SYMBOL = {"teacher": "square", "student_scratch": "circle", "student_kd": "diamond"}
 
 
@@ -432,7 +434,7 @@ def _throughput_fig(report: Report, task: str):
 
     fig = go.Figure()
     n = 0
-    for res, label in zip(report.results, report.labels):
+    for si, (res, label) in enumerate(zip(report.results, report.labels)):
         if task not in task_names(res):
             continue
         thr = task_measurements(res, task, "throughput")
@@ -446,14 +448,18 @@ def _throughput_fig(report: Report, task: str):
                 fig.add_trace(go.Scatter(
                     x=[m.batch_size for m in ms], y=[num(m.metrics["samples_per_s"]) for m in ms],
                     mode="lines+markers", name=name,
-                    line={"dash": "solid" if bi == 0 else "dot", "color": PALETTE[ri % len(PALETTE)]},
+                    line={"dash": "solid" if bi == 0 else "dot",
+                          "color": PALETTE[(ri + 3 * si) % len(PALETTE)]},  # one hue per role and source
                     marker={"symbol": ROLE_SYMBOL.get(role, "triangle-up"), "size": 9},
                 ))
                 n += 1
     if not n:
         return None
+    batches = sorted({m.batch_size for res in report.results if task in task_names(res)
+                      for m in task_measurements(res, task, "throughput")})
     fig.update_layout(title=f"{task}: throughput vs batch size", xaxis_type="log", xaxis_title="batch size (log)",
-                      yaxis_title="samples / s")
+                      yaxis_title="samples / s", xaxis={"tickmode": "array", "tickvals": batches,
+                                                         "ticktext": [str(b) for b in batches]})
     return fig
 
 

@@ -162,7 +162,7 @@ def moving_digits(seed: int = 0) -> Dataset:
     return _moving_digits(_check_seed(seed))
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # ~100-160 MB per dataset
 def _moving_digits(seed: int) -> Dataset:
     Xtr, ytr = _moving_digits_split(seed, "train", 1000)
     Xte, yte = _moving_digits_split(seed, "test", 500)
@@ -274,7 +274,7 @@ def voxel_shapes(seed: int = 0) -> Dataset:
     return _voxel_shapes(_check_seed(seed))
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # ~100-160 MB per dataset
 def _voxel_shapes(seed: int) -> Dataset:
     Xtr, ytr = _voxel_shapes_split(seed, "train", 800)
     Xte, yte = _voxel_shapes_split(seed, "test", 400)

@@ -76,8 +76,6 @@ def _read_ts(path: str, equal_length: bool) -> tuple[list[np.ndarray] | np.ndarr
                 np.stack([np.asarray(df.iat[i, c], dtype=np.float64) for c in range(df.shape[1])])
                 for i in range(df.shape[0])
             ]
-    except DataError:
-        raise
     except Exception as exc:  # sktime raises several types for a malformed file
         raise DataError(f"cannot read UCR file {path}: {type(exc).__name__}: {exc}") from exc
     return X, np.asarray(y).astype(str)
@@ -109,15 +107,19 @@ def _encode(labels: np.ndarray, names: list[str], where: str) -> np.ndarray:
     return np.fromiter((index[v] for v in labels.tolist()), dtype=np.int64, count=len(labels))
 
 
-@functools.lru_cache(maxsize=None)
 def load_ucr(name: str) -> Dataset:
-    """Load one registered UCR/UEA task by its lower-case name.
+    """Load one registered UCR/UEA task by name (case-insensitive).
 
     Cached in-process: every caller gets the same Dataset object, so do not modify its arrays in place.
     """
-    key = name.strip().lower()
+    key = str(name).strip().lower()
     if key not in UCR_TASKS:
         raise DataError(f"unknown UCR task {name!r}; known: {', '.join(sorted(UCR_TASKS))}")
+    return _load_ucr(key)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_ucr(key: str) -> Dataset:
     archive, equal, _ = UCR_TASKS[key]
     train_path, test_path = _ts_path(archive, "TRAIN"), _ts_path(archive, "TEST")
     Xtr, ytr = _read_ts(train_path, equal)

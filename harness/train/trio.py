@@ -84,7 +84,10 @@ class TrainedModel:
 def _progress_bar(desc: str, total: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="ep", leave=False, disable=not enabled, file=sys.stderr)
+    # Off a terminal (CI logs) redraw rarely, so a log gets a few lines per model, not thousands.
+    tty = sys.stderr.isatty()
+    bar = tqdm(total=total, desc=desc, unit="ep", leave=False, disable=not enabled, file=sys.stderr,
+               mininterval=0.1 if tty else 15.0)
 
     def update(epoch: int, loss: float) -> None:
         bar.update(1)

@@ -1,0 +1,262 @@
+"""Regression gate: rule verdicts, significance logic, rule files, baseline handling."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from report_fixtures import make_results  # noqa: E402
+
+from harness.errors import OptionError, SchemaError  # noqa: E402
+from harness.gate import (  # noqa: E402
+    RULE_METRICS, default_rules, evaluate_gate, format_gate, gate_exit_code, load_rules, parse_rules,
+    update_baseline,
+)
+from harness.results import Measurement, Results, load_results, write_results  # noqa: E402
+
+
+def paired_run(speedup: float, ci: tuple[float, float] | None, *, acc_kd: float = 0.90, onnx_kd: int = 600_000,
+               parity_ok: bool = True, samples: tuple[list[int], list[int]] | None = None) -> Results:
+    """One task, teacher + student_kd, one paired measurement on onnxruntime at batch 1."""
+    res = Results(environment={"git_commit": "abc"})
+    res.add_model("osuleaf", "teacher", {"onnx_bytes": 4_800_000, "parity": {"passed": True}}, multi_task=False)
+    par = {"passed": parity_ok, "max_abs_err": 1e-6 if parity_ok else 0.4}
+    res.add_model("osuleaf", "student_kd", {"onnx_bytes": onnx_kd, "parity": par}, multi_task=False)
+    metrics = {"speedup": speedup, "reference": "teacher", "rounds": 200}
+    if ci:
+        metrics["speedup_ci95"] = list(ci)
+    s_ns = None
+    if samples:
+        metrics["reference_samples_ns"] = samples[0]
+        s_ns = samples[1]
+    res.measurements += [
+        Measurement("osuleaf", "student_kd", "onnxruntime", "paired", 1, 1, metrics, samples_ns=s_ns),
+        Measurement("osuleaf", "teacher", "onnxruntime", "accuracy", 64, 1, {"accuracy": 0.92, "n": 200}),
+        Measurement("osuleaf", "student_kd", "onnxruntime", "accuracy", 64, 1, {"accuracy": acc_kd, "n": 200}),
+    ]
+    return res
+
+
+def by_rule(results, rule):
+    return [r for r in results if r.rule == rule]
+
+
+def test_speedup_pass_fail_not_significant_skip():
+    base = paired_run(3.0, (2.95, 3.05))
+    # within threshold
+    r = by_rule(evaluate_gate(base, paired_run(2.85, (2.80, 2.90))), "speedup")[0]
+    assert r.verdict == "pass" and r.change == pytest.approx(-0.05)
+    # past threshold, current CI below the baseline CI moved by the threshold -> fail
+    r = by_rule(evaluate_gate(base, paired_run(2.4, (2.35, 2.45))), "speedup")[0]
+    assert r.verdict == "fail" and r.change == pytest.approx(-0.2) and "apart by more than" in r.note
+    # just past threshold with tight CIs: different, yes, but not established to be 10% worse
+    r = by_rule(evaluate_gate(base, paired_run(2.68, (2.65, 2.71))), "speedup")[0]
+    assert r.change < -0.10 and r.verdict == "not significant" and "not apart by the threshold" in r.note
+    # past threshold, but the current CI is so wide it overlaps -> not significant
+    res = evaluate_gate(base, paired_run(2.6, (2.0, 3.2)))
+    r = by_rule(res, "speedup")[0]
+    assert r.verdict == "not significant" and r.change < -0.10 and "overlap" in r.note
+    assert gate_exit_code(res) == 0
+    # no paired measurement in the current run -> skip
+    cur = paired_run(3.0, (2.9, 3.1))
+    cur.measurements = [m for m in cur.measurements if m.suite != "paired"]
+    r = by_rule(evaluate_gate(base, cur), "speedup")[0]
+    assert r.verdict == "skip" and "current" in r.note
+    # faster is never a regression
+    assert by_rule(evaluate_gate(base, paired_run(4.0, (3.9, 4.1))), "speedup")[0].verdict == "pass"
+
+
+def test_speedup_mann_whitney_on_rounds():
+    rng = np.random.default_rng(1)
+
+    def rounds(speed, n=200, sigma=0.03):
+        common = rng.lognormal(0, 0.1, n)  # shared by teacher and student within a round: cancels in the ratio
+        t = (1.5e6 * common * rng.lognormal(0, sigma, n)).astype(int).tolist()
+        s = (1.5e6 / speed * common * rng.lognormal(0, sigma, n)).astype(int).tolist()
+        return t, s
+
+    base = paired_run(3.0, None, samples=rounds(3.0))
+    r = by_rule(evaluate_gate(base, paired_run(2.4, None, samples=rounds(2.4))), "speedup")[0]
+    assert r.verdict == "fail" and r.p_value < 1e-3 and "Mann-Whitney" in r.note
+    r = by_rule(evaluate_gate(base, paired_run(3.0, None, samples=rounds(3.0))), "speedup")[0]
+    assert r.verdict == "pass"
+    # few, noisy rounds: a 12% drop is not significant
+    noisy = lambda sp: paired_run(sp, None, samples=rounds(sp, n=6, sigma=0.3))  # noqa: E731
+    r = by_rule(evaluate_gate(noisy(3.0), noisy(2.64)), "speedup")[0]
+    assert r.change == pytest.approx(-0.12)
+    assert r.verdict == "not significant" and r.p_value >= 0.01
+
+
+def test_unchanged_benches_pass_heavier_student_fails():
+    first = make_results(seed=0)
+    for seed in range(1, 6):  # five more benches of the same models: drift, noise, no change
+        res = evaluate_gate(first, make_results(seed=seed))
+        failed = [r for r in res if r.verdict == "fail"]
+        assert not failed, format_gate(failed)
+        assert not [r for r in res if r.verdict == "skip"]
+    heavier = make_results(seed=11, slowdown=1.25)  # students genuinely 25% slower
+    res = evaluate_gate(first, heavier)
+    assert gate_exit_code(res) == 1
+    speed = by_rule(res, "speedup")
+    assert len(speed) == 16 and sum(r.verdict == "fail" for r in speed) >= 12
+    assert all(r.verdict in ("fail", "not significant") for r in speed)
+    assert all(r.verdict == "pass" for r in res if r.rule != "speedup")
+
+
+def test_size_accuracy_parity_rules():
+    base = paired_run(3.0, (2.95, 3.05))
+    res = evaluate_gate(base, paired_run(3.0, (2.95, 3.05), onnx_kd=660_000))  # +10% bytes
+    r = by_rule(res, "size_ratio")[0]
+    assert r.verdict == "fail" and r.change == pytest.approx(0.10) and r.backend == "any"
+    # measured accuracy, no seeds: deterministic -> significant
+    r = by_rule(evaluate_gate(base, paired_run(3.0, (2.95, 3.05), acc_kd=0.885)), "accuracy_delta")[0]
+    assert r.verdict == "fail" and r.change == pytest.approx(-1.5) and r.unit == "pts" and r.backend == "onnxruntime"
+    r = by_rule(evaluate_gate(base, paired_run(3.0, (2.95, 3.05), acc_kd=0.895)), "accuracy_delta")[0]
+    assert r.verdict == "pass"
+    res = evaluate_gate(base, paired_run(3.0, (2.95, 3.05), parity_ok=False))
+    p = {r.model: r for r in by_rule(res, "parity")}
+    assert p["student_kd"].verdict == "fail" and p["teacher"].verdict == "pass"
+    assert gate_exit_code(res) == 1
+
+
+def test_accuracy_with_seed_cis():
+    # KD student 1.5 pts worse on the fixed test set, but the training seeds are noisy (older summary:
+    # CIs only, no per-seed values, no comparison block)
+    base = make_results(tasks=("osuleaf",), seed=0)
+    cur = make_results(tasks=("osuleaf",), seed=1, kd_acc_shift=-0.015)
+    for m in (base, cur):
+        m.tasks["osuleaf"].pop("comparison")
+        acc = m.tasks["osuleaf"]["models"]["student_kd"]["accuracy"]
+        acc["ci95"] = [acc["mean"] - 0.03, acc["mean"] + 0.03]
+        acc.pop("per_seed")
+        m.tasks["osuleaf"]["models"]["teacher"]["accuracy"].pop("per_seed")
+    r = next(r for r in by_rule(evaluate_gate(base, cur), "accuracy_delta") if r.model == "student_kd")
+    assert r.change == pytest.approx(-1.5) and r.verdict == "not significant" and "overlap" in r.note
+    # current summary shape (per-seed, comparison blocks): a drop well outside the seeds' spread fails
+    base = make_results(tasks=("osuleaf",), seed=0)
+    cur = make_results(tasks=("osuleaf",), seed=1, kd_acc_shift=-0.06)
+    r = next(r for r in by_rule(evaluate_gate(base, cur), "accuracy_delta") if r.model == "student_kd")
+    assert r.change == pytest.approx(-6.0) and r.verdict == "fail" and "apart by more than" in r.note
+    # a single seed everywhere: no spread, the measured difference is exact
+    base = make_results(tasks=("osuleaf",), seed=0, seeds=(0,))
+    cur = make_results(tasks=("osuleaf",), seed=1, seeds=(0,), kd_acc_shift=-0.015)
+    r = next(r for r in by_rule(evaluate_gate(base, cur), "accuracy_delta") if r.model == "student_kd")
+    assert r.verdict == "fail" and "deterministic" in r.note
+
+
+def test_latency_rule_is_opt_in():
+    base, cur = make_results(tasks=("osuleaf",), seed=0), make_results(tasks=("osuleaf",), seed=3, slowdown=1.3)
+    assert not by_rule(evaluate_gate(base, cur), "latency_p50")
+    rules = parse_rules({"rules": {"latency_p50": {"enabled": True, "roles": ["student_kd"], "batch_sizes": [1],
+                                                   "backends": ["onnxruntime"]}}})
+    res = by_rule(evaluate_gate(base, cur, rules), "latency_p50")
+    assert len(res) == 1 and res[0].verdict == "fail" and res[0].p_value < 0.01 and res[0].change > 0.2
+    res = by_rule(evaluate_gate(base, make_results(tasks=("osuleaf",), seed=4), rules), "latency_p50")
+    assert res[0].verdict == "pass"
+
+
+def test_missing_task_and_batches_skip():
+    base = make_results(tasks=("osuleaf",), batch_sizes=(1,))
+    cur = make_results(tasks=("osuleaf",), batch_sizes=(8,), seed=2)
+    res = by_rule(evaluate_gate(base, cur), "speedup")
+    assert res and all(r.verdict == "skip" and "no common batch size" in r.note for r in res)
+    res = evaluate_gate(make_results(tasks=("osuleaf",)), make_results(tasks=("other",)))
+    compared = [r for r in res if r.rule != "parity"]  # parity checks the current run alone
+    assert compared and all(r.verdict == "skip" for r in compared)
+    assert all(r.verdict == "pass" for r in res if r.rule == "parity" and r.task == "other")
+    assert "nothing was compared" in format_gate(compared)
+
+
+def test_format_gate():
+    res = evaluate_gate(paired_run(3.0, (2.95, 3.05)), paired_run(2.4, (2.35, 2.45)))
+    text = format_gate(res)
+    assert "speedup" in text and "FAIL" in text and "-20.0%" in text and "gate FAIL" in text
+    assert len([ln for ln in text.splitlines() if ln.startswith(("speedup", "size_ratio", "accuracy", "parity"))]) \
+        == len(res)
+
+
+def test_rule_files(tmp_path):
+    j = tmp_path / "rules.json"
+    j.write_text(json.dumps({"alpha": 0.05, "rules": {"speedup": {"max_drop": 0.2}, "parity": {"enabled": False}}}))
+    rules = load_rules(j)
+    specs = {r.metric: r for r in rules.rules}
+    assert specs["speedup"].threshold == 0.2 and not specs["parity"].enabled
+    assert specs["size_ratio"].threshold == 0.05 and specs["size_ratio"].alpha == 0.05  # defaults kept
+    res = evaluate_gate(paired_run(3.0, (2.95, 3.05)), paired_run(2.55, (2.5, 2.6)), rules)
+    assert by_rule(res, "speedup")[0].verdict == "pass" and not by_rule(res, "parity")
+    t = tmp_path / "rules.toml"
+    t.write_text('batch_sizes = [1]\n[rules.accuracy_delta]\nmax_drop_pts = 0.5\n[rules.latency_p50]\n'
+                 'enabled = true\nroles = ["student_kd"]\n')
+    specs = {r.metric: r for r in load_rules(t).rules}
+    assert specs["accuracy_delta"].threshold == 0.5 and specs["latency_p50"].enabled
+    assert specs["speedup"].batch_sizes == [1]
+    lst = tmp_path / "list.json"
+    lst.write_text(json.dumps({"rules": [{"metric": "size_ratio", "max_growth": 0.1}]}))
+    assert {r.metric: r for r in load_rules(lst).rules}["size_ratio"].threshold == 0.1
+
+
+def test_bad_rule_files(tmp_path):
+    p = tmp_path / "rules.json"
+    p.write_text(json.dumps({"rules": {"speedupp": {"max_drop": 0.1}}}))
+    with pytest.raises(OptionError) as exc:
+        load_rules(p)
+    msg = str(exc.value)
+    assert "'speedupp'" in msg and all(m in msg for m in RULE_METRICS) and "\n" not in msg
+    p.write_text(json.dumps({"rules": {"speedup": {"max_dorp": 0.1}}}))
+    with pytest.raises(OptionError, match="'max_dorp'.*valid keys: max_drop"):
+        load_rules(p)
+    p.write_text(json.dumps({"rules": {"speedup": {"max_drop": -1}}}))
+    with pytest.raises(OptionError, match="non-negative"):
+        load_rules(p)
+    p.write_text(json.dumps({"rulez": {}}))
+    with pytest.raises(OptionError, match="'rulez'"):
+        load_rules(p)
+    p.write_text("{oops")
+    with pytest.raises(OptionError, match="not valid JSON"):
+        load_rules(p)
+    t = tmp_path / "r.toml"
+    t.write_text("[rules.speedup\n")
+    with pytest.raises(OptionError, match="not valid TOML"):
+        load_rules(t)
+    with pytest.raises(OptionError, match="not found"):
+        load_rules(tmp_path / "missing.json")
+    with pytest.raises(OptionError, match="batch_sizes"):
+        parse_rules({"batch_sizes": [0]})
+
+
+def test_foreign_schema_baseline(tmp_path):
+    old = tmp_path / "baseline.json"
+    old.write_text(json.dumps({"schema": "kd-harness/results/0", "measurements": [], "models": {}}))
+    cur = tmp_path / "current.json"
+    write_results(cur, paired_run(3.0, (2.9, 3.1)))
+    with pytest.raises(SchemaError, match="schema"):
+        evaluate_gate(old, cur)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"benchmarks": []}))
+    with pytest.raises(SchemaError):
+        evaluate_gate(other, cur)
+
+
+def test_update_baseline(tmp_path):
+    cur = tmp_path / "current.json"
+    write_results(cur, paired_run(3.0, (2.9, 3.1)))
+    base = tmp_path / "ci" / "baseline.json"
+    update_baseline(cur, base)
+    assert base.read_bytes() == cur.read_bytes() and load_results(base).measurements
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": "kd-harness/results/0"}))
+    with pytest.raises(SchemaError):
+        update_baseline(bad, base)
+    assert base.read_bytes() == cur.read_bytes()  # untouched
+    assert not [p for p in base.parent.iterdir() if p.name != "baseline.json"]
+
+
+def test_default_rules_shape():
+    specs = {r.metric: r for r in default_rules().rules}
+    assert specs["speedup"].threshold == 0.10 and specs["size_ratio"].threshold == 0.05
+    assert specs["accuracy_delta"].threshold == 1.0 and specs["parity"].enabled
+    assert not specs["latency_p50"].enabled
