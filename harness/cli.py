@@ -90,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _add_train_options(p)
 
+    p = sub.add_parser("sweep", help="grid-search the KD recipe on a validation split of the training data")
+    p.add_argument("--task", default=None)
+    p.add_argument("--data", default=None)
+    p.add_argument("--temperatures", default="1,2,4,8")
+    p.add_argument("--alphas", default="0.1,0.5,0.9")
+    p.add_argument("--kd-losses", type=_str_list, default=["hinton"], help="hinton and/or dkd")
+    p.add_argument("--val-fraction", type=_finite_float("--val-fraction"), default=0.2)
+    p.add_argument("--out", default=None, help="folder for sweep.json and recipe.json (default runs/<task>-sweep)")
+    p.add_argument("--quiet", action="store_true")
+    _add_train_options(p)
+
     p = sub.add_parser("bench", help="measure a training run's models, or ONNX files you bring")
     p.add_argument("run_dir", nargs="?", default=None, help="a `harness train` output folder")
     p.add_argument("--onnx", action="append", default=[], metavar="LABEL=FILE.onnx",
@@ -106,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default=None, help="student seeds (default 0)")
     p.add_argument("--epochs", type=_positive_int("--epochs"), default=None)
     p.add_argument("--full", action="store_true", help="full-length timing windows (default: quick windows)")
+    p.add_argument("--recipe", default=None, help="a recipe JSON from `harness sweep` (default: built-in recipes)")
     _add_bench_options(p)
 
     p = sub.add_parser("report", help="compare teacher, scratch and KD students from results files")
@@ -201,6 +213,25 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from harness.sweep import SweepGrid, format_row, parse_float_list, run_sweep
+    from harness.tasks import load_dataset
+    from harness.train.trio import parse_seeds
+
+    grid = SweepGrid(parse_float_list(args.temperatures, "--temperatures"), parse_float_list(args.alphas, "--alphas"),
+                     args.kd_losses).validate()
+    seeds = parse_seeds(args.seeds or "0,1,2")
+    cfg = train_config_from_args(args)
+    data = load_dataset(args.task, args.data)
+    out = args.out or os.path.join("runs", f"{data.name}-sweep")
+    doc = run_sweep(data, cfg, grid, seeds, out, val_fraction=args.val_fraction, show_progress=not args.quiet,
+                    on_row=lambda row: print(format_row(row), flush=True))
+    print(f"\nteacher val acc {100 * doc['teacher_val_accuracy']:.2f}%")
+    print("chosen: " + format_row({**doc["chosen"], "cell": doc["chosen"]["cell"]}))
+    print(f"wrote {os.path.join(out, 'recipe.json')} (use: harness train --recipe {os.path.join(out, 'recipe.json')})")
+    return 0
+
+
 def bench_config_from_args(args, quick_default: bool = False):
     from harness.bench import BenchConfig
 
@@ -286,7 +317,7 @@ def cmd_run(args) -> int:
     seeds = parse_seeds(args.seeds)
     overrides = {"epochs": args.epochs} if args.epochs else None
     results, path = main_job(args.out, tasks=args.tasks, seeds=seeds, retrain=args.retrain, bench_cfg=cfg,
-                             train_overrides=overrides, quiet=args.quiet)
+                             train_overrides=overrides, recipe=args.recipe, quiet=args.quiet)
     _record_history(args, path)
     print(build_report(results, "table"))
     print(f"\nwrote {path} ({results.config.get('wall_seconds', 0):.0f} s)")
@@ -330,7 +361,7 @@ def cmd_history(args) -> int:
     return 0
 
 
-COMMANDS = {"tasks": cmd_tasks, "train": cmd_train, "bench": cmd_bench, "run": cmd_run, "report": cmd_report,
+COMMANDS = {"tasks": cmd_tasks, "train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "run": cmd_run, "report": cmd_report,
             "gate": cmd_gate, "history": cmd_history}
 
 

@@ -30,9 +30,9 @@ def _reusable(run_dir: Path, cfg_dict: dict[str, Any], seeds: list[int]) -> bool
 
 def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list[int] | None = None,
              retrain: bool = False, bench_cfg: BenchConfig | None = None, train_overrides: dict | None = None,
-             quiet: bool = False) -> tuple[Results, Path]:
+             recipe: str | None = None, quiet: bool = False) -> tuple[Results, Path]:
     from harness.tasks import get_task
-    from harness.train.recipes import default_recipe
+    from harness.train.recipes import default_recipe, load_recipe
     from harness.train.trio import train_trio
     from harness.measure.environment import collect
 
@@ -46,7 +46,10 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
     t_start = time.perf_counter()
     for spec in specs:
         data = spec.load(0)
-        cfg = default_recipe(data.kind, data.name).with_overrides(**(train_overrides or {})).validate()
+        cfg = default_recipe(data.kind, data.name)
+        if recipe:
+            cfg = load_recipe(recipe, cfg)
+        cfg = cfg.with_overrides(**(train_overrides or {})).validate()
         run_dir = out_dir / data.name
         if retrain or not _reusable(run_dir, cfg.to_dict(), seeds):
             _say(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}", quiet)

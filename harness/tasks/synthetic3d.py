@@ -13,9 +13,10 @@ moving-digits  N x 1 x 16 x 32 x 32 clips (channels, frames, H, W); 10 classes; 
 
 voxel-shapes   N x 1 x 32 x 32 x 32 occupancy volumes; 8 classes; 800 train / 400 test.
     Procedural solids: sphere, box, cylinder, cone, torus, square pyramid, capsule, tube (hollow
-    cylinder), each randomly rotated (uniform 3D rotation), anisotropically scaled (each axis x0.75..1.33),
-    sized and placed, then corrupted: a few small clutter blobs, an occluding box cut out of the
-    volume, voxel dropout and Gaussian voxel noise.
+    cylinder), each randomly rotated (uniform 3D rotation), anisotropically scaled (each axis x0.8..1.25),
+    sized and placed, then corrupted: up to 3 small clutter balls, an occluding box (4..10 voxels a
+    side) cut out of the volume, voxel dropout (0..10 %) and Gaussian voxel noise (sigma 0.1).
+    Hardest pairs: cone vs pyramid, box vs cylinder.
 
 Both are balanced (every class has n / classes samples) and byte-identical for the same seed; the
 train and test splits use independent random streams derived from the seed. Values are raw
@@ -222,9 +223,9 @@ def _voxel_shapes_split(seed: int, split: str, n: int) -> tuple[np.ndarray, np.n
     S = VOXEL_SIZE
     y = _balanced_labels(rng, n, len(SHAPE_NAMES))
     rot = _random_rotations(rng, n).astype(np.float32)
-    size = rng.uniform(0.38, 0.6, size=(n, 1))
-    scale = (size * np.exp(rng.uniform(np.log(0.75), np.log(1.33), size=(n, 3)))).astype(np.float32)
-    center = rng.uniform(-0.2, 0.2, size=(n, 3)).astype(np.float32)
+    size = rng.uniform(0.45, 0.7, size=(n, 1))
+    scale = (size * np.exp(rng.uniform(np.log(0.8), np.log(1.25), size=(n, 3)))).astype(np.float32)
+    center = rng.uniform(-0.15, 0.15, size=(n, 3)).astype(np.float32)
 
     axis = (np.arange(S, dtype=np.float32) + 0.5) / S * 2.0 - 1.0  # voxel centres in [-1, 1]
     grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)  # V x 3 (d, h, w)
@@ -247,25 +248,25 @@ def _voxel_shapes_split(seed: int, split: str, n: int) -> tuple[np.ndarray, np.n
     # Clutter: 0..3 small balls anywhere in the volume (squared distance built from per-axis terms).
     n_blobs = 3
     blob_c = rng.uniform(-0.9, 0.9, size=(n, n_blobs, 3)).astype(np.float32)
-    blob_r = rng.uniform(0.06, 0.16, size=(n, n_blobs)).astype(np.float32)
+    blob_r = rng.uniform(0.05, 0.12, size=(n, n_blobs)).astype(np.float32)
     blob_on = rng.random(size=(n, n_blobs)) < 0.6
     for b in range(n_blobs):
         dd = (axis[None, None, :] - blob_c[:, b, :, None]) ** 2  # n x 3 x S
         r2 = np.where(blob_on[:, b], blob_r[:, b] ** 2, -1.0).astype(np.float32)[:, None, None, None]
         X[dd[:, 0, :, None, None] + dd[:, 1, None, :, None] + dd[:, 2, None, None, :] <= r2] = 1.0
 
-    # Occlusion: cut an axis-aligned box of 6..14 voxels a side out of the volume.
-    lo_c = rng.integers(0, S - 6, size=(n, 3))
-    side = rng.integers(6, 15, size=(n, 3))
+    # Occlusion: cut an axis-aligned box of 4..10 voxels a side out of the volume.
+    lo_c = rng.integers(0, S - 4, size=(n, 3))
+    side = rng.integers(4, 11, size=(n, 3))
     idx = np.arange(S)
     inbox = [(idx[None] >= lo_c[:, a, None]) & (idx[None] < (lo_c + side)[:, a, None]) for a in range(3)]
     occl = inbox[0][:, :, None, None] & inbox[1][:, None, :, None] & inbox[2][:, None, None, :]
     X[occl] = 0.0
 
-    # Voxel dropout (10..30 %) and Gaussian noise.
-    keep = rng.random(size=X.shape, dtype=np.float32) >= rng.uniform(0.1, 0.3, size=(n, 1, 1, 1)).astype(np.float32)
+    # Voxel dropout (0..10 %) and Gaussian noise.
+    keep = rng.random(size=X.shape, dtype=np.float32) >= rng.uniform(0.0, 0.1, size=(n, 1, 1, 1)).astype(np.float32)
     X *= keep
-    X += np.float32(0.25) * rng.standard_normal(size=X.shape, dtype=np.float32)
+    X += np.float32(0.1) * rng.standard_normal(size=X.shape, dtype=np.float32)
     return np.ascontiguousarray(X[:, None], dtype=np.float32), y
 
 

@@ -1,0 +1,154 @@
+"""`harness sweep`: find a KD recipe that works for a teacher/student pair, on a validation split.
+
+The validation split is carved (stratified) from the training data; the test split is never looked
+at, so the chosen recipe can be measured honestly on it afterwards by `harness train --recipe`.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.errors import OptionError
+from harness.fileio import atomic_write_json, ensure_writable_dir
+from harness.tasks.base import Dataset
+from harness.train.losses import check_alpha, check_temperature
+from harness.train.recipes import save_recipe
+from harness.train.trainer import TrainConfig, predict_logits
+from harness.train.trio import model_configs, stratified_split, train_role
+
+SWEEP_SCHEMA = "kd-harness/sweep/1"
+
+
+def parse_float_list(text: str, name: str) -> list[float]:
+    parts = [p.strip() for p in str(text).split(",")]
+    if not parts or any(p == "" for p in parts):
+        raise OptionError(f"{name} must be a non-empty comma-separated list of numbers, got {text!r}")
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        raise OptionError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
+    return vals
+
+
+@dataclass
+class SweepGrid:
+    temperatures: list[float]
+    alphas: list[float]
+    kd_losses: list[str]
+
+    def validate(self) -> "SweepGrid":
+        if not self.temperatures or not self.alphas or not self.kd_losses:
+            raise OptionError("sweep grid lists must not be empty")
+        for T in self.temperatures:
+            check_temperature(T)
+        for a in self.alphas:
+            check_alpha(a)
+        for loss in self.kd_losses:
+            if loss not in ("hinton", "dkd"):
+                raise OptionError(f"unknown KD loss {loss!r} in sweep; choose hinton or dkd")
+        return self
+
+    def cells(self) -> list[dict[str, Any]]:
+        return [{"kd_loss": k, "temperature": T, "alpha": a}
+                for k, T, a in itertools.product(self.kd_losses, self.temperatures, self.alphas)]
+
+
+def validation_view(data: Dataset, fraction: float, seed: int) -> Dataset:
+    """The training data split into fit (returned as train) and validation (returned as test)."""
+    if not (0.0 < fraction < 1.0):
+        raise OptionError(f"validation fraction must be in (0, 1), got {fraction!r}")
+    fit_idx, val_idx = stratified_split(data.y_train, fraction, seed)
+    if len(val_idx) == 0:
+        raise OptionError("training set too small to carve a validation split")
+    return Dataset(name=data.name, kind=data.kind, X_train=data.X_train[fit_idx], y_train=data.y_train[fit_idx],
+                   X_test=data.X_train[val_idx], y_test=data.y_train[val_idx], classes=data.classes,
+                   class_names=data.class_names, source=f"{data.source} (validation split of train)")
+
+
+def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int], out_dir: str | Path, *,
+              val_fraction: float = 0.2, show_progress: bool = True,
+              on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    from harness.measure.stats import mean_ci, paired_difference
+
+    grid.validate()
+    base.validate()
+    out_dir = ensure_writable_dir(out_dir)
+    view = validation_view(data, val_fraction, seed=0)
+    t_cfg, s_cfg = model_configs(view)
+    quiet = dict(show_progress=False)
+    cells = grid.cells()
+    bar = tqdm(total=1 + len(seeds) * (1 + len(cells)), desc=f"sweep {data.name}", unit="model",
+               disable=not show_progress, file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 15.0)
+    t0 = time.perf_counter()
+    teacher = train_role("teacher", t_cfg, view, view.X_train, view.y_train, base, seeds[0], **quiet)
+    bar.update(1)
+    logits = predict_logits(teacher.model, view.X_train)
+    scratch = []
+    for seed in seeds:
+        scratch.append(train_role("student_scratch", s_cfg, view, view.X_train, view.y_train, base, seed, **quiet).accuracy)
+        bar.update(1)
+    sc_mean, sc_lo, sc_hi = mean_ci(scratch)
+    scratch_row = {"cell": "scratch", "val_accuracy": {"mean": sc_mean, "ci95": [sc_lo, sc_hi], "per_seed": scratch}}
+    if on_row:
+        on_row(scratch_row)
+    rows = []
+    for cell in cells:
+        cfg = base.with_overrides(**cell).validate()
+        accs = []
+        for seed in seeds:
+            live = cfg.kd_logits == "live"
+            accs.append(train_role("student_kd", s_cfg, view, view.X_train, view.y_train, cfg, seed,
+                                   teacher=teacher.model if live else None,
+                                   teacher_logits=None if live else logits, **quiet).accuracy)
+            bar.update(1)
+        mean, lo, hi = mean_ci(accs)
+        row = {"cell": cell, "val_accuracy": {"mean": mean, "ci95": [lo, hi], "per_seed": accs},
+               "vs_scratch": paired_difference(np.array(accs) * 100, np.array(scratch) * 100)}
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    bar.close()
+    # Highest mean validation accuracy; ties go to the smaller spread, then to the earlier cell.
+    best = max(rows, key=lambda r: (round(r["val_accuracy"]["mean"], 6),
+                                    -(r["val_accuracy"]["ci95"][1] - r["val_accuracy"]["ci95"][0])))
+    chosen = base.with_overrides(**best["cell"]).validate()
+    doc = {
+        "schema": SWEEP_SCHEMA,
+        "task": data.name,
+        "seeds": seeds,
+        "validation": {"fraction": val_fraction, "n_fit": int(len(view.y_train)), "n_val": int(len(view.y_test)),
+                       "stratified": True, "selected_on": "validation split of train (test split never used)"},
+        "teacher_val_accuracy": teacher.accuracy,
+        "scratch": scratch_row,
+        "cells": rows,
+        "chosen": {"cell": best["cell"], "val_accuracy": best["val_accuracy"], "vs_scratch": best["vs_scratch"]},
+        "base_config": base.to_dict(),
+        "seconds": time.perf_counter() - t0,
+    }
+    atomic_write_json(out_dir / "sweep.json", doc)
+    save_recipe(out_dir / "recipe.json", chosen, task=data.name,
+                evidence={"sweep": str(out_dir / "sweep.json"), **doc["chosen"], "scratch": scratch_row["val_accuracy"]})
+    return doc
+
+
+def format_row(row: dict[str, Any]) -> str:
+    acc = row["val_accuracy"]
+    lo, hi = acc["ci95"]
+    if row["cell"] == "scratch":
+        name = "scratch student"
+        extra = ""
+    else:
+        c = row["cell"]
+        name = f"{c['kd_loss']} T={c['temperature']:g} alpha={c['alpha']:g}"
+        vs = row["vs_scratch"]
+        p = vs.get("p_value")
+        extra = f"  vs scratch {vs['diff_pts']:+.2f} pts" + (f" (p={p:.3g})" if p is not None else "")
+    return f"{name:<32} val acc {100 * acc['mean']:6.2f}%  [{100 * lo:6.2f}, {100 * hi:6.2f}]{extra}"
