@@ -145,16 +145,16 @@ def _moving_digits_split(seed: int, split: str, n: int) -> tuple[np.ndarray, np.
     _paste_wrapped(canvas, sprite, top, left)
 
     # Distractor: an 8x8 digit from the same split, dimmer, drifting any way at 0..2 px/frame.
-    other = images[rng.integers(0, len(images), size=n)] * rng.uniform(0.4, 0.8, size=(n, 1, 1)).astype(np.float32)
+    other = images[rng.integers(0, len(images), size=n)] * rng.uniform(0.3, 0.6, size=(n, 1, 1)).astype(np.float32)
     d_head = rng.uniform(0, 2 * np.pi, size=n)
     d_speed = rng.uniform(0.0, 2.0, size=n)
     d_top, d_left = _trajectory(rng, n, T, S, d_speed * np.cos(d_head), d_speed * np.sin(d_head))
     _paste_wrapped(canvas, other.astype(np.float32), d_top, d_left)
 
-    gain = rng.uniform(0.6, 1.2, size=(n, 1, 1, 1)) * rng.uniform(0.9, 1.1, size=(n, T, 1, 1))
+    gain = rng.uniform(0.7, 1.2, size=(n, 1, 1, 1)) * rng.uniform(0.9, 1.1, size=(n, T, 1, 1))
     offset = rng.uniform(-0.1, 0.1, size=(n, 1, 1, 1))
     X = canvas * gain.astype(np.float32) + offset.astype(np.float32)
-    X += np.float32(0.2) * rng.standard_normal(size=X.shape, dtype=np.float32)
+    X += np.float32(0.15) * rng.standard_normal(size=X.shape, dtype=np.float32)
     return np.ascontiguousarray(X[:, None], dtype=np.float32), y
 
 
