@@ -104,7 +104,7 @@ def _stage(msg: str, quiet: bool) -> None:
 
 # -- way in 1: a training run -------------------------------------------------------------------
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()
     if not run_dir.is_dir():
         raise DataError(f"training run folder not found: {run_dir}")
     summary = read_json(run_dir / "summary.json", what="training summary")
