@@ -47,6 +47,8 @@ _SKIP_REASON = ("kd-harness suites run only when benchmarks are asked for: pytes
 # -- options ------------------------------------------------------------------------------------
 def pytest_addoption(parser):
     g = parser.getgroup("kd-harness suites", "kd-harness benchmark suites (suites/README.md)")
+    if any("--kd-run" in opt.names() for opt in g.options):
+        return  # already registered (a root conftest.py may import this hook to register the options early)
     g.addoption("--kd-run", default=None, metavar="DIR",
                 help=f"`harness train` output folder to benchmark (else ${RUN_ENV}; else a cached small default run)")
     g.addoption("--kd-batch-sizes", default=None, metavar="LIST",
@@ -257,11 +259,16 @@ def _say(config, msg: str) -> None:
     capman = config.pluginmanager.get_plugin("capturemanager")
     if tr is None:
         return
+    def write():
+        if getattr(getattr(tr, "_tw", None), "width_of_current_line", 0):
+            tr.write("\n")  # after progress dots
+        tr.write_line(f"[kd-suites] {msg}")
+
     if capman is not None:
         with capman.global_and_fixture_disabled():
-            tr.write_line(f"[kd-suites] {msg}")
+            write()
     else:
-        tr.write_line(f"[kd-suites] {msg}")
+        write()
 
 
 def _train_default(config, run_dir: Path) -> None:

@@ -22,6 +22,9 @@ from harness.results import Measurement, Results
 
 STORAGE_KEYS = ("onnx_bytes", "checkpoint_bytes", "onnx_gzip_bytes")
 MODEL_KEYS = ("params", "macs") + STORAGE_KEYS
+MEMORY_KEYS = ("rss_baseline_mb", "rss_after_load_mb", "load_increase_mb", "peak_rss_mb", "peak_rss_increase_mb",
+               "rss_steady_mb")
+COLD_START_KEYS = ("load_s", "first_inference_ms")
 
 
 def is_pytest_benchmark(doc: Any) -> bool:
@@ -134,24 +137,51 @@ def from_pytest_benchmark(doc: dict, source: str | None = None) -> Results:
 
     tasks = {t for _, _, _, t in parsed}
     multi = len(tasks) > 1
+    # extra_info["suite"] (suites/): latency | throughput -> timed measurements; memory | storage | accuracy ->
+    # the figures in extra_info (their time is the measuring itself). No "suite": latency, as before.
+    measured_acc = {(t, r, str(_lookup(b, "backend") or "torch")) for b, _, r, t in parsed
+                    if _lookup(b, "suite") == "accuracy" and _num(_lookup(b, "measured_accuracy")) is not None}
     for bench, name, role, task in parsed:
         stats = bench["stats"]
+        suite = str(_lookup(bench, "suite") or "latency")
         backend = str(_lookup(bench, "backend") or "torch")
         batch = _int(_lookup(bench, "batch_size"), 1, "batch_size", name)
         threads = _int(_lookup(bench, "threads"), 0, "threads", name)
-        data = stats.get("data")
-        data_s = [float(x) for x in data if _num(x) is not None] if isinstance(data, list) else None
-        metrics = _latency_metrics(stats, data_s, name)
         options = {"benchmark": name}
         if bench.get("group"):
             options["group"] = bench["group"]
-        res.measurements.append(Measurement(
-            task=task, model=role, backend=backend, suite="latency", batch_size=batch, threads=threads,
-            metrics=metrics, options=options,
-            samples_ns=[int(round(x * 1e9)) for x in data_s] if data_s else None,
-        ))
+        if suite in ("latency", "throughput"):
+            data = stats.get("data")
+            data_s = [float(x) for x in data if _num(x) is not None] if isinstance(data, list) else None
+            metrics = _latency_metrics(stats, data_s, name)
+            if suite == "throughput":
+                metrics["samples_per_s"] = batch / (metrics["p50_ms"] / 1e3) if metrics["p50_ms"] > 0 else None
+            res.measurements.append(Measurement(
+                task=task, model=role, backend=backend, suite=suite, batch_size=batch, threads=threads,
+                metrics=metrics, options=options,
+                samples_ns=[int(round(x * 1e9)) for x in data_s] if data_s else None,
+            ))
+        elif suite == "memory":
+            for sub, keys in (("memory", MEMORY_KEYS), ("cold_start", COLD_START_KEYS)):
+                figures = {k: _num(_lookup(bench, k)) for k in keys if _num(_lookup(bench, k)) is not None}
+                if figures:
+                    res.measurements.append(Measurement(
+                        task=task, model=role, backend=backend, suite=sub, batch_size=batch, threads=threads,
+                        metrics=figures, options=options))
+        elif suite == "accuracy":
+            measured = _num(_lookup(bench, "measured_accuracy"))
+            if measured is not None:
+                metrics = {"accuracy": measured}
+                for k in ("correct", "n"):
+                    if _num(_lookup(bench, k)) is not None:
+                        metrics[k] = int(_num(_lookup(bench, k)))
+                res.measurements.append(Measurement(
+                    task=task, model=role, backend=backend, suite="accuracy", batch_size=batch, threads=threads,
+                    metrics=metrics, options=options))
+        elif suite != "storage":
+            res.warnings.append(f"pytest-benchmark entry {name!r}: unknown extra_info.suite {suite!r}; skipped")
         acc = _num(_lookup(bench, "accuracy"))
-        if acc is not None:
+        if suite == "latency" and acc is not None and (task, role, backend) not in measured_acc:
             res.measurements.append(Measurement(
                 task=task, model=role, backend=backend, suite="accuracy", batch_size=batch, threads=threads,
                 metrics={"accuracy": acc}, options={"benchmark": name},

@@ -133,10 +133,10 @@ def _moving_digits_split(seed: int, split: str, n: int) -> tuple[np.ndarray, np.
         pick[sel] = rng.choice(pools[g], size=int(sel.sum()))
     sprite = np.kron(images[pick], np.ones((1, 2, 2), dtype=np.float32))  # N x 16 x 16
 
-    # Motion: class heading +- 25 degrees at 0.7..2.2 px/frame; "still" jitters by up to 1 px a frame.
+    # Motion: class heading +- 25 degrees at 0.4..1.5 px/frame; "still" jitters by up to 1 px a frame.
     heading = np.array([_HEADING.get(m, 0.0) for m in DIGIT_MOTIONS])[motion]
     heading = heading + rng.uniform(-np.radians(25), np.radians(25), size=n)
-    speed = np.where(motion == DIGIT_MOTIONS.index("still"), 0.0, rng.uniform(0.7, 2.2, size=n))
+    speed = np.where(motion == DIGIT_MOTIONS.index("still"), 0.0, rng.uniform(0.4, 1.5, size=n))
     top, left = _trajectory(rng, n, T, S, speed * np.cos(heading), speed * np.sin(heading))
     jitter = rng.integers(-1, 2, size=(2, n, T)) * (speed == 0.0)[None, :, None]
     top, left = (top + jitter[0]) % S, (left + jitter[1]) % S
@@ -144,10 +144,13 @@ def _moving_digits_split(seed: int, split: str, n: int) -> tuple[np.ndarray, np.
     canvas = np.zeros((n, T, S, S), dtype=np.float32)
     _paste_wrapped(canvas, sprite, top, left)
 
-    # Distractor: an 8x8 digit from the same split, dimmer, drifting any way at 0..2 px/frame.
-    other = images[rng.integers(0, len(images), size=n)] * rng.uniform(0.3, 0.6, size=(n, 1, 1)).astype(np.float32)
+    # Distractor: a scrambled 8x8 digit (its 64 pixels shuffled: the ink of a digit, no digit shape),
+    # dimmer, drifting any way at 0..1.5 px/frame.
+    other = images[rng.integers(0, len(images), size=n)].reshape(n, 64)
+    other = np.take_along_axis(other, rng.random(size=(n, 64)).argsort(axis=1), axis=1).reshape(n, 8, 8)
+    other = other * rng.uniform(0.3, 0.6, size=(n, 1, 1)).astype(np.float32)
     d_head = rng.uniform(0, 2 * np.pi, size=n)
-    d_speed = rng.uniform(0.0, 2.0, size=n)
+    d_speed = rng.uniform(0.0, 1.5, size=n)
     d_top, d_left = _trajectory(rng, n, T, S, d_speed * np.cos(d_head), d_speed * np.sin(d_head))
     _paste_wrapped(canvas, other.astype(np.float32), d_top, d_left)
 
