@@ -9,7 +9,7 @@ from harness.cli import main
 from harness.export import export_onnx
 from harness.results import SCHEMA, load_results, measurements_frame
 
-FAST = ["--quick", "--no-history", "--quiet", "--batch-sizes", "1,4", "--throughput-batch-sizes", "1,4"]
+FAST = ["--quick", "--no-history", "--quiet", "--batch-sizes", "1,4", "--throughput-batch-sizes", "1,4", "--threads", "1"]
 
 
 def _cli(capsys, *argv):
