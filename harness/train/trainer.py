@@ -18,7 +18,7 @@ from harness.train.losses import build_loss, check_alpha, check_temperature, los
 
 # Why these defaults: see README "Training defaults". Epoch counts are per kind because a 3D
 # epoch costs ~10x a 1D one on 2 cores, and the whole trio must train in a few minutes.
-DEFAULT_EPOCHS = {"1d": 150, "3d": 20}
+DEFAULT_EPOCHS = {"1d": 150, "3d": 30}
 
 
 @dataclass
