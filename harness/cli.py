@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="custom data: npz with X_train, y_train, X_test, y_test")
     p.add_argument("--out", default=None, help="run folder (default runs/<task>)")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--teacher-config", default=None, help="teacher model config: JSON text or a .json file")
+    p.add_argument("--student-config", default=None, help="student model config: JSON text or a .json file")
     _add_train_options(p)
 
     p = sub.add_parser("sweep", help="grid-search the KD recipe on a validation split of the training data")
@@ -196,6 +198,26 @@ def train_config_from_args(args, base=None):
     return cfg.validate()
 
 
+def _model_config(text: str | None, what: str) -> dict | None:
+    """A model config from inline JSON or a file, validated before any training starts."""
+    if text is None:
+        return None
+    import kd_models
+
+    from harness.fileio import read_json
+
+    if text.lstrip().startswith("{"):
+        try:
+            cfg = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise OptionError(f"{what} is not valid JSON: {exc.msg}") from None
+    else:
+        cfg = read_json(text, what=what)
+    if not isinstance(cfg, dict):
+        raise OptionError(f"{what} must be a JSON object with 'family', 'in_channels', 'num_classes', ...")
+    return kd_models.validate_config(cfg)
+
+
 def cmd_train(args) -> int:
     from harness.tasks import load_dataset
     from harness.train.summary_table import format_summary
@@ -203,11 +225,18 @@ def cmd_train(args) -> int:
 
     seeds = parse_seeds(args.seeds)
     cfg = train_config_from_args(args)
+    teacher_cfg = _model_config(args.teacher_config, "--teacher-config")
+    student_cfg = _model_config(args.student_config, "--student-config")
     data = load_dataset(args.task, args.data)
+    for what, mc in (("--teacher-config", teacher_cfg), ("--student-config", student_cfg)):
+        if mc and (mc["in_channels"] != data.in_channels or mc["num_classes"] != data.classes):
+            raise OptionError(f"{what} has in_channels={mc['in_channels']}, num_classes={mc['num_classes']}; "
+                              f"the data has {data.in_channels} channels and {data.classes} classes")
     out = args.out or os.path.join("runs", data.name)
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     data_ref = {"npz": str(Path(args.data).resolve())} if args.data else {"task": data.name, "data_seed": 0}
-    summary = train_trio(data, cfg, seeds, out, show_progress=not args.quiet, log=log, data_ref=data_ref)
+    summary = train_trio(data, cfg, seeds, out, show_progress=not args.quiet, log=log, data_ref=data_ref,
+                         teacher_config=teacher_cfg, student_config=student_cfg)
     print(format_summary(summary))
     print(f"\nwrote {os.path.join(out, 'summary.json')}")
     return 0

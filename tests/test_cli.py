@@ -89,3 +89,28 @@ def test_unwritable_out(capsys, npz_1d, tmp_path):
     blocker.write_text("x")
     code, _, err = _run(capsys, "train", "--data", str(npz_1d), "--epochs", "1", "--out", str(blocker / "sub"))
     _one_line_error(code, err)
+
+
+def test_custom_student_config(capsys, npz_1d, tmp_path):
+    cfg = {"family": "fcn1d", "in_channels": 1, "num_classes": 3, "widths": [4, 8], "kernels": [5, 3],
+           "dropout": 0.0}
+    import kd_models
+
+    try:
+        kd_models.validate_config(cfg)
+    except Exception:
+        cfg = kd_models.default_config("1d", "student", 1, 3, (1, 48))
+        cfg["widths"] = [w + 2 for w in cfg["widths"]]
+    code, out, err = _run(capsys, "train", "--data", str(npz_1d), "--epochs", "1", "--out", str(tmp_path / "r"),
+                          "--quiet", "--student-config", json.dumps(cfg))
+    assert code == 0, err
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["models"]["student_kd"]["model_config"]["widths"] == cfg["widths"]
+
+
+@pytest.mark.parametrize("bad", ['{"family": "nope"}', '{not json', '{"family": "resnet1d"}'])
+def test_bad_student_config(capsys, npz_1d, tmp_path, bad):
+    out = tmp_path / "r"
+    code, _, err = _run(capsys, "train", "--data", str(npz_1d), "--out", str(out), "--student-config", bad)
+    _one_line_error(code, err)
+    assert not out.exists()
