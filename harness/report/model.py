@@ -512,6 +512,8 @@ def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[di
         if m.suite in ("latency", "paired", "throughput", "memory"):
             keys[(m.backend, m.batch_size, m.threads, opts_key(m))] = None
     border = {b: i for i, b in enumerate(backend_order(k[0] for k in keys))}
+    roof = [m for m in res.measurements if m.suite == "roofline"]
+    peak = num(roof[0].metrics.get("peak_gflops")) if roof else None
     rows = []
     for backend, batch, threads, opts in sorted(keys, key=lambda k: (border[k[0]], k[1], k[2], k[3])):
         ref_thr = find(res, task, "throughput", REFERENCE, backend, batch, threads, opts)
@@ -541,6 +543,10 @@ def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[di
                 "speedup_basis": basis, "speedup_p_value": p,
                 "throughput_sps": sps, "throughput_ratio": ratio(sps, ref_sps),
                 "peak_mem_mb": mb, "mem_ratio": ratio(mb, ref_mb) if ref_mb and ref_mb > 0 else None,
+                "gflops": num(lat.metrics.get("gflops")) if lat else None,
+                # Achieved compute against the machine's measured SGEMM peak (the roofline suite).
+                "pct_peak": (100 * num(lat.metrics.get("gflops")) / peak
+                             if lat and peak and num(lat.metrics.get("gflops")) is not None else None),
                 "unstable": bool(lat and any("unstable" in w for w in lat.warnings)) or None,
             })
     return rows
@@ -695,7 +701,7 @@ SIZE_COLS = ["source", "task", "model", "params", "params_ratio", "macs", "macs_
              "onnx_gzip_bytes", "checkpoint_bytes", "train_s", "parity"]
 PERF_COLS = ["source", "task", "model", "backend", "batch_size", "threads", "options", "p50_ms", "p99_ms", "speedup",
              "speedup_ci_lo", "speedup_ci_hi", "speedup_basis", "speedup_p_value", "throughput_sps",
-             "throughput_ratio", "peak_mem_mb", "mem_ratio", "unstable"]
+             "throughput_ratio", "peak_mem_mb", "mem_ratio", "gflops", "pct_peak", "unstable"]
 BACKEND_COLS = ["source", "task", "model", "backend", "best_sps", "best_batch", "best_sps_ratio", "load_s",
                 "first_inference_ms"]
 KD_COLS = ["source", "task", "basis", "diff_pts", "ci_lo_pts", "ci_hi_pts", "p_value", "test"]

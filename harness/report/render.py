@@ -42,7 +42,7 @@ LABELS = {
     "p50_ms": "p50 ms", "p99_ms": "p99 ms", "speedup": "speedup vs teacher", "speedup_ci": "speedup 95% CI",
     "speedup_basis": "speedup from", "speedup_p_value": "speedup p", "throughput_sps": "samples/s",
     "throughput_ratio": "samples/s vs teacher", "peak_mem_mb": "peak MB", "mem_ratio": "mem/teacher",
-    "unstable": "unstable", "best_sps": "best samples/s", "best_batch": "at batch",
+    "gflops": "GFLOP/s", "pct_peak": "% of peak", "unstable": "unstable", "best_sps": "best samples/s", "best_batch": "at batch",
     "best_sps_ratio": "best vs teacher", "load_s": "load s", "first_inference_ms": "first inference ms",
     "diff_pts": "KD - scratch pts", "ci_pts": "95% CI", "p_value": "p", "test": "test",
     "torch_p50_ms": "torch p50 ms", "onnxruntime_p50_ms": "onnxruntime p50 ms",
@@ -81,7 +81,7 @@ def _formatter(col: str) -> Callable[[Any], str]:
         return f("{:.3g}")
     if col.endswith("_sps"):
         return f("{:,.0f}")
-    if col.endswith("_mb"):
+    if col.endswith("_mb") or col in ("gflops", "pct_peak"):
         return f("{:.1f}")
     if col.endswith("p_value"):
         return lambda v: "<0.001" if float(v) < 0.001 else f"{float(v):.2g}"
