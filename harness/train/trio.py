@@ -224,6 +224,7 @@ def train_trio(
         accs = [it.accuracy for it in items]
         secs = [it.seconds for it in items]
         mean, lo, hi = mean_ci(accs)
+        lo, hi = max(0.0, lo), min(1.0, hi)  # a t-interval can overshoot; accuracy cannot
         first = items[0].meta
         summary["models"][role] = {
             "family": first["family"],
