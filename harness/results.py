@@ -151,7 +151,8 @@ def write_results(path: str | Path, results: Results) -> Path:
     return atomic_write_json(path, payload)
 
 
-def load_results(path: str | Path) -> Results:
+def read_json_document(path: str | Path) -> Any:
+    """The parsed JSON of a results-like file, with one-line SchemaErrors for every way it can fail."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -162,10 +163,13 @@ def load_results(path: str | Path) -> Results:
     except (OSError, UnicodeDecodeError) as exc:
         raise SchemaError(f"cannot read results file {path}: {exc}") from None
     try:
-        doc = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SchemaError(f"results file is not valid JSON: {path} ({exc.msg} at line {exc.lineno})") from None
-    return Results.from_dict(doc, source=str(path))
+
+
+def load_results(path: str | Path) -> Results:
+    return Results.from_dict(read_json_document(path), source=str(path))
 
 
 def measurements_frame(results: Results | str | Path | Iterable[Results]):

@@ -98,6 +98,21 @@ def timing_metrics(samples_ns: np.ndarray, calibration: dict[str, Any], overhead
     return metrics, warnings
 
 
+def timed_measurement(h: SessionHandle, suite: str, bs: int, res, overhead: dict[str, Any],
+                      thresholds: StabilityThresholds, keep_samples: bool) -> Measurement:
+    """One timed handle x batch as a Measurement: stats, warnings, samples/s and achieved GFLOP/s."""
+    metrics, warnings = timing_metrics(res.samples_ns, res.calibration, overhead, thresholds)
+    p50_s = metrics["p50_ms"] / 1e3
+    metrics["samples_per_s"] = bs / p50_s if p50_s > 0 else None
+    gflops = achieved_gflops(h.macs, bs, metrics["p50_ms"])
+    if gflops is not None:
+        metrics["gflops"] = gflops
+        metrics["macs_per_sample"] = int(h.macs)
+    return Measurement(task=h.task, model=h.role, backend=h.backend, suite=suite, batch_size=bs,
+                       threads=int(h.options.threads), metrics=metrics, options=h.options.key(),
+                       samples_ns=res.samples_ns.tolist() if keep_samples else None, warnings=warnings)
+
+
 def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], config: LatencyConfig | None = None
             ) -> list[Measurement]:
     cfg = config or LatencyConfig()
@@ -106,24 +121,5 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
     for h in handles:
         for bs in cfg.batch_sizes:
             res = time_session(h.session, get_batch(inputs, bs), cfg.timing)
-            metrics, warnings = timing_metrics(res.samples_ns, res.calibration, overhead, cfg.thresholds)
-            gflops = achieved_gflops(h.macs, bs, metrics["p50_ms"])
-            if gflops is not None:
-                metrics["gflops"] = gflops
-                metrics["macs_per_sample"] = int(h.macs)
-            metrics["samples_per_s"] = bs / (metrics["p50_ms"] / 1e3) if metrics["p50_ms"] > 0 else None
-            out.append(
-                Measurement(
-                    task=h.task,
-                    model=h.role,
-                    backend=h.backend,
-                    suite="latency",
-                    batch_size=bs,
-                    threads=int(h.options.threads),
-                    metrics=metrics,
-                    options=h.options.key(),
-                    samples_ns=res.samples_ns.tolist() if cfg.keep_samples else None,
-                    warnings=warnings,
-                )
-            )
+            out.append(timed_measurement(h, "latency", bs, res, overhead, cfg.thresholds, cfg.keep_samples))
     return out

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.measure.base import SessionHandle
-from harness.measure.latency import _check_batch_sizes, achieved_gflops, get_batch, time_session, timing_metrics
+from harness.measure.latency import _check_batch_sizes, get_batch, time_session, timed_measurement
 from harness.measure.stats import StabilityThresholds
 from harness.measure.timing import TimingConfig, measure_overhead_ns
 from harness.results import Measurement
@@ -54,27 +54,8 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
                     raise
                 failure = f"batch {bs} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); sweep stopped"
                 break
-            metrics, warnings = timing_metrics(res.samples_ns, res.calibration, overhead, cfg.thresholds)
-            p50_s = metrics["p50_ms"] / 1e3
-            metrics["samples_per_s"] = bs / p50_s if p50_s > 0 else 0.0
-            gflops = achieved_gflops(h.macs, bs, metrics["p50_ms"])
-            if gflops is not None:
-                metrics["gflops"] = gflops
-            mine.append(
-                Measurement(
-                    task=h.task,
-                    model=h.role,
-                    backend=h.backend,
-                    suite="throughput",
-                    batch_size=bs,
-                    threads=int(h.options.threads),
-                    metrics=metrics,
-                    options=h.options.key(),
-                    samples_ns=res.samples_ns.tolist() if cfg.keep_samples else None,
-                    warnings=warnings,
-                )
-            )
-        best = max(mine, key=lambda m: m.metrics["samples_per_s"])
+            mine.append(timed_measurement(h, "throughput", bs, res, overhead, cfg.thresholds, cfg.keep_samples))
+        best = max(mine, key=lambda m: m.metrics["samples_per_s"] or 0.0)
         for m in mine:
             m.metrics["best_batch"] = best.batch_size
             m.metrics["best_samples_per_s"] = best.metrics["samples_per_s"]

@@ -7,7 +7,6 @@ on absence.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ import pandas as pd
 
 from harness.errors import SchemaError
 from harness.report.pytest_benchmark import from_pytest_benchmark, is_pytest_benchmark
-from harness.results import ROLES, Measurement, Results
+from harness.results import ROLES, Measurement, Results, read_json_document
 
 BACKEND_ORDER = ("torch", "onnxruntime")
 REFERENCE = "teacher"
@@ -28,19 +27,7 @@ REFERENCE = "teacher"
 
 def read_any(path: str | Path) -> Results:
     """A harness results file or a pytest-benchmark JSON file, as Results."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SchemaError(f"results file not found: {path}") from None
-    except IsADirectoryError:
-        raise SchemaError(f"results path is a directory: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SchemaError(f"cannot read results file {path}: {exc}") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SchemaError(f"results file is not valid JSON: {path} ({exc.msg} at line {exc.lineno})") from None
+    doc = read_json_document(path)
     if is_pytest_benchmark(doc):
         return from_pytest_benchmark(doc, source=str(path))
     return Results.from_dict(doc, source=str(path))
