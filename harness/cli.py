@@ -70,8 +70,12 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=_finite_float("--alpha"), default=None)
     p.add_argument("--kd-loss", default=None, help="hinton (default) or dkd")
     p.add_argument("--kd-logits", default=None, choices=None, help="cached (default) or live")
-    p.add_argument("--augment", action="store_true", default=None, help="jitter/scale/shift augmentation (needs live logits)")
-    p.add_argument("--calibrate-teacher", action="store_true", default=None, help="temperature-scale the teacher's logits")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="jitter/scale/shift augmentation (needs live logits); --no-augment turns a recipe's off")
+    p.add_argument("--mixup", type=_finite_float("--mixup"), default=None,
+                   help="mixup Beta(m, m) concentration, e.g. 0.4 (0 = off; needs live logits)")
+    p.add_argument("--calibrate-teacher", action=argparse.BooleanOptionalAction, default=None,
+                   help="temperature-scale the teacher's logits")
     p.add_argument("--recipe", default=None, help="a recipe JSON saved by `harness sweep`")
     p.add_argument("--threads", type=_positive_int("--threads"), default=None)
 
@@ -190,10 +194,10 @@ def train_config_from_args(args, base=None):
         cfg = load_recipe(args.recipe, cfg)
     cfg = cfg.with_overrides(
         epochs=args.epochs, student_epochs=args.student_epochs, temperature=args.temperature, alpha=args.alpha,
-        kd_loss=args.kd_loss, kd_logits=args.kd_logits, augment=args.augment,
+        kd_loss=args.kd_loss, kd_logits=args.kd_logits, augment=args.augment, mixup=args.mixup,
         calibrate_teacher=args.calibrate_teacher, threads=args.threads,
     )
-    if cfg.augment and args.kd_logits is None:
+    if (cfg.augment or cfg.mixup > 0) and args.kd_logits is None:
         cfg = cfg.with_overrides(kd_logits="live")
     return cfg.validate()
 
@@ -220,14 +224,16 @@ def _model_config(text: str | None, what: str) -> dict | None:
 
 def cmd_train(args) -> int:
     from harness.tasks import load_dataset
+    from harness.train.recipes import default_recipe
     from harness.train.summary_table import format_summary
     from harness.train.trio import parse_seeds, train_trio
 
     seeds = parse_seeds(args.seeds)
-    cfg = train_config_from_args(args)
+    train_config_from_args(args)  # bad options fail before the data is read
     teacher_cfg = _model_config(args.teacher_config, "--teacher-config")
     student_cfg = _model_config(args.student_config, "--student-config")
     data = load_dataset(args.task, args.data)
+    cfg = train_config_from_args(args, base=default_recipe(data.kind))
     for what, mc in (("--teacher-config", teacher_cfg), ("--student-config", student_cfg)):
         if mc and (mc["in_channels"] != data.in_channels or mc["num_classes"] != data.classes):
             raise OptionError(f"{what} has in_channels={mc['in_channels']}, num_classes={mc['num_classes']}; "
@@ -245,13 +251,15 @@ def cmd_train(args) -> int:
 def cmd_sweep(args) -> int:
     from harness.sweep import SweepGrid, format_row, parse_float_list, run_sweep
     from harness.tasks import load_dataset
+    from harness.train.recipes import default_recipe
     from harness.train.trio import parse_seeds
 
     grid = SweepGrid(parse_float_list(args.temperatures, "--temperatures"), parse_float_list(args.alphas, "--alphas"),
                      args.kd_losses).validate()
     seeds = parse_seeds(args.seeds or "0,1,2")
-    cfg = train_config_from_args(args)
+    train_config_from_args(args)  # bad options fail before the data is read
     data = load_dataset(args.task, args.data)
+    cfg = train_config_from_args(args, base=default_recipe(data.kind))
     out = args.out or os.path.join("runs", f"{data.name}-sweep")
     doc = run_sweep(data, cfg, grid, seeds, out, val_fraction=args.val_fraction, show_progress=not args.quiet,
                     on_row=lambda row: print(format_row(row), flush=True))

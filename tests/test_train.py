@@ -7,7 +7,7 @@ import torch
 from harness.artifacts import load_checkpoint, read_checkpoint
 from harness.errors import CheckpointError, OptionError
 from harness.tasks import load_npz
-from harness.train.trainer import TrainConfig
+from harness.train.trainer import TrainConfig, augment_batch, mix_batch
 from harness.train.trio import parse_seeds, stratified_split, train_trio
 
 
@@ -89,7 +89,9 @@ def test_bad_seeds(text):
 
 
 @pytest.mark.parametrize("kw", [{"epochs": 0}, {"temperature": 0}, {"temperature": -2}, {"alpha": 1.5},
-                                {"kd_logits": "warm"}, {"kd_loss": "nope"}, {"augment": True}])
+                                {"kd_logits": "warm"}, {"kd_loss": "nope"}, {"augment": True},
+                                {"mixup": 0.4}, {"mixup": -1.0, "kd_logits": "live"},
+                                {"mixup": float("nan"), "kd_logits": "live"}])
 def test_bad_config(kw):
     with pytest.raises(OptionError):
         TrainConfig(**kw).validate()
@@ -100,3 +102,38 @@ def test_stratified_split_disjoint_and_stratified():
     fit, val = stratified_split(y, 0.2, seed=0)
     assert len(np.intersect1d(fit, val)) == 0 and len(fit) + len(val) == 100
     assert np.all(np.bincount(y[val]) == 5)
+
+
+@pytest.mark.parametrize("shape", [(8, 2, 40), (8, 1, 10, 20, 20)])
+def test_augment_keeps_shape_and_is_seeded(shape):
+    x = torch.randn(shape)
+    a = augment_batch(x, torch.Generator().manual_seed(3))
+    b = augment_batch(x, torch.Generator().manual_seed(3))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert not torch.equal(a, x)
+
+
+def test_augment_shifts_image_axes_of_clips():
+    # A single bright voxel: over many draws it must land off its row/column, so H and W are shifted too.
+    x = torch.zeros(1, 1, 4, 20, 20)
+    x[0, 0, :, 10, 10] = 1.0
+    moved_h = moved_w = False
+    for seed in range(30):
+        y = augment_batch(x, torch.Generator().manual_seed(seed))[0, 0, 2]
+        h, w = divmod(int(y.argmax()), 20)
+        moved_h |= h != 10
+        moved_w |= w != 10
+    assert moved_h and moved_w
+
+
+def test_mix_batch_blends_pairs():
+    x = torch.arange(6, dtype=torch.float32).view(6, 1, 1).expand(6, 1, 5).contiguous()
+    mixed, order, lam = mix_batch(x, torch.Generator().manual_seed(0), 0.4)
+    assert 0.0 <= lam <= 1.0 and sorted(order.tolist()) == list(range(6))
+    assert torch.allclose(mixed, lam * x + (1 - lam) * x[order])
+
+
+def test_mixup_and_augment_train(npz_1d, tmp_path):
+    s = _train(npz_1d, tmp_path / "mix", kd_logits="live", augment=True, mixup=0.4)
+    assert s["train_config"]["mixup"] == 0.4 and s["train_config"]["augment"] is True
+    assert 0.0 <= s["models"]["student_kd"]["accuracy"]["mean"] <= 1.0

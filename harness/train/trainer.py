@@ -34,6 +34,7 @@ class TrainConfig:
     dkd_beta: float = 8.0
     kd_logits: str = "cached"  # cached | live
     augment: bool = False
+    mixup: float = 0.0  # Beta(m, m) mixing of sample pairs; 0 = off
     calibrate_teacher: bool = False
     threads: int | None = None
 
@@ -55,9 +56,13 @@ class TrainConfig:
             raise OptionError(f"unknown KD loss {self.kd_loss!r}; choose hinton or dkd")
         if self.kd_logits not in ("cached", "live"):
             raise OptionError(f"--kd-logits must be 'cached' or 'live', got {self.kd_logits!r}")
-        if self.augment and self.kd_logits == "cached":
+        if not isinstance(self.mixup, (int, float)) or isinstance(self.mixup, bool) or not (
+                math.isfinite(self.mixup) and self.mixup >= 0):
+            raise OptionError(f"mixup must be a number >= 0 (0 = off), got {self.mixup!r}")
+        if (self.augment or self.mixup > 0) and self.kd_logits == "cached":
             # Cached logits belong to the un-augmented samples; the teacher must label what the student sees.
-            raise OptionError("augmentation needs --kd-logits live (the teacher labels the augmented samples)")
+            what = "augmentation" if self.augment else "mixup"
+            raise OptionError(f"{what} needs --kd-logits live (the teacher labels the augmented samples)")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise OptionError(f"threads must be a positive integer, got {self.threads!r}")
         return self
@@ -93,21 +98,41 @@ def channel_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return X.mean(axis=axes, dtype=np.float64), X.std(axis=axes, dtype=np.float64)
 
 
+def _shift_axis(x: torch.Tensor, axis: int, gen: torch.Generator) -> torch.Tensor:
+    """Shift the whole batch along `axis` by up to a tenth of its length, edge-replicated (not wrapped,
+    so a motion is never reversed and nothing jumps across the border)."""
+    length = x.shape[axis]
+    max_shift = max(1, length // 10)
+    shift = int(torch.randint(-max_shift, max_shift + 1, (1,), generator=gen))
+    if not shift:
+        return x
+    idx = (torch.arange(length) - shift).clamp(0, length - 1)
+    return x.index_select(axis, idx)
+
+
 def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Label-preserving augmentation for series and clips: amplitude scaling, jitter, and a small
-    shift along the time axis (edge-replicated, not wrapped, so motion is never reversed)."""
+    """Label-preserving augmentation for series (N, C, L) and clips/volumes (N, C, D, H, W):
+    amplitude scaling, jitter, and a small shift along every axis after the channels (time for a
+    series; time and both image axes for a clip, i.e. the usual random crop of video training)."""
     n = x.shape[0]
     view = (n,) + (1,) * (x.ndim - 1)
     scale = 1.0 + 0.1 * torch.randn(view, generator=gen)
     std = x.std().clamp_min(1e-6)
     x = x * scale + 0.03 * std * torch.randn(x.shape, generator=gen)
-    length = x.shape[2]
-    max_shift = max(1, length // 10)
-    shift = int(torch.randint(-max_shift, max_shift + 1, (1,), generator=gen))
-    if shift:
-        idx = (torch.arange(length) - shift).clamp(0, length - 1)
-        x = x.index_select(2, idx)
+    for axis in range(2, x.ndim):
+        x = _shift_axis(x, axis, gen)
     return x
+
+
+def mix_batch(x: torch.Tensor, gen: torch.Generator, concentration: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup (Zhang et al. 2018): each sample blended with a shuffled partner by lam ~ Beta(m, m).
+    Returns the mixed batch, the partner order and lam; the hard-label loss is then lam-weighted
+    over both labels, while a live teacher labels the mixed sample itself (function matching)."""
+    order = torch.randperm(x.shape[0], generator=gen)
+    # numpy draws the Beta variate; its seed comes from the run's generator, so runs stay reproducible
+    rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+    lam = float(rng.beta(concentration, concentration))
+    return lam * x + (1.0 - lam) * x[order], order, lam
 
 
 @torch.inference_mode()
@@ -198,6 +223,9 @@ def fit(
             xb, yb = Xt[idx], yt[idx]
             if cfg.augment:
                 xb = augment_batch(xb, gen)
+            lam, order = 1.0, None
+            if cfg.mixup > 0:
+                xb, order, lam = mix_batch(xb, gen, cfg.mixup)
             if teacher is not None:
                 with torch.no_grad():
                     tl = teacher(xb) / teacher_temperature
@@ -205,7 +233,10 @@ def fit(
                 tl = cached[idx]
             else:
                 tl = None
-            loss = loss_fn(model(xb), tl, yb)
+            out = model(xb)
+            loss = loss_fn(out, tl, yb)
+            if order is not None:
+                loss = lam * loss + (1.0 - lam) * loss_fn(out, tl, yb[order])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
