@@ -16,6 +16,7 @@ import numpy as np
 from harness.backends.base import Artifact, BackendOptions, backend_names, get_backend
 from harness.errors import DataError, HarnessError, OptionError
 from harness.fileio import read_json, sha256_file
+from harness.options import parse_list
 from harness.results import SUITES, Measurement, Results
 from harness.tasks.base import Dataset
 
@@ -175,11 +176,9 @@ def parse_onnx_specs(specs: list[str]) -> dict[str, Path]:
 def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
-    try:
-        dims = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
-    except ValueError:
-        raise OptionError(f"--input-shape must look like 1,427 or 1x16x32x32 (no batch axis), got {text!r}") from None
-    if not dims or any(d < 1 for d in dims):
+    dims = tuple(parse_list(text.replace("x", ","), "--input-shape", int,
+                            "sizes like 1,427 or 1x16x32x32 (no batch axis)"))
+    if any(d < 1 for d in dims):
         raise OptionError(f"--input-shape needs positive sizes, got {text!r}")
     return dims
 

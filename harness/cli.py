@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from harness.errors import HarnessError, OptionError
+from harness.options import parse_list
 
 EXIT_BAD_INPUT = 2
 
@@ -46,12 +47,8 @@ def _finite_float(name: str):
 
 def _int_list(name: str):
     def parse(text: str) -> list[int]:
-        parts = [p.strip() for p in text.split(",")]
-        try:
-            vals = [int(p) for p in parts]
-        except ValueError:
-            raise OptionError(f"{name} must be a comma-separated list of positive integers, got {text!r}") from None
-        if not vals or any(v < 1 for v in vals):
+        vals = parse_list(text, name, int, "positive integers")
+        if any(v < 1 for v in vals):
             raise OptionError(f"{name} must be a comma-separated list of positive integers, got {text!r}")
         return sorted(set(vals))
 
@@ -197,6 +194,8 @@ def train_config_from_args(args, base=None):
         kd_loss=args.kd_loss, kd_logits=args.kd_logits, augment=args.augment, mixup=args.mixup,
         calibrate_teacher=args.calibrate_teacher, threads=args.threads,
     )
+    if args.epochs is not None and args.student_epochs is None:
+        cfg = cfg.with_epochs(args.epochs)  # --epochs means every role, over a recipe's student epochs too
     if (cfg.augment or cfg.mixup > 0) and args.kd_logits is None:
         cfg = cfg.with_overrides(kd_logits="live")
     return cfg.validate()

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from harness.errors import OptionError
+from harness.options import parse_list
 from harness.fileio import atomic_write_json, ensure_writable_dir
 from harness.tasks.base import Dataset
 from harness.train.losses import check_alpha, check_temperature
@@ -26,14 +27,7 @@ SWEEP_SCHEMA = "kd-harness/sweep/1"
 
 
 def parse_float_list(text: str, name: str) -> list[float]:
-    parts = [p.strip() for p in str(text).split(",")]
-    if not parts or any(p == "" for p in parts):
-        raise OptionError(f"{name} must be a non-empty comma-separated list of numbers, got {text!r}")
-    try:
-        vals = [float(p) for p in parts]
-    except ValueError:
-        raise OptionError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
-    return vals
+    return parse_list(text, name, float, "numbers")
 
 
 @dataclass

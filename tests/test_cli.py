@@ -114,3 +114,38 @@ def test_bad_student_config(capsys, npz_1d, tmp_path, bad):
     code, _, err = _run(capsys, "train", "--data", str(npz_1d), "--out", str(out), "--student-config", bad)
     _one_line_error(code, err)
     assert not out.exists()
+
+
+def test_train_starts_from_the_kinds_default_recipe(capsys, npz_1d, tmp_path):
+    from harness.train.recipes import DEFAULT_RECIPES
+
+    code, _, _ = _run(capsys, "train", "--data", str(npz_1d), "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet")
+    assert code == 0
+    tc = json.loads((tmp_path / "r" / "summary.json").read_text())["train_config"]
+    for key, value in DEFAULT_RECIPES["1d"].items():
+        if key != "student_epochs":  # --epochs sets every role's epochs, the recipe's student schedule included
+            assert tc[key] == value, key
+    assert tc["epochs"] == 1 and tc["student_epochs"] is None
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["models"]["student_kd"]["epochs"] == 1
+
+
+def test_recipe_parts_can_be_switched_off(capsys, npz_1d, tmp_path):
+    code, _, _ = _run(capsys, "train", "--data", str(npz_1d), "--epochs", "1", "--no-augment", "--mixup", "0",
+                      "--kd-logits", "cached", "--out", str(tmp_path / "r"), "--quiet")
+    assert code == 0
+    tc = json.loads((tmp_path / "r" / "summary.json").read_text())["train_config"]
+    assert tc["augment"] is False and tc["mixup"] == 0 and tc["kd_logits"] == "cached"
+
+
+def test_cached_logits_with_recipe_augmentation_is_one_line_error(capsys, npz_1d, tmp_path):
+    code, _, err = _run(capsys, "train", "--data", str(npz_1d), "--epochs", "1", "--kd-logits", "cached",
+                        "--out", str(tmp_path / "r"))
+    _one_line_error(code, err)
+    assert "live" in err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("value", ["-0.5", "nan", "x"])
+def test_bad_mixup(capsys, npz_1d, tmp_path, value):
+    code, _, err = _run(capsys, "train", "--data", str(npz_1d), "--mixup", value, "--out", str(tmp_path / "r"))
+    _one_line_error(code, err)

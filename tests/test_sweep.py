@@ -51,3 +51,16 @@ def test_recipe_reused_by_train(capsys, npz_1d, tmp_path):
     assert code == 0
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert s["train_config"]["temperature"] == 3.0 and s["train_config"]["alpha"] == 0.3
+
+
+@pytest.mark.parametrize("kind", ["1d", "3d"])
+def test_default_recipes_are_valid_and_distil_live(kind):
+    from harness.train.recipes import DEFAULT_RECIPES, default_recipe
+
+    cfg = default_recipe(kind)
+    assert cfg.validate() is cfg
+    for key, value in DEFAULT_RECIPES[kind].items():
+        assert getattr(cfg, key) == value
+    # augmented or mixed batches must be labelled by the teacher itself
+    if cfg.augment or cfg.mixup > 0:
+        assert cfg.kd_logits == "live"

@@ -81,6 +81,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def with_epochs(self, epochs: int) -> "TrainConfig":
+        """The same recipe with `epochs` for every role (drops a separate student schedule)."""
+        return replace(self, epochs=epochs, student_epochs=None)
+
     def with_overrides(self, **kw) -> "TrainConfig":
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
 

@@ -17,6 +17,7 @@ import numpy as np
 from harness.artifacts import save_checkpoint
 from harness.errors import OptionError
 from harness.fileio import atomic_write_json, ensure_writable_dir
+from harness.options import parse_list
 from harness.tasks.base import Dataset
 from harness.train.losses import build_loss
 from harness.train.trainer import TrainConfig, accuracy, fit, fit_temperature, predict_logits
@@ -31,13 +32,7 @@ def parse_seeds(text: str | list[int] | None) -> list[int]:
     if isinstance(text, list):
         items = text
     else:
-        parts = [p.strip() for p in str(text).split(",")]
-        if not parts or any(p == "" for p in parts):
-            raise OptionError(f"--seeds must be a comma-separated list of non-negative integers, got {text!r}")
-        try:
-            items = [int(p) for p in parts]
-        except ValueError:
-            raise OptionError(f"--seeds must be a comma-separated list of non-negative integers, got {text!r}") from None
+        items = parse_list(text, "--seeds", int, "non-negative integers")
     if not items or any(s < 0 for s in items):
         raise OptionError(f"--seeds must be non-negative integers, got {text!r}")
     if len(set(items)) != len(items):
