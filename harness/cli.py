@@ -260,6 +260,10 @@ def cmd_sweep(args) -> int:
     data = load_dataset(args.task, args.data)
     cfg = train_config_from_args(args, base=default_recipe(data.kind))
     out = args.out or os.path.join("runs", f"{data.name}-sweep")
+    if not args.quiet:
+        fixed = {k: v for k, v in cfg.to_dict().items() if k not in ("temperature", "alpha", "kd_loss", "threads")}
+        print("grid over kd_loss x T x alpha; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()),
+              file=sys.stderr, flush=True)
     doc = run_sweep(data, cfg, grid, seeds, out, val_fraction=args.val_fraction, show_progress=not args.quiet,
                     on_row=lambda row: print(format_row(row), flush=True))
     print(f"\nteacher val acc {100 * doc['teacher_val_accuracy']:.2f}%")
