@@ -194,8 +194,6 @@ def train_config_from_args(args, base=None):
         kd_loss=args.kd_loss, kd_logits=args.kd_logits, augment=args.augment, mixup=args.mixup,
         calibrate_teacher=args.calibrate_teacher, threads=args.threads,
     )
-    if args.epochs is not None and args.student_epochs is None:
-        cfg = cfg.with_epochs(args.epochs)  # --epochs means every role, over a recipe's student epochs too
     if (cfg.augment or cfg.mixup > 0) and args.kd_logits is None:
         cfg = cfg.with_overrides(kd_logits="live")
     return cfg.validate()
@@ -221,9 +219,16 @@ def _model_config(text: str | None, what: str) -> dict | None:
     return kd_models.validate_config(cfg)
 
 
-def cmd_train(args) -> int:
+def _data_and_config(args):
+    """The task's data and its training config: the kind's default recipe, then --recipe, then options."""
     from harness.tasks import load_dataset
     from harness.train.recipes import default_recipe
+
+    data = load_dataset(args.task, args.data)
+    return data, train_config_from_args(args, base=default_recipe(data.kind))
+
+
+def cmd_train(args) -> int:
     from harness.train.summary_table import format_summary
     from harness.train.trio import parse_seeds, train_trio
 
@@ -231,8 +236,7 @@ def cmd_train(args) -> int:
     train_config_from_args(args)  # bad options fail before the data is read
     teacher_cfg = _model_config(args.teacher_config, "--teacher-config")
     student_cfg = _model_config(args.student_config, "--student-config")
-    data = load_dataset(args.task, args.data)
-    cfg = train_config_from_args(args, base=default_recipe(data.kind))
+    data, cfg = _data_and_config(args)
     for what, mc in (("--teacher-config", teacher_cfg), ("--student-config", student_cfg)):
         if mc and (mc["in_channels"] != data.in_channels or mc["num_classes"] != data.classes):
             raise OptionError(f"{what} has in_channels={mc['in_channels']}, num_classes={mc['num_classes']}; "
@@ -249,16 +253,13 @@ def cmd_train(args) -> int:
 
 def cmd_sweep(args) -> int:
     from harness.sweep import SweepGrid, format_row, parse_float_list, run_sweep
-    from harness.tasks import load_dataset
-    from harness.train.recipes import default_recipe
     from harness.train.trio import parse_seeds
 
     grid = SweepGrid(parse_float_list(args.temperatures, "--temperatures"), parse_float_list(args.alphas, "--alphas"),
                      args.kd_losses).validate()
     seeds = parse_seeds(args.seeds or "0,1,2")
     train_config_from_args(args)  # bad options fail before the data is read
-    data = load_dataset(args.task, args.data)
-    cfg = train_config_from_args(args, base=default_recipe(data.kind))
+    data, cfg = _data_and_config(args)
     out = args.out or os.path.join("runs", f"{data.name}-sweep")
     if not args.quiet:
         fixed = {k: v for k, v in cfg.to_dict().items() if k not in ("temperature", "alpha", "kd_loss", "threads")}

@@ -46,19 +46,22 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
-def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+def read_json(path: str | os.PathLike, what: str = "file", error: type[HarnessError] = HarnessError) -> Any:
+    """Parsed JSON, or one line (`error`) naming `what` for a missing, unreadable or malformed file."""
     path = Path(path)
     try:
         with open(path, "r", encoding="utf-8") as fh:
             return json.load(fh)
     except FileNotFoundError:
-        raise HarnessError(f"{what} not found: {path}") from None
+        raise error(f"{what} not found: {path}") from None
     except IsADirectoryError:
-        raise HarnessError(f"{what} is a directory, not a file: {path}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HarnessError(f"{what} is not valid JSON: {path} ({exc})") from None
+        raise error(f"{what} is a directory, not a file: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{what} is not valid JSON: {path} ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} is not valid JSON: {path} ({exc})") from None
     except OSError as exc:
-        raise HarnessError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from harness.errors import HarnessError, SchemaError
-from harness.fileio import atomic_write_json
+from harness.fileio import atomic_write_json, read_json
 
 SCHEMA = "kd-harness/results/1"
 SCHEMA_FAMILY = "kd-harness/results/"
@@ -153,19 +153,7 @@ def write_results(path: str | Path, results: Results) -> Path:
 
 def read_json_document(path: str | Path) -> Any:
     """The parsed JSON of a results-like file, with one-line SchemaErrors for every way it can fail."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SchemaError(f"results file not found: {path}") from None
-    except IsADirectoryError:
-        raise SchemaError(f"results path is a directory: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SchemaError(f"cannot read results file {path}: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SchemaError(f"results file is not valid JSON: {path} ({exc.msg} at line {exc.lineno})") from None
+    return read_json(path, what="results file", error=SchemaError)
 
 
 def load_results(path: str | Path) -> Results:

@@ -49,10 +49,7 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
         cfg = default_recipe(data.kind, data.name)
         if recipe:
             cfg = load_recipe(recipe, cfg)
-        overrides = dict(train_overrides or {})
-        if "epochs" in overrides and "student_epochs" not in overrides:
-            cfg = cfg.with_epochs(overrides.pop("epochs"))
-        cfg = cfg.with_overrides(**overrides).validate()
+        cfg = cfg.with_overrides(**(train_overrides or {})).validate()
         run_dir = out_dir / data.name
         if retrain or not _reusable(run_dir, cfg.to_dict(), seeds):
             _say(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}", quiet)

@@ -137,3 +137,11 @@ def test_mixup_and_augment_train(npz_1d, tmp_path):
     s = _train(npz_1d, tmp_path / "mix", kd_logits="live", augment=True, mixup=0.4)
     assert s["train_config"]["mixup"] == 0.4 and s["train_config"]["augment"] is True
     assert 0.0 <= s["models"]["student_kd"]["accuracy"]["mean"] <= 1.0
+
+
+def test_epochs_override_means_every_role():
+    recipe = TrainConfig(student_epochs=60)
+    assert recipe.with_overrides(epochs=5).student_epochs is None
+    assert recipe.with_overrides(epochs=5).epochs_for("3d", "student_kd") == 5
+    assert recipe.with_overrides(epochs=5, student_epochs=7).epochs_for("3d", "student_kd") == 7
+    assert recipe.with_overrides(alpha=0.9).student_epochs == 60

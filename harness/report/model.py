@@ -509,6 +509,7 @@ def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[di
         ref_mb = num(ref_mem.metrics.get("peak_rss_increase_mb")) if ref_mem else None
         for role in roles:
             lat = find(res, task, "latency", role, backend, batch, threads, opts)
+            gflops = num(lat.metrics.get("gflops")) if lat else None
             thr = find(res, task, "throughput", role, backend, batch, threads, opts)
             mem = find(res, task, "memory", role, backend, batch, threads, opts)
             paired = find(res, task, "paired", role, backend, batch, threads, opts)
@@ -530,10 +531,9 @@ def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[di
                 "speedup_basis": basis, "speedup_p_value": p,
                 "throughput_sps": sps, "throughput_ratio": ratio(sps, ref_sps),
                 "peak_mem_mb": mb, "mem_ratio": ratio(mb, ref_mb) if ref_mb and ref_mb > 0 else None,
-                "gflops": num(lat.metrics.get("gflops")) if lat else None,
+                "gflops": gflops,
                 # Achieved compute against the machine's measured SGEMM peak (the roofline suite).
-                "pct_peak": (100 * num(lat.metrics.get("gflops")) / peak
-                             if lat and peak and num(lat.metrics.get("gflops")) is not None else None),
+                "pct_peak": 100 * gflops / peak if gflops is not None and peak else None,
                 "unstable": bool(lat and any("unstable" in w for w in lat.warnings)) or None,
             })
     return rows

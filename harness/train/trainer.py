@@ -81,12 +81,13 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def with_epochs(self, epochs: int) -> "TrainConfig":
-        """The same recipe with `epochs` for every role (drops a separate student schedule)."""
-        return replace(self, epochs=epochs, student_epochs=None)
-
     def with_overrides(self, **kw) -> "TrainConfig":
-        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+        """The config with every non-None keyword replaced. `epochs` without `student_epochs` means every
+        role, so it also drops a separate student schedule the base (e.g. a recipe) had."""
+        changes = {k: v for k, v in kw.items() if v is not None}
+        if "epochs" in changes and "student_epochs" not in changes:
+            changes["student_epochs"] = None
+        return replace(self, **changes)
 
 
 def seed_everything(seed: int) -> torch.Generator:
