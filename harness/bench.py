@@ -45,6 +45,8 @@ class BenchConfig:
     parity_rtol: float = 1e-3
     parity_samples: int = 256
     quick: bool = False  # shorter timing windows: for CI and the default main job
+    # Fresh worker processes the timed suites run in (None: 3, or 2 with quick); CIs span them.
+    processes: int | None = None
 
     def validate(self) -> "BenchConfig":
         known = backend_names()
@@ -64,9 +66,15 @@ class BenchConfig:
                 raise OptionError(f"{name.replace('_', ' ')} must be positive integers, got {vals!r}")
         if not isinstance(self.threads, int) or self.threads < 1:
             raise OptionError(f"threads must be a positive integer, got {self.threads!r}")
+        if self.processes is not None and (not isinstance(self.processes, int) or isinstance(self.processes, bool)
+                                           or self.processes < 1):
+            raise OptionError(f"processes must be a positive integer, got {self.processes!r}")
         if self.graph_optimization not in ("disable", "basic", "extended", "all"):
             raise OptionError(f"graph optimisation must be disable|basic|extended|all, got {self.graph_optimization!r}")
         return self
+
+    def n_processes(self) -> int:
+        return self.processes if self.processes is not None else (2 if self.quick else 3)
 
     def options(self) -> BackendOptions:
         return BackendOptions(threads=self.threads, inter_op_threads=self.inter_op_threads, device=self.device,
@@ -109,8 +117,9 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     if not run_dir.is_dir():
         raise DataError(f"training run folder not found: {run_dir}")
     summary = read_json(run_dir / "summary.json", what="training summary")
-    if not isinstance(summary, dict) or "models" not in summary or "task" not in summary:
+    if not isinstance(summary, dict) or not isinstance(summary.get("models"), dict) or "task" not in summary:
         raise DataError(f"{run_dir / 'summary.json'} is not a kd-harness training summary")
+    verify_checkpoints(summary, run_dir)
     return summary, run_dir
 
 
@@ -125,6 +134,70 @@ def run_dataset(summary: dict[str, Any]) -> Dataset | None:
         return get_task(ref.get("task") or summary["task"]).load(int(ref.get("data_seed", 0)))
     except HarnessError as exc:
         raise DataError(f"cannot reload the data of run {summary.get('task')!r}: {exc}") from None
+
+
+def verify_checkpoints(summary: dict[str, Any], run_dir: Path) -> None:
+    """Check every checkpoint the training summary lists against what it recorded; CheckpointError otherwise.
+
+    A file whose sha256 matches the summary is the one training wrote. Otherwise (or for an older summary
+    without sha256) the file is opened and its architecture (model config), parameter count and the role,
+    seed and task it was saved for are compared with the summary, so the one line names what differs:
+    a teacher replaced by a student, two students swapped, or weights changed after training.
+    """
+    import os
+
+    import kd_models
+
+    from harness.artifacts import load_checkpoint
+    from harness.errors import CheckpointError
+
+    def shown(path: Path) -> str:  # as the user would type it: relative when below the working folder
+        rel = os.path.relpath(path)
+        return str(path) if rel.startswith("..") else rel
+
+    def config_diff(actual: dict[str, Any], recorded: dict[str, Any]) -> str:
+        keys = [k for k in sorted(set(actual) | set(recorded)) if actual.get(k) != recorded.get(k)]
+        text = ", ".join(f"{k} {actual.get(k)!r} vs {recorded.get(k)!r}" for k in keys[:3])
+        return f"architecture differs ({text}{', ...' if len(keys) > 3 else ''} recorded)"
+
+    task = summary.get("task")
+    for role, entry in summary["models"].items():
+        if not isinstance(entry, dict):
+            raise DataError(f"{run_dir / 'summary.json'}: the entry for {role} is not an object")
+        cks = entry.get("checkpoints") or []
+        if not cks:
+            raise DataError(f"run {run_dir} has no checkpoint for {role}")
+        for ck in cks:
+            if not isinstance(ck, dict) or not isinstance(ck.get("path"), str):
+                raise DataError(f"{run_dir / 'summary.json'}: a checkpoint entry of {role} has no path")
+            path = run_dir / ck["path"]
+            if not path.is_file():
+                raise CheckpointError(f"{shown(path)}: the checkpoint of {role} that the training summary lists is missing")
+            recorded_sha = ck.get("sha256")
+            if recorded_sha and sha256_file(path) == recorded_sha:
+                continue
+            diffs = ["sha256 differs"] if recorded_sha else []
+            try:
+                model, meta = load_checkpoint(path)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{exc} (the checkpoint of {role} in the training summary)") from None
+            config = meta.get("model_config") or {}
+            recorded_config = entry.get("model_config")
+            if isinstance(recorded_config, dict) and dict(config) != dict(recorded_config):
+                diffs.append(config_diff(dict(config), dict(recorded_config)))
+            params, recorded_params = kd_models.count_params(model), entry.get("params")
+            if isinstance(recorded_params, int) and params != recorded_params:
+                diffs.append(f"params {params:,} vs {recorded_params:,} recorded")
+            if meta.get("role") not in (None, role):
+                diffs.append(f"it was saved as {meta['role']}")
+            if meta.get("seed") is not None and ck.get("seed") is not None and meta["seed"] != ck["seed"]:
+                diffs.append(f"seed {meta['seed']} vs {ck['seed']} recorded")
+            if meta.get("task") not in (None, task):
+                diffs.append(f"task {meta['task']!r} vs {task!r} recorded")
+            if diffs == ["sha256 differs"]:
+                diffs = ["sha256 differs (same architecture and parameter count: the weights changed after training)"]
+            if diffs:
+                raise CheckpointError(f"{shown(path)} does not match the training summary for {role}: {', '.join(diffs)}")
 
 
 def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg: BenchConfig,
@@ -255,11 +328,74 @@ def model_entry(src: ModelSource) -> dict[str, Any]:
     return entry
 
 
+def _artifact(src: ModelSource) -> Artifact:
+    return Artifact(role=src.role, checkpoint=str(src.checkpoint) if src.checkpoint else None, onnx=str(src.onnx))
+
+
+def _accuracy(sources: list[ModelSource], backends: list[str], opts: BackendOptions, data: Dataset
+              ) -> list[Measurement]:
+    """Test-set accuracy of every model on every backend, in this process (nothing is timed here)."""
+    from harness.measure import accuracy
+    from harness.measure.base import SessionHandle
+
+    handles = []
+    try:
+        for src in sources:
+            for b in backends:
+                handles.append(SessionHandle(task=src.task, role=src.role, backend=b, options=opts,
+                                             session=get_backend(b).open(_artifact(src), opts), macs=src.macs))
+        return accuracy.measure(handles, {"X_test": data.X_test, "y_test": data.y_test, "batch_size": 64})
+    finally:
+        for h in handles:
+            h.session.close()
+
+
+def _timed_suites(sources: list[ModelSource], backends: list[str], opts: BackendOptions,
+                  inputs: dict[int, np.ndarray], cfg: BenchConfig, quiet: bool) -> list[Measurement]:
+    """Latency, paired and throughput in `cfg.n_processes()` fresh sets of worker processes.
+
+    Per process set and backend, every model gets a worker of its own (harness/measure/worker.py);
+    only one of them runs at a time. The model order rotates from one set to the next, so no
+    model is always timed first. The runs of each key are then pooled (harness/measure/merge.py).
+    """
+    from harness.measure import latency, paired, throughput
+    from harness.measure.base import SessionHandle
+    from harness.measure.merge import merge_processes
+    from harness.measure.worker import start_workers
+
+    task = sources[0].task
+    n_proc = cfg.n_processes()
+    runs: list[Measurement] = []
+    for p in range(n_proc):
+        for b in backends:
+            order = sources[p % len(sources):] + sources[:p % len(sources)]
+            _stage(f"{task}: timing on {b}, worker process set {p + 1}/{n_proc}", quiet)
+            workers = start_workers([(b, _artifact(src), opts, f"{task}/{src.role}/{b}") for src in order])
+            try:
+                handles = [SessionHandle(task=src.task, role=src.role, backend=b, options=opts, session=None,
+                                         macs=src.macs, timer=w) for src, w in zip(order, workers)]
+                if "latency" in cfg.suites:
+                    runs += latency.measure(handles, inputs, latency.LatencyConfig(
+                        timing=cfg.timing(), batch_sizes=tuple(cfg.batch_sizes)))
+                if "paired" in cfg.suites and len(sources) > 1:
+                    ref = "teacher" if any(s.role == "teacher" for s in sources) else sources[0].role
+                    runs += paired.measure(handles, inputs, paired.PairedConfig(
+                        batch_sizes=tuple(cfg.batch_sizes), reference_role=ref,
+                        rounds=20 if cfg.quick else 40, block_time_s=0.02 if cfg.quick else 0.05,
+                        max_time_s=10.0 if cfg.quick else 60.0))
+                if "throughput" in cfg.suites:
+                    runs += throughput.measure(handles, inputs, throughput.ThroughputConfig(
+                        batch_sizes=tuple(cfg.throughput_batch_sizes)))
+            finally:
+                for w in workers:
+                    w.close()
+    _stage(f"{task}: pooling {n_proc} worker process set(s)", quiet)
+    return merge_processes(runs)
+
+
 def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchConfig, *, results: Results | None = None,
                  multi_task: bool = False, quiet: bool = False) -> Results:
     """Measure every source on every backend with every suite; append to `results` (or a new one)."""
-    from harness.measure import accuracy, latency, paired, throughput
-    from harness.measure.base import SessionHandle
     from harness.measure.environment import collect
 
     cfg.validate()
@@ -278,40 +414,12 @@ def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchCon
     shape = sources[0].input_shape
     all_bs = sorted(set(cfg.batch_sizes) | set(cfg.throughput_batch_sizes if "throughput" in cfg.suites else []))
     inputs = _inputs(data, shape, all_bs)
-    timed = [s for s in cfg.suites if s in ("accuracy", "latency", "paired", "throughput")]
     measurements: list[Measurement] = []
-    if timed:
-        handles = []
-        try:
-            for src in sources:
-                for b in backends:
-                    art = Artifact(role=src.role, checkpoint=str(src.checkpoint) if src.checkpoint else None,
-                                   onnx=str(src.onnx))
-                    session = get_backend(b).open(art, opts)
-                    handles.append(SessionHandle(task=src.task, role=src.role, backend=b, options=opts,
-                                                 session=session, macs=src.macs))
-            if "accuracy" in cfg.suites and data is not None:
-                _stage(f"{task}: accuracy on {len(data.y_test)} test samples x {len(handles)} sessions", quiet)
-                measurements += accuracy.measure(handles, {"X_test": data.X_test, "y_test": data.y_test,
-                                                           "batch_size": 64})
-            if "latency" in cfg.suites:
-                _stage(f"{task}: latency, batch sizes {cfg.batch_sizes}", quiet)
-                measurements += latency.measure(handles, inputs, latency.LatencyConfig(
-                    timing=cfg.timing(), batch_sizes=tuple(cfg.batch_sizes)))
-            if "paired" in cfg.suites and len(sources) > 1:
-                ref = "teacher" if any(s.role == "teacher" for s in sources) else sources[0].role
-                _stage(f"{task}: paired (interleaved) speedup vs {ref}", quiet)
-                pc = paired.PairedConfig(batch_sizes=tuple(cfg.batch_sizes), reference_role=ref,
-                                         rounds=20 if cfg.quick else 40, block_time_s=0.02 if cfg.quick else 0.05,
-                                         max_time_s=10.0 if cfg.quick else 60.0)
-                measurements += paired.measure(handles, inputs, pc)
-            if "throughput" in cfg.suites:
-                _stage(f"{task}: throughput sweep {cfg.throughput_batch_sizes}", quiet)
-                measurements += throughput.measure(handles, inputs, throughput.ThroughputConfig(
-                    batch_sizes=tuple(cfg.throughput_batch_sizes)))
-        finally:
-            for h in handles:
-                h.session.close()
+    if "accuracy" in cfg.suites and data is not None:
+        _stage(f"{task}: accuracy on {len(data.y_test)} test samples x {len(sources) * len(backends)} sessions", quiet)
+        measurements += _accuracy(sources, backends, opts, data)
+    if any(s in cfg.suites for s in ("latency", "paired", "throughput")):
+        measurements += _timed_suites(sources, backends, opts, inputs, cfg, quiet)
     if "memory" in cfg.suites or "cold_start" in cfg.suites:
         from harness.measure import memory
 

@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--current", required=True)
     p.add_argument("--rules", default=None, help="rules file (JSON or TOML); see docs/gate-rules.md")
     p.add_argument("--update-baseline", action="store_true", help="after gating, copy current over baseline")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="baseline rows the current file lacks (renamed or dropped task, model, backend, batch size) "
+                        "are skipped with a note instead of failing the gate")
 
     p = sub.add_parser("history", help="a metric's trend over benches (SQLite)")
     p.add_argument("--db", default=None, help="history database (default results/history.sqlite)")
@@ -158,6 +161,8 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-arena", action="store_true", help="onnxruntime: disable the CPU memory arena")
     p.add_argument("--external-data", action="store_true", help="export ONNX weights to a side .data file")
     p.add_argument("--quick", action="store_true", help="short timing windows (CI smoke runs)")
+    p.add_argument("--processes", type=_positive_int("--processes"), default=None,
+                   help="fresh worker process sets the timed suites run in; CIs span them (default 3, quick 2)")
     p.add_argument("--history", default=None, help="append to this SQLite history (default results/history.sqlite)")
     p.add_argument("--no-history", action="store_true", help="do not append to the history database")
     p.add_argument("--quiet", action="store_true")
@@ -296,6 +301,8 @@ def bench_config_from_args(args, quick_default: bool = False):
     cfg.arena = not args.no_arena
     cfg.external_data = bool(args.external_data)
     cfg.quick = cfg.quick or bool(args.quick)
+    if args.processes is not None:
+        cfg.processes = args.processes
     return cfg.validate()
 
 
@@ -379,10 +386,12 @@ def cmd_report(args) -> int:
 
 def cmd_gate(args) -> int:
     from harness import gate
+    from harness.results import load_results
 
     rules = gate.load_rules(args.rules) if args.rules else None
-    verdicts = gate.evaluate_gate(args.baseline, args.current, rules)
-    print(gate.format_gate(verdicts))
+    baseline, current = load_results(args.baseline), load_results(args.current)
+    verdicts = gate.evaluate_gate(baseline, current, rules, allow_missing=args.allow_missing)
+    print(gate.format_gate(verdicts, notes=[gate.environment_note(baseline, current)]))
     code = gate.gate_exit_code(verdicts)
     if args.update_baseline:
         gate.update_baseline(args.current, args.baseline)

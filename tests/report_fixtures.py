@@ -112,13 +112,26 @@ def make_results(
     commit: str | None = "3f2a9c1d0b7e",
     source: str | None = None,
     unstable: bool = False,
+    roofline: dict[str, Any] | None = None,
+    paired_disturbance: dict[str, float] | None = None,
 ) -> Results:
-    """One bench's Results. `slowdown` multiplies the students' latency (1.25 = 25% slower)."""
+    """One bench's Results. `slowdown` multiplies the students' latency (1.25 = 25% slower).
+
+    `unstable`: the teacher's batch-1 latency is bimodal, with the warnings the latency suite
+    writes for it (harness.measure.stats.stability_warnings). `roofline`: extra or replacement
+    metrics for the machine-wide roofline measurement (task ""), which a bench adds once per file.
+    `paired_disturbance`: {role: factor} multiplies that role's times in the paired suite only, as
+    another session's spinning threads would.
+    """
+    from harness.measure.stats import stability_warnings
+
     rng = np.random.default_rng(seed)
     multi = len(tasks) > 1
     res = Results(
+        # the keys harness.measure.environment.collect() writes
         environment={"git_commit": commit, "git_dirty": False, "hostname": f"bench-{seed}",
-                     "cpu": "Synthetic CPU @ 3.0GHz", "python": "3.11.9"} if commit else
+                     "cpu_model": "Synthetic CPU @ 3.0GHz", "cpu_isa": ["avx", "avx2", "avx512f", "fma", "sse4_2"],
+                     "cpu_vector_bits": 512, "cpu_mhz": 3000.0, "threads": 1, "python": "3.11.9"} if commit else
         {"hostname": f"bench-{seed}"},
         config={"suites": ["accuracy", "latency", "paired", "throughput", "memory", "storage", "cold_start"],
                 "batch_sizes": list(batch_sizes), "threads": 1},
@@ -191,12 +204,16 @@ def make_results(
                     if role != "teacher":
                         med *= slowdown
                     s = _samples(rng, med, n_samples, sigma)
+                    if unstable and role == "teacher" and bs == 1:
+                        # bimodal: a third of the calls 1.8x slower (another process took the core)
+                        slow = rng.random(n_samples) < 0.35
+                        s = [int(x * 1.8) if f else x for x, f in zip(s, slow)]
                     samples[(role, bs)] = s
                     macs = int(MACS.get(role, 5_000_000) * tscale)
+                    metrics = latency_metrics(s, macs, bs)
                     m = Measurement(task=task, model=role, backend=backend, suite="latency", batch_size=bs,
-                                    threads=1, metrics=latency_metrics(s, macs, bs), samples_ns=s)
-                    if unstable and role == "teacher" and bs == 1:
-                        m.warnings.append("unstable: cv 0.31 > 0.10 (other load on the machine?)")
+                                    threads=1, metrics=metrics, samples_ns=s,
+                                    warnings=stability_warnings(metrics))  # what the latency suite writes
                     res.measurements.append(m)
                     sps = bs / (np.median(s) / 1e9)
                     best.setdefault(role, []).append((bs, float(sps)))
@@ -228,11 +245,24 @@ def make_results(
                         # interleaved rounds share the machine's state: a common per-round factor
                         k = 10
                         common = np.repeat(rng.lognormal(0, sigma, n_samples // k + 1), k)[:n_samples]
+                        dist = paired_disturbance or {}
+                        tm *= dist.get("teacher", 1.0)
+                        sm *= dist.get(role, 1.0)
                         t = [int(x) for x in tm * 1e6 * common * rng.lognormal(0, sigma / 2, n_samples)]
                         s = [int(x) for x in sm * 1e6 * common * rng.lognormal(0, sigma / 2, n_samples)]
                         res.measurements.append(Measurement(
                             task=task, model=role, backend=backend, suite="paired", batch_size=bs, threads=1,
                             metrics=paired_metrics(rng, t, s, k), samples_ns=s))
+    if roofline is not None:
+        # what harness.bench adds once per results file: machine-wide, so task "" and model ""
+        metrics = {"threads": 1, "n": 2048, "peak_gflops": 150.0, "peak_source": "numpy",
+                   "peak_by_source": {"numpy": 150.0, "torch": 120.0, "onnxruntime": 140.0},
+                   "numpy_gflops": 150.0, "torch_gflops": 120.0, "onnxruntime_gflops": 140.0,
+                   "theoretical_peak_gflops": 192.0, "fma_units_assumed": 2,
+                   "theoretical_peak_method": "1 core(s) x 16 float32 lanes (512-bit vectors) x 2 flops per FMA x "
+                                              "2 FMA units per core (assumed) x 3 GHz", **roofline}
+        res.measurements.append(Measurement(task="", model="", backend="torch", suite="roofline", batch_size=0,
+                                            threads=1, metrics=metrics))
     if parity_fail:
         res.warnings.append("parity failed for: " + ", ".join(parity_fail))
     return res
@@ -284,7 +314,8 @@ def write_pytest_benchmark(path, *, with_data: bool = True) -> dict:
                          "python_implementation_version": "3.11.9", "python_version": "3.11.9",
                          "python_build": ["main", "Apr  2 2024 08:00:00"], "release": "6.1.0-18-amd64",
                          "system": "Linux", "cpu": {"arch": "X86_64", "bits": 64, "count": 2,
-                                                   "brand_raw": "Intel(R) Xeon(R) CPU @ 2.20GHz"}},
+                                                   "brand_raw": "Intel(R) Xeon(R) CPU @ 2.20GHz",
+                                                   "flags": ["avx", "avx2", "fma", "sse4_2", "avx512f"]}},
         "commit_info": {"id": "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d", "time": "2026-11-27T18:00:00+00:00",
                         "author_time": "2026-11-27T18:00:00+00:00", "dirty": False, "project": "kd-harness",
                         "branch": "main"},

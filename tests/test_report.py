@@ -52,15 +52,15 @@ def test_model_tables(one):
     verdict = t.verdicts[rep.labels[0]]
     assert re.match(r"KD student: [+-]\d+\.\d pts vs teacher \[CI [+-]\d+\.\d, [+-]\d+\.\d\], "
                     r"[+-]\d+\.\d pts vs scratch, p[=<][\d.]+; \d+\.\dx faster on onnxruntime \(batch 1\)", verdict)
-    # warnings: unstable timing, parity failure, results-level warning
+    # warnings: unstable timing (the words stability_warnings writes), parity failure, results-level warning
     msgs = " | ".join(rep.warnings["message"])
-    assert "unstable" in msgs and "disagrees" in msgs and "parity failed for" in msgs
+    assert "wide spread" in msgs and "disagrees" in msgs and "parity failed for" in msgs
 
 
 def test_table_and_md(one):
     table = build_report(one, "table")
     assert "Verdict: KD student:" in table and "speedup vs teacher" in table and "ONNX Runtime vs PyTorch" in table
-    assert "Warnings" in table and "unstable" in table
+    assert "Warnings" in table and "wide spread" in table
     md = build_report(one, "md")
     assert "| model " in md and "| acc % (mean)" in md and "|---" in md
     assert "**Verdict** KD student:" in md
@@ -140,8 +140,11 @@ def test_pytest_benchmark_input(tmp_path):
     acc = [m for m in res.measurements if m.suite == "accuracy" and m.model == "student_kd"]
     assert {m.backend for m in acc} == {"onnxruntime", "torch"}
 
+    assert res.environment["cpu_model"] == "Intel(R) Xeon(R) CPU @ 2.20GHz"
+    assert res.environment["cpu_isa"] == ["avx", "avx2", "avx512f", "fma", "sse4_2"]
     text = build_report([path], "table")
-    assert "bench.json@9e8d7c6b" in text
+    assert "bench.json@9e8d7c6b" in text and "Intel(R) Xeon(R) CPU @ 2.20GHz" in text
+    assert "ISA sse4_2 avx avx2 fma avx512f" in text
     assert "KD student:" in text and "faster on onnxruntime (batch 1)" in text
     html = build_report([path], "html")
     assert 'id="plot-osuleaf-scatter"' in html and 'id="plot-osuleaf-latency"' in html
@@ -225,3 +228,149 @@ def test_pareto_front_and_diff_stats():
     d = diff_stats([90, 92, 91.5], [88, 89, 91])
     assert d["test"] == "paired t" and d["ci"][0] < d["diff"] < d["ci"][1]
     assert diff_stats(None, None) == {}
+
+
+# -- issue 9: report bugs and validity checks ---------------------------------------------------
+
+def test_roofline_makes_no_phantom_task(tmp_path):
+    """A bench adds one machine-wide roofline row (task "", model ""). With two tasks it used to
+    become a third section, "Task (unnamed)", repeating the first task's training table."""
+    res = make_results(tasks=("osuleaf", "moving_digits"), roofline={})
+    path = tmp_path / "results.json"
+    write_results(path, res)  # as `harness run` writes it, read back
+    rep = build_model([path])
+    assert [t.task for t in rep.tasks] == ["osuleaf", "moving_digits"]
+    for fmt in ("table", "md", "html"):
+        text = build_report([path], fmt)
+        assert "(unnamed)" not in text
+    assert [t["task"] for t in json.loads(build_report([path], "json"))["tasks"]] == ["osuleaf", "moving_digits"]
+    # the roofline still serves both tasks
+    for t in rep.tasks:
+        assert t.performance["pct_peak"].notna().all()
+    # a single task with a roofline row: one section, as before
+    rep1 = build_model(make_results(tasks=("osuleaf",), roofline={}))
+    assert [t.task for t in rep1.tasks] == ["osuleaf"]
+    # measurements with no task at all still get a section of their own
+    only = Results(measurements=[Measurement("", "student_kd", "torch", "latency", 1, 1, {"p50_ms": 1.0})])
+    assert [t.task for t in build_model(only).tasks] == [""]
+
+
+def test_cpu_model_and_isa_shown():
+    """collect() writes cpu_model (not cpu) and cpu_isa: the sources line must show both."""
+    from harness.measure.environment import collect
+
+    env = collect(threads=1)
+    assert "cpu_model" in env and "cpu_isa" in env
+    res = make_results(tasks=("osuleaf",))
+    res.environment = {**env, "cpu_model": "Test CPU 9000", "cpu_isa": ["avx2", "avx512f", "fma"]}
+    table = build_report(res, "table")
+    line = next(line for line in table.splitlines() if "measurements" in line)
+    assert "Test CPU 9000" in line and "ISA avx2 fma avx512f" in line
+    assert "Test CPU 9000" in build_report(res, "md") and "Test CPU 9000" in build_report(res, "html")
+    assert json.loads(build_report(res, "json"))["sources"][0]["cpu"] == "Test CPU 9000"
+    # pytest-benchmark input and older files name it "cpu"
+    res.environment = {"cpu": "Old CPU"}
+    assert "Old CPU" in build_report(res, "table")
+
+
+def test_unstable_column(one):
+    """The column follows the stability thresholds, not a word in a warning's text."""
+    perf = build_model(one).tasks[0].performance
+    flagged = perf[perf["unstable"].fillna(False).astype(bool)]
+    assert {(r.model, r.batch_size) for r in flagged.itertuples()} == {("teacher", 1)}
+    assert set(flagged["backend"]) == {"torch", "onnxruntime"}
+    # the warnings on those rows are the latency suite's own wording
+    lat = [m for m in one.measurements if m.suite == "latency" and m.model == "teacher" and m.batch_size == 1]
+    assert all(m.warnings for m in lat) and not any("unstable" in w for m in lat for w in m.warnings)
+    table = build_report(one, "table")
+    teacher_b1 = [line for line in table.splitlines() if line.startswith("teacher ") and " 1 " in line
+                  and line.rstrip().endswith("yes")]
+    assert len(teacher_b1) >= 2
+    # a structured flag wins; without summary metrics any warning counts
+    from harness.report.model import is_unstable
+    assert is_unstable(Measurement("t", "m", "torch", "latency", 1, 1, {"unstable": True})) is True
+    assert is_unstable(Measurement("t", "m", "torch", "latency", 1, 1, {"p50_ms": 1.0}, warnings=["x"])) is True
+    assert is_unstable(Measurement("t", "m", "torch", "latency", 1, 1, {"p50_ms": 1.0})) is False
+
+
+def test_validity_section_flags_disturbed_paired_timing():
+    res = make_results(tasks=("osuleaf",), paired_disturbance={"student_kd": 1.21})
+    rep = build_model(res)
+    t = rep.tasks[0]
+    v = t.validity
+    assert len(v) == 8  # 2 students x 2 backends x 2 batch sizes
+    kd = v[v.model == "student_kd"]
+    sc = v[v.model == "student_scratch"]
+    assert (kd["paired_vs_latency_pct"] > 15).all() and not kd["valid"].any()
+    assert (sc["paired_vs_latency_pct"].abs() <= 5).all() and sc["valid"].all()
+    assert (v["reference"] == "teacher").all() and v["ref_paired_vs_latency_pct"].abs().max() <= 5
+    notes = t.notes["validity"]
+    assert len(notes) == 4 and all(n.startswith("paired p50 of student_kd (") for n in notes)
+    assert any("(onnxruntime, batch 1, 1 thread(s), paired with teacher) is" in n
+               and "% above its isolated latency p50: the paired run disturbed the timing" in n for n in notes)
+    assert "(paired timing failed its validity check)" in t.verdicts[rep.labels[0]]
+    table = build_report(res, "table")
+    assert "Validity: paired-suite p50 vs isolated latency-suite p50" in table
+    assert "Warning: paired p50 of student_kd" in table
+    md = build_report(res, "md")
+    assert "### Validity" in md and "**Warning:** paired p50 of student_kd" in md
+    html = build_report(res, "html")
+    assert "Validity: paired-suite p50" in html and "Warning: paired p50 of student_kd" in html
+    df = pd.read_csv(io.StringIO(build_report(res, "csv")))
+    assert {"validity", "validity_warning"} <= set(df["section"])
+    assert len(df[(df.section == "validity") & (df.metric == "paired_vs_latency_pct")]) == 8
+    doc = json.loads(build_report(res, "json"))
+    assert len(doc["tasks"][0]["tables"]["validity"]) == 8 and len(doc["tasks"][0]["notes"]["validity"]) == 4
+    # undisturbed: every row within 5%, no warnings, no caveat
+    clean = build_model(make_results(tasks=("osuleaf",)))
+    assert clean.tasks[0].validity["valid"].all() and "validity" not in clean.tasks[0].notes
+    assert "validity" not in clean.tasks[0].verdicts[clean.labels[0]]
+
+
+def test_pct_of_peak_above_100_comes_with_its_cause():
+    # peak measured on numpy and torch only (an older file): ONNX Runtime's own GEMM never ran
+    res = make_results(tasks=("osuleaf",), roofline={
+        "peak_gflops": 60.0, "peak_source": "numpy", "peak_by_source": {"numpy": 60.0, "torch": 50.0},
+        "numpy_gflops": 60.0, "torch_gflops": 50.0, "onnxruntime_gflops": None})
+    t = build_model(res).tasks[0]
+    perf = t.performance
+    over = perf[perf.pct_peak > 100]
+    assert len(over) >= 2  # the teachers at batch 8 at least
+    notes = t.notes["performance"]
+    assert len(notes) == len(over)
+    for r, note in zip(over.itertuples(), notes):
+        assert note.startswith(f"{r.model} ({r.backend}, batch {r.batch_size}, 1 thread(s)) at ")
+        assert "% of the measured GEMM peak (60.0 GFLOP/s, numpy)" in note and "theoretical peak 192.0" in note
+    ort_note = next(n for n in notes if "(onnxruntime," in n)
+    assert "never on onnxruntime's own kernels" in ort_note and "slower kernels than the model's runtime" in ort_note
+    assert perf["pct_theoretical"].notna().all() and (perf["pct_theoretical"] < 100).all()
+    table = build_report(res, "table")
+    assert "(!)" in table and "Warning: teacher (onnxruntime, batch 8" in table
+    assert "measured GEMM peak 60.0 GFLOP/s (by source: numpy 60.0, torch 50.0; 1 thread(s)); " \
+           "theoretical peak 192.0 GFLOP/s" in table
+    # every printed % of peak above 100 has a warning naming that row
+    for line in table.splitlines():
+        if "(!)" in line:
+            model, backend, batch = line.split()[:3]
+            assert any(n.startswith(f"{model} ({backend}, batch {batch},") for n in notes)
+    assert "Warning: teacher (onnxruntime, batch 8" in build_report(res, "html")
+    # the runtime's own GEMM measured and still outrun, above the theoretical peak too
+    res2 = make_results(tasks=("osuleaf",), roofline={
+        "peak_gflops": 60.0, "peak_source": "onnxruntime",
+        "peak_by_source": {"numpy": 55.0, "torch": 50.0, "onnxruntime": 60.0}, "theoretical_peak_gflops": 100.0})
+    notes2 = build_model(res2).tasks[0].notes["performance"]
+    ort2 = next(n for n in notes2 if "(onnxruntime, batch 8" in n)
+    assert "outran its own GEMM (60.0 GFLOP/s)" in ort2 and "which the model exceeds too" in ort2
+    # a real peak: nothing above 100%, no warning
+    fine = build_model(make_results(tasks=("osuleaf",), roofline={})).tasks[0]
+    assert (fine.performance["pct_peak"] <= 100).all() and "performance" not in fine.notes
+    # an old roofline row without peak_by_source or a theoretical peak still loads
+    old = make_results(tasks=("osuleaf",), roofline={"peak_gflops": 60.0})
+    for m in old.measurements:
+        if m.suite == "roofline":
+            for k in ("peak_by_source", "theoretical_peak_gflops", "theoretical_peak_method", "onnxruntime_gflops"):
+                m.metrics.pop(k)
+    old_notes = build_model(old).tasks[0].notes["performance"]
+    assert all("theoretical peak unknown" in n for n in old_notes)
+    assert "never on onnxruntime's own kernels" in next(n for n in old_notes if "(onnxruntime," in n)
+    assert "theoretical peak unknown" in build_report(old, "table")

@@ -200,6 +200,8 @@ BAD_ARRAYS = {
     "test label out of range": (_with(y_test=np.array([0, 1, 2, 3, 1, 1])), "outside train's range"),
     "train label gap": (_with(y_train=np.array([0, 2, 3] * 4)), "never occur"),
     "huge train label": (_with(y_train=np.array([0, 1, 10**12] * 4)), "never occur"),
+    "single train class 0": (_with(y_train=np.zeros(12, dtype=int), y_test=np.zeros(6, dtype=int)), "single class"),
+    "single train class 2": (_with(y_train=np.full(12, 2), y_test=np.full(6, 2)), "single class"),
     "NaN in X": (_with(X_train=np.where(np.arange(30) == 3, np.nan, np.ones((12, 2, 30)))), "NaN or infinite"),
     "inf in X_test": (_with(X_test=np.full((6, 2, 30), np.inf)), "NaN or infinite"),
     "too large for float32": (_with(X_train=np.full((12, 2, 30), 1e300)), "float32"),
@@ -275,3 +277,42 @@ def test_npz_bad_files_raise_one_line_data_error(tmp_path, case):
         load_npz(path)
     message = str(info.value)
     assert "\n" not in message and str(path) in message and fragment in message
+
+
+# --------------------------------------------------------------------------- shared label checks
+
+
+def _dataset(y_train, y_test, classes):
+    from harness.tasks.base import Dataset
+
+    X = np.zeros((len(y_train), 1, 8), np.float32)
+    Xt = np.zeros((len(y_test), 1, 8), np.float32)
+    return Dataset("labels", "1d", X, np.asarray(y_train), Xt, np.asarray(y_test), classes=classes, source="src")
+
+
+@pytest.mark.parametrize("y_train, y_test, classes, fragment", [
+    ([0, 0, 0], [0, 0], 1, "single class"),
+    ([1, 1, 1], [1, 1], 3, "single class"),
+    ([0, 1, 0], [0, 2], 3, "class(es) 2 that no training sample carries"),
+    ([0, 1, 3], [0, 1], 3, "outside 0..2"),
+    ([0, 1, 1], [-1, 0], 2, "outside 0..1"),
+])
+def test_dataset_refuses_labels_no_classifier_can_learn(y_train, y_test, classes, fragment):
+    with pytest.raises(DataError) as info:
+        _dataset(y_train, y_test, classes)
+    assert "\n" not in str(info.value) and fragment in str(info.value) and str(info.value).startswith("src:")
+
+
+def test_dataset_allows_a_training_class_that_test_lacks():
+    assert _dataset([0, 1, 2], [0, 0], 3).classes == 3
+
+
+def test_single_class_npz_is_refused_by_train_with_one_line(tmp_path, capsys):
+    from harness.cli import main
+
+    path = _save(tmp_path, _with(y_train=np.zeros(12, dtype=int), y_test=np.zeros(6, dtype=int)), "one.npz")
+    code = main(["train", "--data", str(path), "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "single class" in lines[0] and "one.npz" in lines[0], err
+    assert not (tmp_path / "run" / "summary.json").exists()

@@ -8,6 +8,7 @@ from harness.backends.base import BackendOptions, Session
 from harness.errors import OptionError
 from harness.measure import accuracy, environment, latency, paired, throughput
 from harness.measure.base import SessionHandle
+from harness.measure.timers import CallableTimer
 from harness.measure.timing import TimingConfig, measure_overhead_ns, time_callable
 from harness.results import Measurement
 
@@ -201,9 +202,11 @@ def test_time_interleaved_alternates_order():
     order = []
     cfg = paired.PairedConfig(rounds=4, calls_per_block=2, warmup=TimingConfig(warmup_min_s=0, warmup_min_calls=1))
     clock = FakeClock(step=5)
-    ref, cand, cal = paired.time_interleaved(lambda: order.append("R"), lambda: order.append("C"), cfg, clock=clock)
-    timed = "".join(order[2:])  # after one warm-up call each
-    assert timed == "RRCC" "CCRR" "RRCC" "CCRR"
+    ref, cand, cal = paired.time_interleaved(CallableTimer(lambda: order.append("R"), clock=clock),
+                                             CallableTimer(lambda: order.append("C"), clock=clock), None, cfg,
+                                             clock=clock, sleep=lambda s: None)
+    timed = "".join(order[2:])  # after one warm-up call each; each block: 2 untimed + 2 timed calls
+    assert timed == "RRRRCCCC" "CCCCRRRR" "RRRRCCCC" "CCCCRRRR"
     assert ref.shape == cand.shape == (4, 2) and cal["rounds"] == 4
 
 

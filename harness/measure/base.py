@@ -4,6 +4,9 @@ Suite contract: `measure(handles, inputs, config) -> list[Measurement]` where
 - `handles` is a list of SessionHandle (one per model x backend x options),
 - `inputs` maps batch size -> numpy batch (float32, already shaped for the model),
 - `config` is the suite's own dataclass (e.g. LatencyConfig).
+Timed suites call `handle.timer` (in this process, or a worker process of the handle's own), never
+the session directly, so the same suite code runs in-process (tests, pytest-benchmark) and in
+`harness bench`'s worker processes.
 Suites know how to measure; they know nothing about files or reports.
 """
 from __future__ import annotations
@@ -20,6 +23,15 @@ class SessionHandle:
     role: str  # teacher | student_scratch | student_kd (or a user's label for --onnx pairs)
     backend: str  # torch | onnxruntime
     options: BackendOptions
-    session: Session
+    session: Session | None
     macs: int | None = None  # per sample, for achieved GFLOP/s
     extra: dict[str, Any] = field(default_factory=dict)
+    timer: Any = None  # where timed calls run (harness/measure/timers.py); default: this process
+
+    def __post_init__(self) -> None:
+        if self.timer is None:
+            if self.session is None:
+                raise ValueError("a SessionHandle needs a session or a timer")
+            from harness.measure.timers import LocalTimer
+
+            self.timer = LocalTimer(self.session)

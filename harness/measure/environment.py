@@ -2,6 +2,12 @@
 
 `collect(threads=None)` never fails: every item is gathered on its own and a missing or broken
 one becomes None, so a results file always has an environment block.
+
+CPU keys: `cpu_model`; `cpu_isa`, the sorted subset of ISA_FLAGS the CPU reports (/proc/cpuinfo,
+else py-cpuinfo; None when unknown), which decides the kernels a library picks and so the
+floating-point sums a training run makes; `cpu_vector_bits` (512 with AVX-512F, 256 with AVX/AVX2,
+else 128); `cpu_mhz` (cpufreq's maximum clock, else /proc/cpuinfo's current "cpu MHz", else None)
+with `cpu_mhz_source`.
 """
 from __future__ import annotations
 
@@ -16,6 +22,11 @@ from typing import Any, Callable
 
 ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "CUDA_VISIBLE_DEVICES")
 PACKAGES = ("torch", "onnxruntime", "onnx", "onnxscript", "numpy", "scipy", "kd-harness")
+# vector-ISA flags that decide which kernels numeric libraries pick (and so their rounding)
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+             "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+CPUINFO_PATH = "/proc/cpuinfo"
+CPUFREQ_MAX_PATH = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"
 
 
 def _safe(fn: Callable[[], Any]) -> Any:
@@ -27,7 +38,7 @@ def _safe(fn: Callable[[], Any]) -> Any:
 
 def _cpu_model() -> str | None:
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+        with open(CPUINFO_PATH, encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.lower().startswith(("model name", "hardware", "cpu model")):
                     value = line.split(":", 1)[1].strip()
@@ -36,6 +47,94 @@ def _cpu_model() -> str | None:
     except OSError:
         pass
     return platform.processor() or platform.machine() or None
+
+
+def _proc_cpuinfo_first() -> dict[str, str] | None:
+    """The first processor block of /proc/cpuinfo as {key: value}; None where there is none."""
+    try:
+        with open(CPUINFO_PATH, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if out:
+                break
+            continue
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out.setdefault(k.strip().lower(), v.strip())
+    return out or None
+
+
+def _norm_flag(flag: str) -> str:
+    return flag.strip().lower().replace("_", "").replace(".", "")
+
+
+def isa_from_flags(flags: Any) -> list[str]:
+    """The ISA_FLAGS present in `flags` (an iterable or a space-separated string), sorted.
+
+    Spellings differ between /proc/cpuinfo (avx512_vnni) and py-cpuinfo on other systems
+    (avx512vnni), so they are compared without underscores.
+    """
+    if isinstance(flags, str):
+        flags = flags.split()
+    have = {_norm_flag(str(f)) for f in flags or ()}
+    return sorted(f for f in ISA_FLAGS if _norm_flag(f) in have)
+
+
+def vector_bits(isa: Any) -> int | None:
+    """Widest float SIMD register the flags allow: 512 (AVX-512F), 256 (AVX/AVX2), else 128."""
+    if isa is None:
+        return None
+    isa = set(isa)
+    if "avx512f" in isa:
+        return 512
+    if "avx2" in isa or "avx" in isa:
+        return 256
+    return 128
+
+
+def _cpu_flags() -> list[str] | None:
+    """Raw CPU flags: /proc/cpuinfo first, py-cpuinfo where that is missing; None when unknown."""
+    info = _proc_cpuinfo_first()
+    if info is not None:
+        flags = info.get("flags") or info.get("features")  # x86 "flags", arm "Features"
+        if flags is not None:
+            return flags.split()
+    try:
+        import cpuinfo  # py-cpuinfo (a pytest-benchmark dependency); slow, so only as a fallback
+    except ImportError:
+        return None
+    flags = cpuinfo.get_cpu_info().get("flags")
+    return list(flags) if flags else None
+
+
+def _cpu_isa() -> list[str] | None:
+    flags = _cpu_flags()
+    return None if flags is None else isa_from_flags(flags)
+
+
+def _cpu_clock() -> tuple[float | None, str | None]:
+    """(MHz, where from): cpufreq's maximum clock, else the current "cpu MHz" in /proc/cpuinfo
+    (a VM often shows only this), else (None, None)."""
+    try:
+        with open(CPUFREQ_MAX_PATH, encoding="ascii") as f:
+            khz = float(f.read().strip())
+        if khz > 0:
+            return khz / 1000.0, "cpufreq cpuinfo_max_freq"
+    except (OSError, ValueError):
+        pass
+    info = _proc_cpuinfo_first()
+    if info is not None:
+        try:
+            mhz = float(info.get("cpu mhz", ""))
+        except ValueError:
+            mhz = 0.0
+        if mhz > 0:
+            return mhz, "/proc/cpuinfo cpu MHz"
+    return None, None
 
 
 def _version(pkg: str) -> str | None:
@@ -104,6 +203,7 @@ def collect(threads: int | None = None) -> dict[str, Any]:
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "hostname": _safe(socket.gethostname),
         "cpu_model": _safe(_cpu_model),
+        "cpu_isa": _safe(_cpu_isa),
         "machine": _safe(platform.machine),
         "physical_cores": _safe(lambda: _cores(False)),
         "logical_cores": _safe(lambda: _cores(True)),
@@ -123,6 +223,8 @@ def collect(threads: int | None = None) -> dict[str, Any]:
         "cuda_available": None,
         "cuda_device": None,
     }
+    env["cpu_vector_bits"] = _safe(lambda: vector_bits(env["cpu_isa"]))
+    env["cpu_mhz"], env["cpu_mhz_source"] = _safe(_cpu_clock) or (None, None)
     env.update(torch_info)
     env.update(_safe(_git) or {"git_commit": None, "git_dirty": None})
     return env

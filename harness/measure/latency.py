@@ -1,7 +1,9 @@
 """Latency suite: per-call wall time of each session at each batch size.
 
-For every handle x batch size: the batch is prepared outside the timed region
-(`session.prepare`), then `time_callable` times `session.run_prepared(prepared)` alone. Metrics are
+For every handle x batch size: the handle's timer (this process, or the model's own worker
+process in `harness bench`) prepares the batch outside the timed region, then `time_callable`
+times `session.run_prepared(prepared)` alone. Runs of the same key from several worker processes
+are pooled by `merge_runs`. Metrics are
 `stats.summarize_ns` plus the calibration record, the harness's per-call overhead and, when the
 model's MACs are known, the achieved GFLOP/s (2 * macs * batch / p50). Raw samples are kept.
 """
@@ -14,8 +16,14 @@ import numpy as np
 
 from harness.errors import OptionError
 from harness.measure.base import SessionHandle
-from harness.measure.stats import StabilityThresholds, stability_warnings, summarize_ns
-from harness.measure.timing import TimingConfig, bind, measure_overhead_ns, time_callable
+from harness.measure.stats import (
+    StabilityThresholds,
+    between_process_cv,
+    hierarchical_median_ci,
+    stability_warnings,
+    summarize_ns,
+)
+from harness.measure.timing import TimingConfig
 from harness.results import Measurement
 
 # Overhead above this fraction of the median is worth a warning: the number is partly the harness.
@@ -60,31 +68,59 @@ def get_batch(inputs: dict[int, np.ndarray], batch_size: int) -> np.ndarray:
     return np.ascontiguousarray(np.take(src, np.arange(batch_size) % src.shape[0], axis=0))
 
 
-def time_session(session: Any, batch: np.ndarray, timing: TimingConfig):
-    """Prepare outside the timed region, then time run_prepared alone."""
-    prepared = session.prepare(batch)
-    return time_callable(bind(session, prepared), timing)
-
-
 def achieved_gflops(macs: int | None, batch_size: int, p50_ms: float) -> float | None:
     if not macs or p50_ms <= 0:
         return None
     return 2.0 * float(macs) * batch_size / (p50_ms / 1e3) / 1e9
 
 
-def timing_metrics(samples_ns: np.ndarray, calibration: dict[str, Any], overhead: dict[str, Any],
-                   thresholds: StabilityThresholds) -> tuple[dict[str, Any], list[str]]:
-    """summarize_ns + calibration + overhead, and the stability/calibration warnings."""
-    summary = summarize_ns(samples_ns)
+def summarize_processes(groups: Sequence[np.ndarray]) -> dict[str, Any]:
+    """`summarize_ns` over the samples of every process pooled, with the median's CI from the
+    two-stage bootstrap (processes, then chunks of consecutive calls) and the per-process medians.
+    """
+    arrays = [np.asarray(g, dtype=np.int64).ravel() for g in groups]
+    summary = summarize_ns(np.concatenate(arrays))
+    lo, hi = hierarchical_median_ci([a / 1e6 for a in arrays])
+    summary["median_ci95_ms"] = [lo, hi]
+    summary["median_ci_method"] = "two-stage bootstrap: processes, then chunks of consecutive calls"
+    process_p50 = [float(np.median(a)) / 1e6 for a in arrays]
+    summary["processes"] = len(arrays)
+    summary["process_p50_ms"] = process_p50
+    summary["between_process_cv"] = between_process_cv(process_p50)
+    return summary
+
+
+# Per-process medians further apart than this are worth a warning: the speed state differs by process.
+BETWEEN_PROCESS_WARN = 0.10
+
+
+def timing_metrics(samples_ns: np.ndarray | Sequence[np.ndarray], calibration: dict[str, Any] | Sequence[dict],
+                   overhead: dict[str, Any], thresholds: StabilityThresholds) -> tuple[dict[str, Any], list[str]]:
+    """summarize + calibration + overhead, and the stability/calibration warnings.
+
+    `samples_ns` is one run's samples or a list with one array per process (then `calibration`
+    is a list too); the CI of the median covers the processes (see `summarize_processes`).
+    """
+    groups = [samples_ns] if isinstance(samples_ns, np.ndarray) else list(samples_ns)
+    calibrations = [calibration] if isinstance(calibration, dict) else list(calibration)
+    summary = summarize_processes(groups)
     metrics: dict[str, Any] = dict(summary)
     metrics["harness_overhead_p50_ns"] = float(overhead["p50_ns"])
     metrics["harness_overhead"] = dict(overhead)
-    metrics["calibration"] = dict(calibration)
+    metrics["calibration"] = dict(calibrations[0]) if len(calibrations) == 1 else {"processes": calibrations}
     warnings = stability_warnings(summary, thresholds)
-    if not calibration.get("min_samples_met", True):
+    short = [c.get("n_samples") for c in calibrations if not c.get("min_samples_met", True)]
+    if short:
         warnings.append(
-            f"only {calibration.get('n_samples')} samples: max_time_s/max_samples stopped the run "
+            f"only {min(short)} samples in a process: max_time_s/max_samples stopped the run "
             "before min_samples was reached"
+        )
+    p50s = summary["process_p50_ms"]
+    if len(p50s) > 1 and min(p50s) > 0 and max(p50s) / min(p50s) - 1 > BETWEEN_PROCESS_WARN:
+        warnings.append(
+            f"between processes: medians ranged {min(p50s):.4g}-{max(p50s):.4g} ms "
+            f"({max(p50s) / min(p50s) - 1:.0%} apart); the speed state differs from one fresh process to the "
+            "next, and the CI covers it"
         )
     p50_ns = summary["p50_ms"] * 1e6
     if p50_ns > 0 and overhead["p50_ns"] / p50_ns > OVERHEAD_WARN_FRACTION:
@@ -92,7 +128,7 @@ def timing_metrics(samples_ns: np.ndarray, calibration: dict[str, Any], overhead
             f"harness overhead ({overhead['p50_ns']:.0f} ns per call) is {overhead['p50_ns'] / p50_ns:.0%} "
             "of the median: the call is too short to time individually with confidence"
         )
-    res_ns = float(calibration.get("timer_resolution_s", 0.0)) * 1e9
+    res_ns = float(calibrations[0].get("timer_resolution_s", 0.0)) * 1e9
     if res_ns > 0 and p50_ns < 100 * res_ns:
         warnings.append(f"median ({p50_ns:.0f} ns) is under 100x the timer resolution ({res_ns:.0f} ns)")
     return metrics, warnings
@@ -101,25 +137,58 @@ def timing_metrics(samples_ns: np.ndarray, calibration: dict[str, Any], overhead
 def timed_measurement(h: SessionHandle, suite: str, bs: int, res, overhead: dict[str, Any],
                       thresholds: StabilityThresholds, keep_samples: bool) -> Measurement:
     """One timed handle x batch as a Measurement: stats, warnings, samples/s and achieved GFLOP/s."""
-    metrics, warnings = timing_metrics(res.samples_ns, res.calibration, overhead, thresholds)
+    m = Measurement(task=h.task, model=h.role, backend=h.backend, suite=suite, batch_size=bs,
+                    threads=int(h.options.threads), metrics={}, options=h.options.key(),
+                    samples_ns=res.samples_ns.tolist() if keep_samples else None)
+    m.metrics, m.warnings = _timed_metrics([res.samples_ns], [res.calibration], overhead, thresholds, bs, h.macs)
+    return m
+
+
+def _timed_metrics(groups, calibrations, overhead, thresholds, bs: int, macs: int | None):
+    metrics, warnings = timing_metrics(groups, calibrations, overhead, thresholds)
     p50_s = metrics["p50_ms"] / 1e3
     metrics["samples_per_s"] = bs / p50_s if p50_s > 0 else None
-    gflops = achieved_gflops(h.macs, bs, metrics["p50_ms"])
+    gflops = achieved_gflops(macs, bs, metrics["p50_ms"])
     if gflops is not None:
         metrics["gflops"] = gflops
-        metrics["macs_per_sample"] = int(h.macs)
-    return Measurement(task=h.task, model=h.role, backend=h.backend, suite=suite, batch_size=bs,
-                       threads=int(h.options.threads), metrics=metrics, options=h.options.key(),
-                       samples_ns=res.samples_ns.tolist() if keep_samples else None, warnings=warnings)
+        metrics["macs_per_sample"] = int(macs)
+    return metrics, warnings
+
+
+def merge_runs(runs: Sequence[Measurement], thresholds: StabilityThresholds | None = None) -> Measurement:
+    """One latency (or throughput) Measurement from the same key measured in several worker processes.
+
+    Samples are pooled for the percentiles; the median's CI resamples processes, then chunks within
+    them; per-process medians and their CV are kept. The harness overhead is the median of the
+    processes' own figures. Requires every run to have kept its samples.
+    """
+    first = runs[0]
+    if any(r.samples_ns is None for r in runs):
+        raise ValueError("merging processes needs the raw samples of every run")
+    groups = [np.asarray(r.samples_ns, dtype=np.int64) for r in runs]
+    calibrations = [r.metrics["calibration"] for r in runs]
+    overheads = [r.metrics["harness_overhead"] for r in runs]
+    overhead = dict(overheads[0])
+    overhead["p50_ns"] = float(np.median([o["p50_ns"] for o in overheads]))
+    overhead["process_p50_ns"] = [float(o["p50_ns"]) for o in overheads]
+    macs = first.metrics.get("macs_per_sample")
+    metrics, warnings = _timed_metrics(groups, calibrations, overhead, thresholds or StabilityThresholds(),
+                                       first.batch_size, macs)
+    metrics["workers"] = [r.metrics.get("worker") for r in runs]
+    return Measurement(task=first.task, model=first.model, backend=first.backend, suite=first.suite,
+                       batch_size=first.batch_size, threads=first.threads, metrics=metrics, options=first.options,
+                       samples_ns=np.concatenate(groups).tolist(), warnings=warnings)
 
 
 def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], config: LatencyConfig | None = None
             ) -> list[Measurement]:
     cfg = config or LatencyConfig()
-    overhead = measure_overhead_ns()
     out: list[Measurement] = []
     for h in handles:
+        overhead = h.timer.overhead()  # measured where the timing runs (this process or the worker)
         for bs in cfg.batch_sizes:
-            res = time_session(h.session, get_batch(inputs, bs), cfg.timing)
-            out.append(timed_measurement(h, "latency", bs, res, overhead, cfg.thresholds, cfg.keep_samples))
+            res = h.timer.time(get_batch(inputs, bs), cfg.timing)
+            m = timed_measurement(h, "latency", bs, res, overhead, cfg.thresholds, cfg.keep_samples)
+            m.metrics["worker"] = h.timer.where()
+            out.append(m)
     return out

@@ -1,29 +1,40 @@
-"""Paired suite: the reference model (teacher) and each other model timed INTERLEAVED in one process.
+"""Paired suite: the reference model (teacher) and each other model timed INTERLEAVED.
 
 Timing models one after the other lets slow drift (thermal state, frequency scaling, other load
 on a shared machine) land on one model and not the other. Here, for each round r = 1..R, a block
-of k calls of the reference is timed, then a block of k calls of the candidate, with the order
+of calls of the reference is timed, then a block of calls of the candidate, with the order
 alternating each round (R-C, C-R, R-C, ...) so that neither model systematically runs first.
+
+Interleaving must not disturb what it measures. Two sessions in one process disturb each other
+(ONNX Runtime pools spin after a run and, on 2 cores, take the other model's core; torch shares
+one process-wide OpenMP pool), so `harness bench` gives each model a worker process of its own
+(harness/measure/worker.py) and the suite drives the blocks through the handles' timers. Between
+two blocks the driver waits `settle_s`, long enough for the previous model's pool to stop
+spinning, and each block starts with `block_warmup_calls` untimed calls that re-warm the caches
+the other model evicted. Each model's block holds about `block_time_s` of its own calls (k per
+model), so a fast student's block is as long as its teacher's. Every paired p50 can be checked
+against the same model's isolated latency-suite p50 (the report does, and warns past 5%).
 
 Reported per candidate (Measurement with suite "paired", model = candidate role):
 - speedup = median(all reference calls) / median(all candidate calls), i.e. teacher_p50 / student_p50;
-- speedup_ci95: percentile bootstrap paired over rounds. Rounds are the independent unit (calls
-  within one round share the machine's state), so the bootstrap resamples round indices and takes
-  both models' calls of the drawn rounds together: a cluster bootstrap, which is the paired
-  bootstrap of per-round results, recomputing exactly the point estimate's statistic (so the
-  point estimate always lies in its interval);
+- speedup_ci95: two-stage bootstrap, processes then rounds within each drawn process, both models'
+  calls of a drawn round together, recomputing the point estimate's statistic (so the point
+  estimate always lies in its interval). Rounds are the inner unit because calls within a round
+  share the machine's state; processes are the outer one because a fresh process can land in
+  another speed state (see worker.py), which one process's CI cannot see;
 - speedup_rounds_ci95: the simpler variant, ratio of medians of the per-round medians with pairs
   (reference round median, candidate round median) resampled jointly (`stats.ratio_ci(paired=True)`);
+- process_speedups and speedup_between_process_cv: the speedup of each process on its own;
 - p_value: two-sided Mann-Whitney U over all per-call samples (calls within a round are
   correlated, so this p-value is optimistic; the CI is the primary evidence);
   p_value_rounds: the same test over per-round medians (conservative);
 - significant: whether speedup_ci95 excludes 1;
 - the candidate's per-call samples in samples_ns and the reference's in
-  metrics["reference_samples_ns"], both in round order, with calls_per_block = k.
+  metrics["reference_samples_ns"], both in process then round order, with calls_per_block and
+  reference_calls_per_block (lists per process in `process_calls_per_block` after a merge).
 """
 from __future__ import annotations
 
-import gc
 import json
 import math
 import time
@@ -34,16 +45,16 @@ import numpy as np
 
 from harness.errors import OptionError
 from harness.measure.base import SessionHandle
-from harness.measure.latency import _check_batch_sizes, get_batch, timing_metrics
+from harness.measure.latency import BETWEEN_PROCESS_WARN, _check_batch_sizes, get_batch, summarize_processes, timing_metrics
 from harness.measure.stats import (
     StabilityThresholds,
+    between_process_cv,
+    hierarchical_ratio_ci,
     mannwhitney,
     ratio_ci,
-    ratio_ci_clustered,
     stability_warnings,
-    summarize_ns,
 )
-from harness.measure.timing import TimingConfig, bind, estimate_call_ns, measure_overhead_ns, timer_info, warm_up
+from harness.measure.timing import TimingConfig, estimate_call_ns, timer_info
 from harness.results import Measurement
 
 
@@ -51,8 +62,10 @@ from harness.results import Measurement
 class PairedConfig:
     batch_sizes: tuple[int, ...] = (1,)
     rounds: int = 30
-    calls_per_block: int | None = None  # None: from warm-up, so a block lasts about block_time_s
+    calls_per_block: int | None = None  # None: per model, from its warm-up, so a block lasts about block_time_s
     block_time_s: float = 0.05
+    block_warmup_calls: int = 2  # untimed calls at the start of each block: caches the other model evicted
+    settle_s: float = 0.005  # pause between blocks: the previous model's thread pool stops spinning
     min_calls_per_block: int = 5
     max_calls_per_block: int = 1000
     max_time_s: float = 60.0  # per pair and batch size; stops after a whole round, keeps >= 2 rounds
@@ -73,6 +86,11 @@ class PairedConfig:
             raise OptionError(
                 f"paired max_calls_per_block must be an integer >= min_calls_per_block, got {self.max_calls_per_block!r}"
             )
+        if not _int(self.block_warmup_calls) or self.block_warmup_calls < 0:
+            raise OptionError(f"paired block_warmup_calls must be an integer >= 0, got {self.block_warmup_calls!r}")
+        if not isinstance(self.settle_s, (int, float)) or isinstance(self.settle_s, bool) or not (
+                math.isfinite(self.settle_s) and self.settle_s >= 0):
+            raise OptionError(f"paired settle_s must be a number >= 0, got {self.settle_s!r}")
         for name in ("block_time_s", "max_time_s"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
@@ -88,71 +106,63 @@ def _int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def _block(fn: Callable[[], Any], k: int, buf: list[int], clock: Callable[[], int]) -> None:
-    """k timed calls into buf[0:k]: the same tight loop as timing.time_callable."""
-    for i in range(k):
-        t0 = clock()
-        fn()
-        t1 = clock()
-        buf[i] = t1 - t0
+def _calls_per_block(cfg: PairedConfig, est_ns: float) -> int:
+    if cfg.calls_per_block is not None:
+        return int(cfg.calls_per_block)
+    k = math.ceil(cfg.block_time_s * 1e9 / est_ns)
+    return min(max(k, cfg.min_calls_per_block), cfg.max_calls_per_block)
 
 
 def time_interleaved(
-    ref_fn: Callable[[], Any],
-    cand_fn: Callable[[], Any],
+    ref_timer: Any,
+    cand_timer: Any,
+    batch: np.ndarray | None,
     config: PairedConfig,
     *,
     clock: Callable[[], int] = time.perf_counter_ns,
+    sleep: Callable[[float], Any] = time.sleep,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Returns (ref samples R x k, candidate samples R x k, calibration) as int64 arrays."""
+    """Returns (ref samples R x k_ref, candidate samples R x k_cand, calibration) as int64 arrays.
+
+    The timers time the calls where the models live (a worker process each in `harness bench`);
+    this driver only orders the blocks, waits `settle_s` between them and watches the deadline.
+    """
     cfg = config
     w0 = clock()
-    warm_ref = warm_up(ref_fn, cfg.warmup, clock=clock)
-    warm_cand = warm_up(cand_fn, cfg.warmup, clock=clock)
+    warm_ref = ref_timer.warm_up(batch, cfg.warmup)
+    sleep(cfg.settle_s)
+    warm_cand = cand_timer.warm_up(batch, cfg.warmup)
     warmup_s = (clock() - w0) / 1e9
     est_ref, est_cand = estimate_call_ns(warm_ref), estimate_call_ns(warm_cand)
-    if cfg.calls_per_block is not None:
-        k = int(cfg.calls_per_block)
-    else:
-        k = math.ceil(cfg.block_time_s * 1e9 / max(est_ref, est_cand))
-        k = min(max(k, cfg.min_calls_per_block), cfg.max_calls_per_block)
+    k_ref, k_cand = _calls_per_block(cfg, est_ref), _calls_per_block(cfg, est_cand)
 
-    ref = np.zeros((cfg.rounds, k), dtype=np.int64)
-    cand = np.zeros((cfg.rounds, k), dtype=np.int64)
-    buf = [0] * k
+    ref = np.zeros((cfg.rounds, k_ref), dtype=np.int64)
+    cand = np.zeros((cfg.rounds, k_cand), dtype=np.int64)
     done = 0
-    gc_was_enabled = gc.isenabled()
-    if cfg.disable_gc:
-        gc.collect()
-        gc.disable()
-    try:
-        start = clock()
-        deadline = start + int(cfg.max_time_s * 1e9)
-        for r in range(cfg.rounds):
-            order = ((ref_fn, ref), (cand_fn, cand)) if r % 2 == 0 else ((cand_fn, cand), (ref_fn, ref))
-            for fn, dest in order:
-                _block(fn, k, buf, clock)
-                dest[r, :] = buf
-            done = r + 1
-            if done >= 2 and clock() > deadline:
-                break
-        end = clock()
-    finally:
-        if cfg.disable_gc and gc_was_enabled:
-            gc.enable()
-    if cfg.disable_gc:
-        gc.collect()
+    start = clock()
+    deadline = start + int(cfg.max_time_s * 1e9)
+    for r in range(cfg.rounds):
+        order = ((ref_timer, ref, k_ref), (cand_timer, cand, k_cand))
+        for timer, dest, k in (order if r % 2 == 0 else order[::-1]):
+            sleep(cfg.settle_s)
+            dest[r, :] = timer.block(batch, k, cfg.block_warmup_calls)
+        done = r + 1
+        if done >= 2 and clock() > deadline:
+            break
+    end = clock()
     calibration = {
         "warmup_calls": [len(warm_ref), len(warm_cand)],
         "warmup_s": warmup_s,
         "estimated_call_ns": [est_ref, est_cand],
-        "calls_per_block": k,
+        "calls_per_block": [k_ref, k_cand],
+        "block_warmup_calls": int(cfg.block_warmup_calls),
+        "settle_s": float(cfg.settle_s),
         "planned_rounds": cfg.rounds,
         "rounds": done,
         "stopped_by_max_time": done < cfg.rounds,
         "total_s": (end - start) / 1e9,
-        "gc_disabled": bool(cfg.disable_gc),
         "order": "alternating per round, reference first in round 1",
+        "gc_disabled": True,
         **timer_info(),
     }
     return ref[:done], cand[:done], calibration
@@ -169,23 +179,30 @@ def pairs(handles: Sequence[SessionHandle], reference_role: str = "teacher") -> 
     return [(refs[_group_key(h)], h) for h in handles if h.role != reference_role and _group_key(h) in refs]
 
 
-def compare(ref_samples: np.ndarray, cand_samples: np.ndarray, overhead: dict[str, Any],
-            calibration: dict[str, Any], thresholds: StabilityThresholds, reference_role: str
+def compare(ref_groups: Sequence[np.ndarray], cand_groups: Sequence[np.ndarray], overhead: dict[str, Any],
+            calibrations: Sequence[dict[str, Any]], thresholds: StabilityThresholds, reference_role: str
             ) -> tuple[dict[str, Any], list[str]]:
-    """Metrics and warnings for one interleaved run (R x k arrays)."""
-    ref_all, cand_all = ref_samples.ravel(), cand_samples.ravel()
-    speedup, lo, hi = ratio_ci_clustered(list(ref_samples), list(cand_samples))
-    ref_round = np.median(ref_samples, axis=1)
-    cand_round = np.median(cand_samples, axis=1)
+    """Metrics and warnings for interleaved runs: one (rounds x calls) array per process and model."""
+    ref_groups = [np.atleast_2d(np.asarray(g, dtype=np.int64)) for g in ref_groups]
+    cand_groups = [np.atleast_2d(np.asarray(g, dtype=np.int64)) for g in cand_groups]
+    ref_all = np.concatenate([g.ravel() for g in ref_groups])
+    cand_all = np.concatenate([g.ravel() for g in cand_groups])
+    speedup, lo, hi = hierarchical_ratio_ci(ref_groups, cand_groups)
+    ref_round = np.concatenate([np.median(g, axis=1) for g in ref_groups])
+    cand_round = np.concatenate([np.median(g, axis=1) for g in cand_groups])
     _, rlo, rhi = ratio_ci(ref_round, cand_round, paired=True)
-    cand_metrics, warnings = timing_metrics(cand_all, calibration, overhead, thresholds)
-    ref_summary = summarize_ns(ref_all)
+    process_speedups = [float(np.median(r)) / float(np.median(c)) for r, c in zip(ref_groups, cand_groups)]
+    cand_metrics, warnings = timing_metrics([g.ravel() for g in cand_groups], list(calibrations), overhead, thresholds)
+    ref_summary = summarize_processes([g.ravel() for g in ref_groups])
     warnings += [f"{reference_role}: {w}" for w in stability_warnings(ref_summary, thresholds)]
     metrics: dict[str, Any] = dict(cand_metrics)  # the candidate's own summary: p50_ms, p90_ms, ...
     metrics.update({
         "speedup": speedup,
         "speedup_ci95": [lo, hi],
+        "speedup_ci_method": "two-stage bootstrap: processes, then rounds (both models' calls of a round together)",
         "speedup_rounds_ci95": [rlo, rhi],
+        "process_speedups": process_speedups,
+        "speedup_between_process_cv": between_process_cv(process_speedups),
         "significant": bool(lo > 1.0 or hi < 1.0),
         "teacher_p50_ms": ref_summary["p50_ms"],
         "student_p50_ms": cand_metrics["p50_ms"],
@@ -193,50 +210,105 @@ def compare(ref_samples: np.ndarray, cand_samples: np.ndarray, overhead: dict[st
         "student_median_ci95_ms": cand_metrics["median_ci95_ms"],
         "p_value": mannwhitney(ref_all, cand_all),
         "p_value_rounds": mannwhitney(ref_round, cand_round),
-        "rounds": int(ref_samples.shape[0]),
-        "calls_per_block": int(ref_samples.shape[1]),
+        "processes": len(ref_groups),
+        "rounds": int(sum(g.shape[0] for g in ref_groups)),
+        "process_rounds": [int(g.shape[0]) for g in ref_groups],
+        "calls_per_block": int(cand_groups[0].shape[1]),
+        "reference_calls_per_block": int(ref_groups[0].shape[1]),
+        "process_calls_per_block": [[int(r.shape[1]), int(c.shape[1])] for r, c in zip(ref_groups, cand_groups)],
         "reference": reference_role,
         "reference_samples_ns": ref_all.tolist(),
         "reference_summary": ref_summary,
     })
-    if calibration.get("stopped_by_max_time"):
-        warnings.append(f"only {metrics['rounds']} of {calibration['planned_rounds']} rounds: max_time_s reached")
-    # drift: reference round medians in the first vs the second half of the run
-    half = ref_round.size // 2
-    if half >= 2:
-        a, b = float(np.median(ref_round[:half])), float(np.median(ref_round[half:]))
-        if a > 0 and abs(b - a) / a > 0.10:
-            warnings.append(
-                f"drift: {reference_role}'s per-round median moved {abs(b - a) / a:.0%} between the first and second "
-                "half of the run; interleaving cancels it in the ratio, but the machine was not steady"
-            )
+    for cal in calibrations:
+        if cal.get("stopped_by_max_time"):
+            warnings.append(f"only {cal['rounds']} of {cal['planned_rounds']} rounds in a process: max_time_s reached")
+            break
+    if len(process_speedups) > 1 and max(process_speedups) / min(process_speedups) - 1 > BETWEEN_PROCESS_WARN:
+        warnings.append(
+            f"between processes: the speedup ranged {min(process_speedups):.2f}x-{max(process_speedups):.2f}x; "
+            "the speed state differs from one fresh process to the next, and the CI covers it"
+        )
+    # drift: reference round medians in the first vs the second half of each process's run
+    for g in ref_groups:
+        per_round = np.median(g, axis=1)
+        half = per_round.size // 2
+        if half >= 2:
+            a, b = float(np.median(per_round[:half])), float(np.median(per_round[half:]))
+            if a > 0 and abs(b - a) / a > 0.10:
+                warnings.append(
+                    f"drift: {reference_role}'s per-round median moved {abs(b - a) / a:.0%} between the first and "
+                    "second half of a run; interleaving cancels it in the ratio, but the machine was not steady"
+                )
+                break
     return metrics, warnings
+
+
+def _measurement(cand: SessionHandle | Measurement, bs: int, metrics: dict[str, Any], cand_all: np.ndarray,
+                 warnings: list[str]) -> Measurement:
+    if isinstance(cand, Measurement):
+        task, model, backend, threads, options = cand.task, cand.model, cand.backend, cand.threads, cand.options
+    else:
+        task, model, backend = cand.task, cand.role, cand.backend
+        threads, options = int(cand.options.threads), cand.options.key()
+    return Measurement(task=task, model=model, backend=backend, suite="paired", batch_size=bs, threads=threads,
+                       metrics=metrics, options=options, samples_ns=cand_all.tolist(), warnings=warnings)
 
 
 def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], config: PairedConfig | None = None
             ) -> list[Measurement]:
     cfg = config or PairedConfig()
-    overhead = measure_overhead_ns()
     out: list[Measurement] = []
     for ref, cand in pairs(handles, cfg.reference_role):
+        overhead = cand.timer.overhead()
         for bs in cfg.batch_sizes:
-            batch = get_batch(inputs, bs)
-            ref_fn = bind(ref.session, ref.session.prepare(batch))
-            cand_fn = bind(cand.session, cand.session.prepare(batch))
-            ref_s, cand_s, calibration = time_interleaved(ref_fn, cand_fn, cfg)
-            metrics, warnings = compare(ref_s, cand_s, overhead, calibration, cfg.thresholds, cfg.reference_role)
-            out.append(
-                Measurement(
-                    task=cand.task,
-                    model=cand.role,
-                    backend=cand.backend,
-                    suite="paired",
-                    batch_size=bs,
-                    threads=int(cand.options.threads),
-                    metrics=metrics,
-                    options=cand.options.key(),
-                    samples_ns=cand_s.ravel().tolist(),
-                    warnings=warnings,
-                )
-            )
+            ref_s, cand_s, calibration = time_interleaved(ref.timer, cand.timer, get_batch(inputs, bs), cfg)
+            metrics, warnings = compare([ref_s], [cand_s], overhead, [calibration], cfg.thresholds,
+                                        cfg.reference_role)
+            metrics["workers"] = [ref.timer.where(), cand.timer.where()]
+            out.append(_measurement(cand, bs, metrics, cand_s.ravel(), warnings))
     return out
+
+
+def _groups(flat: Sequence[int], rounds: Sequence[int], ks: Sequence[int]) -> list[np.ndarray]:
+    arr = np.asarray(flat, dtype=np.int64)
+    out, at = [], 0
+    for r, k in zip(rounds, ks):
+        out.append(arr[at: at + r * k].reshape(r, k))
+        at += r * k
+    if at != arr.size:
+        raise ValueError("paired samples do not match their rounds x calls_per_block layout")
+    return out
+
+
+def run_groups(m: Measurement) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(reference, candidate) per-process (rounds x calls) arrays of a paired Measurement."""
+    met = m.metrics
+    rounds = met.get("process_rounds") or [int(met["rounds"])]
+    per = met.get("process_calls_per_block") or [[int(met.get("reference_calls_per_block", met["calls_per_block"])),
+                                                  int(met["calls_per_block"])]]
+    return (_groups(met["reference_samples_ns"], rounds, [p[0] for p in per]),
+            _groups(m.samples_ns or [], rounds, [p[1] for p in per]))
+
+
+def merge_runs(runs: Sequence[Measurement], thresholds: StabilityThresholds | None = None) -> Measurement:
+    """One paired Measurement from the same pair and batch measured in several worker processes."""
+    ref_groups: list[np.ndarray] = []
+    cand_groups: list[np.ndarray] = []
+    calibrations: list[dict[str, Any]] = []
+    overheads: list[float] = []
+    for m in runs:
+        r, c = run_groups(m)
+        ref_groups += r
+        cand_groups += c
+        cal = m.metrics.get("calibration") or {}
+        calibrations += cal.get("processes", [cal])
+        overheads.append(float(m.metrics["harness_overhead_p50_ns"]))
+    overhead = dict(runs[0].metrics["harness_overhead"])
+    overhead["p50_ns"] = float(np.median(overheads))
+    overhead["process_p50_ns"] = overheads
+    metrics, warnings = compare(ref_groups, cand_groups, overhead, calibrations, thresholds or StabilityThresholds(),
+                                runs[0].metrics.get("reference", "teacher"))
+    metrics["workers"] = [w for m in runs for w in (m.metrics.get("workers") or [])]
+    cand_all = np.concatenate([g.ravel() for g in cand_groups])
+    return _measurement(runs[0], runs[0].batch_size, metrics, cand_all, warnings)

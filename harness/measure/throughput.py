@@ -16,9 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.measure.base import SessionHandle
-from harness.measure.latency import _check_batch_sizes, get_batch, time_session, timed_measurement
+from harness.measure.latency import _check_batch_sizes, get_batch, timed_measurement
 from harness.measure.stats import StabilityThresholds
-from harness.measure.timing import TimingConfig, measure_overhead_ns
+from harness.measure.timing import TimingConfig
 from harness.results import Measurement
 
 SHORT_TIMING = TimingConfig(warmup_min_s=0.1, warmup_min_calls=3, min_time_s=0.3, min_samples=10, max_time_s=3.0)
@@ -41,26 +41,33 @@ class ThroughputConfig:
 def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], config: ThroughputConfig | None = None
             ) -> list[Measurement]:
     cfg = config or ThroughputConfig()
-    overhead = measure_overhead_ns()
     out: list[Measurement] = []
     for h in handles:
+        overhead = h.timer.overhead()
         mine: list[Measurement] = []
         failure: str | None = None
         for bs in cfg.batch_sizes:
             try:
-                res = time_session(h.session, get_batch(inputs, bs), cfg.timing)
+                res = h.timer.time(get_batch(inputs, bs), cfg.timing)
             except Exception as exc:  # noqa: BLE001 - e.g. out of memory at a large batch: record, stop the sweep
                 if not mine:
                     raise
                 failure = f"batch {bs} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); sweep stopped"
                 break
             mine.append(timed_measurement(h, "throughput", bs, res, overhead, cfg.thresholds, cfg.keep_samples))
-        best = max(mine, key=lambda m: m.metrics["samples_per_s"] or 0.0)
         for m in mine:
-            m.metrics["best_batch"] = best.batch_size
-            m.metrics["best_samples_per_s"] = best.metrics["samples_per_s"]
-            m.metrics["is_best"] = m is best
+            m.metrics["worker"] = h.timer.where()
             if failure:
                 m.warnings.append(failure)
-        out.extend(mine)
+        out.extend(mark_best(mine))
     return out
+
+
+def mark_best(sweep: list[Measurement]) -> list[Measurement]:
+    """Mark the batch with the most samples/s in one handle's sweep (again after merging processes)."""
+    best = max(sweep, key=lambda m: m.metrics["samples_per_s"] or 0.0)
+    for m in sweep:
+        m.metrics["best_batch"] = best.batch_size
+        m.metrics["best_samples_per_s"] = best.metrics["samples_per_s"]
+        m.metrics["is_best"] = m is best
+    return sweep

@@ -225,6 +225,31 @@ def time_callable(
     return TimingResult(samples_ns=samples, calibration=calibration)
 
 
+def time_block(fn: Callable[[], Any], k: int, warmup_calls: int = 0, *, disable_gc: bool = True,
+               clock: Callable[[], int] = time.perf_counter_ns) -> np.ndarray:
+    """`warmup_calls` untimed calls, then k timed calls of `fn` (the paired suite's block).
+
+    The same loop as `time_callable` without calibration: the caller fixes k. The untimed calls
+    re-warm caches that the other model of an interleaved pair has just evicted.
+    """
+    for _ in range(warmup_calls):
+        fn()
+    buf = [0] * k
+    gc_was_enabled = gc.isenabled()
+    if disable_gc:
+        gc.disable()
+    try:
+        for i in range(k):
+            t0 = clock()
+            fn()
+            t1 = clock()
+            buf[i] = t1 - t0
+    finally:
+        if disable_gc and gc_was_enabled:
+            gc.enable()
+    return np.asarray(buf, dtype=np.int64)
+
+
 _OVERHEAD_CACHE: dict[TimingConfig, dict[str, Any]] = {}
 
 

@@ -199,7 +199,12 @@ def mann_whitney(a: Sequence[float] | None, b: Sequence[float] | None, alternati
 
 # -- Results accessors (tolerant) ---------------------------------------------------------------
 
+MACHINE_SUITES = ("roofline",)  # measurements of the machine, not of a task's models (task "")
+
+
 def task_names(res: Results) -> list[str]:
+    """Tasks in order of appearance. Machine-wide measurements (the roofline's peak GEMM, task "")
+    name no task; measurements without a task belong to the only named task when there is one."""
     seen: dict[str, None] = {}
     for t in res.tasks:
         seen[str(t)] = None
@@ -207,7 +212,8 @@ def task_names(res: Results) -> list[str]:
         if e.get("task") is not None:
             seen[str(e["task"])] = None
     for m in res.measurements:
-        seen[m.task] = None
+        if m.suite not in MACHINE_SUITES:
+            seen[m.task] = None
     names = list(seen)
     named = [t for t in names if t]
     if len(named) == 1 and "" in names:  # measurements without a task belong to the only task
@@ -216,6 +222,8 @@ def task_names(res: Results) -> list[str]:
 
 
 def _m_task(res: Results, m: Measurement, task: str) -> bool:
+    if m.suite in MACHINE_SUITES:
+        return False
     if m.task == task:
         return True
     return m.task == "" and len([t for t in task_names(res) if t]) <= 1
@@ -251,6 +259,8 @@ def model_entry(res: Results, task: str, role: str) -> dict[str, Any]:
     for e in res.models.values():
         if e.get("role") == role and e.get("task") == task:
             return e
+    if not task and len([t for t in task_names(res) if t]) > 1:
+        return {}  # no task named, several to choose from: not one of them (was: the first task's)
     return res.model_entry(task, role) or {}
 
 
@@ -391,10 +401,13 @@ class TaskReport:
     kd_vs_scratch: pd.DataFrame
     ort_vs_torch: pd.DataFrame
     verdicts: dict[str, str] = field(default_factory=dict)  # source label -> sentence
+    validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # paired p50 vs latency-suite p50
+    notes: dict[str, list[str]] = field(default_factory=dict)  # table key -> warnings shown under it
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"accuracy": self.accuracy, "size": self.size, "performance": self.performance,
-                "backends": self.backends, "kd_vs_scratch": self.kd_vs_scratch, "ort_vs_torch": self.ort_vs_torch}
+                "validity": self.validity, "backends": self.backends, "kd_vs_scratch": self.kd_vs_scratch,
+                "ort_vs_torch": self.ort_vs_torch}
 
 
 @dataclass
@@ -493,14 +506,143 @@ def _speedup(res: Results, task: str, role: str, backend: str, batch: int, threa
     return None, None, None, None
 
 
+# -- roofline, stability, validity ----------------------------------------------------------------
+
+VALIDITY_TOLERANCE = 0.05  # paired p50 vs isolated latency p50: more than this apart is a disturbed run
+GEMM_SOURCES = ("numpy", "torch", "onnxruntime")
+STABILITY_KEYS = ("p50_ms", "p90_ms", "iqr_ms", "n")
+
+
+def roofline(res: Results, threads: int | None = None) -> dict[str, Any] | None:
+    """The roofline suite's metrics (peak GEMM), at `threads` when measured there, else the first."""
+    roof = [m for m in res.measurements if m.suite == "roofline" and num(m.metrics.get("peak_gflops")) is not None]
+    if not roof:
+        return None
+    same = [m for m in roof if threads is None or m.threads == threads]
+    return (same or roof)[0].metrics
+
+
+def peak_by_source(roof: dict[str, Any] | None) -> dict[str, float]:
+    """{"numpy": GFLOP/s, ...}: `peak_by_source`, else the older per-library keys `<lib>_gflops`."""
+    if not roof:
+        return {}
+    by = roof.get("peak_by_source")
+    if isinstance(by, dict):
+        return {str(k): num(v) for k, v in by.items() if num(v) is not None}
+    return {k: num(roof.get(f"{k}_gflops")) for k in GEMM_SOURCES if num(roof.get(f"{k}_gflops")) is not None}
+
+
+def peak_note(res: Results, label: str, row: dict[str, Any]) -> str | None:
+    """The warning for a performance row above 100% of the measured peak, naming the cause; else None."""
+    pct, gflops = row.get("pct_peak"), row.get("gflops")
+    if pct is None or gflops is None or pct <= 100:
+        return None
+    roof = roofline(res, row.get("threads")) or {}
+    peak, src = num(roof.get("peak_gflops")), roof.get("peak_source") or "unknown source"
+    backend = row["backend"]
+    by = peak_by_source(roof)
+    if by.get(backend) is None:
+        cause = (f"the peak GEMM used slower kernels than the model's runtime: it ran on "
+                 f"{', '.join(sorted(by)) or src}, never on {backend}'s own kernels, which can be faster "
+                 "(e.g. AVX-512 against a BLAS pinned to AVX2); re-bench to measure it")
+    else:
+        cause = (f"{backend}'s kernels for this model (convolutions, fused operators) outran its own GEMM "
+                 f"({by[backend]:.1f} GFLOP/s) and every other measured GEMM, so the measured peak is no "
+                 "ceiling: the GEMM timing was disturbed (other load, a lower clock at that moment), or the "
+                 "model's MAC count overstates its work")
+    theo = num(roof.get("theoretical_peak_gflops"))
+    if theo:
+        cause += f"; theoretical peak {theo:.1f} GFLOP/s"
+        if gflops > theo:
+            cause += (", which the model exceeds too: the clock is above the reported one (turbo), or the "
+                      "MAC count overstates the work")
+        else:
+            cause += f" (model at {100 * gflops / theo:.0f}% of it)"
+    else:
+        cause += "; theoretical peak unknown (no CPU flags or clock recorded)"
+    return (f"{row['model']} ({backend}, batch {row['batch_size']}, {row['threads']} thread(s)) at {pct:.0f}% of "
+            f"the measured GEMM peak ({peak:.1f} GFLOP/s, {src}): {cause}")
+
+
+def is_unstable(m: Measurement | None) -> bool | None:
+    """Whether a timing breaks the stability thresholds (harness.measure.stats.stability_warnings).
+
+    A structured `unstable` metric wins; else the thresholds are re-applied to the stored summary
+    (p50, p90, IQR, n, median CI), so the answer does not hang on a warning's wording; a
+    measurement without those metrics (pytest-benchmark input) counts as unstable when it carries
+    any warning."""
+    if m is None:
+        return None
+    flag = m.metrics.get("unstable")
+    if isinstance(flag, bool):
+        return flag
+    if all(num(m.metrics.get(k)) is not None for k in STABILITY_KEYS):
+        from harness.measure.stats import stability_warnings
+
+        summary = {k: num(m.metrics[k]) for k in STABILITY_KEYS}
+        ci = pair(m.metrics.get("median_ci95_ms"))
+        if ci:
+            summary["median_ci95_ms"] = list(ci)
+        return bool(stability_warnings(summary))
+    return bool(m.warnings)
+
+
+def _validity_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
+    """One row per paired run: both models' paired p50 beside their latency-suite p50 at the same
+    task, backend, batch size, threads and options, and how far apart they are (in percent)."""
+    rows = []
+    paired = task_measurements(res, task, "paired")
+    border = {b: i for i, b in enumerate(backend_order(m.backend for m in paired))}
+    rorder = {r: i for i, r in enumerate(role_order(m.model for m in paired))}
+    for m in sorted(paired, key=lambda m: (border[m.backend], m.batch_size, m.threads, opts_key(m),
+                                           rorder[m.model])):
+        ref = str(m.metrics.get("reference") or REFERENCE)
+        opts = opts_key(m)
+        cand_p50 = num(m.metrics.get("student_p50_ms"))
+        if cand_p50 is None:
+            cand_p50 = num(m.metrics.get("p50_ms"))
+        row: dict[str, Any] = {"source": label, "task": task, "model": m.model, "reference": ref,
+                               "backend": m.backend, "batch_size": m.batch_size, "threads": m.threads,
+                               "options": opts or None}
+        checks = []
+        for prefix, role, p50 in (("", m.model, cand_p50), ("ref_", ref, num(m.metrics.get("teacher_p50_ms")))):
+            lat = find(res, task, "latency", role, m.backend, m.batch_size, m.threads, opts)
+            iso = num(lat.metrics.get("p50_ms")) if lat else None
+            off = 100 * (p50 / iso - 1) if p50 is not None and iso else None
+            row.update({f"{prefix}paired_p50_ms": p50, f"{prefix}latency_p50_ms": iso,
+                        f"{prefix}paired_vs_latency_pct": off})
+            if off is not None:
+                checks.append(abs(off) <= 100 * VALIDITY_TOLERANCE)
+        row["valid"] = all(checks) if checks else None
+        rows.append(row)
+    return rows
+
+
+def validity_notes(row: dict[str, Any]) -> list[str]:
+    """A warning per model of a validity row whose paired p50 is more than 5% off its isolated p50."""
+    out = []
+    for prefix, model in (("", row["model"]), ("ref_", row["reference"])):
+        off = row.get(f"{prefix}paired_vs_latency_pct")
+        if off is None or abs(off) <= 100 * VALIDITY_TOLERANCE:
+            continue
+        other = row["reference"] if not prefix else row["model"]
+        where = (f"{model} ({row['backend']}, batch {row['batch_size']}, {row['threads']} thread(s), "
+                 f"paired with {other})")
+        if off > 0:
+            out.append(f"paired p50 of {where} is {off:.0f}% above its isolated latency p50: the paired run "
+                       "disturbed the timing, so the speedup is not the models' own")
+        else:
+            out.append(f"paired p50 of {where} is {-off:.0f}% below its isolated latency p50: the two suites saw "
+                       "different machine states, so the speedup CI misses part of the variation")
+    return out
+
+
 def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
     keys: dict[tuple, None] = {}
     for m in task_measurements(res, task):
         if m.suite in ("latency", "paired", "throughput", "memory"):
             keys[(m.backend, m.batch_size, m.threads, opts_key(m))] = None
     border = {b: i for i, b in enumerate(backend_order(k[0] for k in keys))}
-    roof = [m for m in res.measurements if m.suite == "roofline"]
-    peak = num(roof[0].metrics.get("peak_gflops")) if roof else None
     rows = []
     for backend, batch, threads, opts in sorted(keys, key=lambda k: (border[k[0]], k[1], k[2], k[3])):
         ref_thr = find(res, task, "throughput", REFERENCE, backend, batch, threads, opts)
@@ -523,6 +665,8 @@ def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[di
             mb = num(mem.metrics.get("peak_rss_increase_mb")) if mem else None
             if mb is None and mem is not None:
                 mb = num(mem.metrics.get("peak_rss_mb"))
+            roof = roofline(res, threads) or {}
+            peak, theo = num(roof.get("peak_gflops")), num(roof.get("theoretical_peak_gflops"))
             rows.append({
                 "source": label, "task": task, "model": role, "backend": backend, "batch_size": batch,
                 "threads": threads, "options": opts or None,
@@ -532,9 +676,11 @@ def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[di
                 "throughput_sps": sps, "throughput_ratio": ratio(sps, ref_sps),
                 "peak_mem_mb": mb, "mem_ratio": ratio(mb, ref_mb) if ref_mb and ref_mb > 0 else None,
                 "gflops": gflops,
-                # Achieved compute against the machine's measured SGEMM peak (the roofline suite).
+                # Achieved compute against the machine's fastest measured SGEMM (the roofline suite)
+                # and against the theoretical peak from the CPU's flags and clock.
                 "pct_peak": 100 * gflops / peak if gflops is not None and peak else None,
-                "unstable": bool(lat and any("unstable" in w for w in lat.warnings)) or None,
+                "pct_theoretical": 100 * gflops / theo if gflops is not None and theo else None,
+                "unstable": bool(is_unstable(lat) or is_unstable(paired)) or None,
             })
     return rows
 
@@ -619,7 +765,7 @@ def fmt_p(p: float | None) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.2g}"
 
 
-def verdict(res: Results, task: str, acc_rows, perf_rows, size_rows, kd_rows) -> str:
+def verdict(res: Results, task: str, acc_rows, perf_rows, size_rows, kd_rows, validity_rows=()) -> str:
     roles = task_roles(res, task)
     subject_role = "student_kd" if "student_kd" in roles else ("student_scratch" if "student_scratch" in roles
                                                                 else None)
@@ -653,6 +799,12 @@ def verdict(res: Results, task: str, acc_rows, perf_rows, size_rows, kd_rows) ->
             s += f" [CI {best['speedup_ci_lo']:.2f}, {best['speedup_ci_hi']:.2f}]"
             if best["speedup_ci_lo"] <= 1 <= best["speedup_ci_hi"]:
                 s += " (not significant)"
+        if best.get("speedup_basis") == "paired" and any(
+                v.get("valid") is False and v["backend"] == best["backend"] and v["batch_size"] == best["batch_size"]
+                and v["threads"] == best["threads"] and v.get("options") == best.get("options")
+                and subject_role in (v["model"], v["reference"])
+                for v in validity_rows):
+            s += " (paired timing failed its validity check)"
         other.append(s)
     size = next((r for r in size_rows if r["model"] == subject_role), None)
     if size and size.get("onnx_ratio"):
@@ -688,7 +840,10 @@ SIZE_COLS = ["source", "task", "model", "params", "params_ratio", "macs", "macs_
              "onnx_gzip_bytes", "checkpoint_bytes", "train_s", "parity"]
 PERF_COLS = ["source", "task", "model", "backend", "batch_size", "threads", "options", "p50_ms", "p99_ms", "speedup",
              "speedup_ci_lo", "speedup_ci_hi", "speedup_basis", "speedup_p_value", "throughput_sps",
-             "throughput_ratio", "peak_mem_mb", "mem_ratio", "gflops", "pct_peak", "unstable"]
+             "throughput_ratio", "peak_mem_mb", "mem_ratio", "gflops", "pct_peak", "pct_theoretical", "unstable"]
+VALIDITY_COLS = ["source", "task", "model", "reference", "backend", "batch_size", "threads", "options",
+                 "paired_p50_ms", "latency_p50_ms", "paired_vs_latency_pct", "ref_paired_p50_ms",
+                 "ref_latency_p50_ms", "ref_paired_vs_latency_pct", "valid"]
 BACKEND_COLS = ["source", "task", "model", "backend", "best_sps", "best_batch", "best_sps_ratio", "load_s",
                 "first_inference_ms"]
 KD_COLS = ["source", "task", "basis", "diff_pts", "ci_lo_pts", "ci_hi_pts", "p_value", "test"]
@@ -710,6 +865,29 @@ def _drop_empty(df: pd.DataFrame, keep: Iterable[str] = ()) -> pd.DataFrame:
     return df[cols]
 
 
+def _source_row(res: Results, label: str) -> dict[str, Any]:
+    """One line per input: where it came from and the machine (CPU model, vector ISA, GEMM peaks)."""
+    from harness.measure.environment import ISA_FLAGS
+
+    env = res.environment or {}
+    isa = env.get("cpu_isa")
+    isa = " ".join(f for f in ISA_FLAGS if f in isa) if isinstance(isa, list) else None  # fixed order
+    threads = env.get("threads") if isinstance(env.get("threads"), int) else None
+    roof = roofline(res, threads) or {}
+    by = peak_by_source(roof)
+    return {"source": label, "path": res.source, "created": res.created, "git_commit": git_commit(res),
+            "host": env.get("hostname") or env.get("host"),
+            # harness results write cpu_model; pytest-benchmark input and older tools wrote cpu
+            "cpu": env.get("cpu_model") or env.get("cpu"), "cpu_isa": isa or None,
+            "cpu_mhz": num(env.get("cpu_mhz")),
+            "peak_gflops": num(roof.get("peak_gflops")), "peak_source": roof.get("peak_source"),
+            "peak_by_source": ", ".join(f"{k} {v:.1f}" for k, v in by.items()) or None,
+            "peak_threads": num(roof.get("threads")),
+            "theoretical_peak_gflops": num(roof.get("theoretical_peak_gflops")),
+            "theoretical_peak_method": roof.get("theoretical_peak_method"),
+            "measurements": len(res.measurements)}
+
+
 def build_model(paths_or_results: Any) -> Report:
     """Read inputs (paths or Results) and build every table of the report."""
     results = load_inputs(paths_or_results)
@@ -722,14 +900,12 @@ def build_model(paths_or_results: Any) -> Report:
     warn_rows = []
     src_rows = []
     for res, label in zip(results, labels):
-        env = res.environment or {}
-        src_rows.append({"source": label, "path": res.source, "created": res.created, "git_commit": git_commit(res),
-                         "host": env.get("hostname") or env.get("host"), "cpu": env.get("cpu"),
-                         "measurements": len(res.measurements)})
+        src_rows.append(_source_row(res, label))
         warn_rows += _warning_rows(res, label)
     for task in tasks:
-        acc, size, perf, back, kd, ort = [], [], [], [], [], []
+        acc, size, perf, back, kd, ort, valid = [], [], [], [], [], [], []
         verdicts = {}
+        notes: dict[str, list[str]] = {}
         for res, label in zip(results, labels):
             if task not in task_names(res):
                 continue
@@ -744,7 +920,13 @@ def build_model(paths_or_results: Any) -> Report:
             back += _backend_rows(res, label, task, roles)
             kd += [{"source": label, "task": task, **r} for r in k]
             ort += _ort_rows(res, label, task, roles)
-            verdicts[label] = verdict(res, task, a, p, s, k)
+            v = _validity_rows(res, label, task)
+            valid += v
+            verdicts[label] = verdict(res, task, a, p, s, k, v)
+            prefix = f"[{label}] " if len(results) > 1 else ""
+            for key, msgs in (("performance", [peak_note(res, label, r) for r in p]),
+                              ("validity", [n for r in v for n in validity_notes(r)])):
+                notes.setdefault(key, []).extend(prefix + m for m in msgs if m)
         reports.append(TaskReport(
             task=task,
             accuracy=_drop_empty(_frame(acc, _acc_cols(acc)), ("source", "task", "model")),
@@ -754,6 +936,9 @@ def build_model(paths_or_results: Any) -> Report:
             kd_vs_scratch=_drop_empty(_frame(kd, KD_COLS), ("source", "task", "basis", "diff_pts")),
             ort_vs_torch=_drop_empty(_frame(ort, ORT_COLS), ("source", "task", "model", "batch_size")),
             verdicts=verdicts,
+            validity=_drop_empty(_frame(valid, VALIDITY_COLS), ("source", "task", "model", "reference", "backend",
+                                                                "batch_size", "paired_p50_ms", "latency_p50_ms")),
+            notes={k: v for k, v in notes.items() if v},
         ))
     return Report(results=results, labels=labels, sources=_frame(src_rows, ["source"]), tasks=reports,
                   warnings=_frame(warn_rows, WARN_COLS))

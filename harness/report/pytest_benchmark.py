@@ -107,7 +107,12 @@ def from_pytest_benchmark(doc: dict, source: str | None = None) -> Results:
             env["hostname"] = machine["node"]
         cpu = machine.get("cpu")
         if isinstance(cpu, dict) and cpu.get("brand_raw"):
-            env["cpu"] = cpu["brand_raw"]
+            env["cpu"] = env["cpu_model"] = cpu["brand_raw"]
+        if isinstance(cpu, dict) and isinstance(cpu.get("flags"), list):  # py-cpuinfo's flags
+            from harness.measure.environment import isa_from_flags, vector_bits
+
+            env["cpu_isa"] = isa_from_flags(cpu["flags"])
+            env["cpu_vector_bits"] = vector_bits(env["cpu_isa"])
         if machine.get("python_version"):
             env["python"] = machine["python_version"]
     if isinstance(commit, dict):

@@ -20,12 +20,13 @@ from harness.report.model import (
 FORMATS = ("table", "md", "csv", "html", "json")
 REPORT_SCHEMA = "kd-harness/report/1"
 
-KEY_COLS = ("source", "task", "model", "backend", "batch_size", "threads", "options", "basis")
+KEY_COLS = ("source", "task", "model", "reference", "backend", "batch_size", "threads", "options", "basis")
 
 SECTIONS = (
     ("accuracy", "Accuracy (training seeds and measured per backend)"),
     ("size", "Size, compute and training cost"),
     ("performance", "Latency, throughput and memory per backend and batch size"),
+    ("validity", "Validity: paired-suite p50 vs isolated latency-suite p50 (same model, backend, batch, threads)"),
     ("backends", "Best throughput and cold start per backend"),
     ("kd_vs_scratch", "KD vs scratch (accuracy)"),
     ("ort_vs_torch", "ONNX Runtime vs PyTorch (p50 latency)"),
@@ -42,7 +43,11 @@ LABELS = {
     "p50_ms": "p50 ms", "p99_ms": "p99 ms", "speedup": "speedup vs teacher", "speedup_ci": "speedup 95% CI",
     "speedup_basis": "speedup from", "speedup_p_value": "speedup p", "throughput_sps": "samples/s",
     "throughput_ratio": "samples/s vs teacher", "peak_mem_mb": "peak MB", "mem_ratio": "mem/teacher",
-    "gflops": "GFLOP/s", "pct_peak": "% of peak", "unstable": "unstable", "best_sps": "best samples/s", "best_batch": "at batch",
+    "gflops": "GFLOP/s", "pct_peak": "% of peak", "pct_theoretical": "% of theoretical", "unstable": "unstable",
+    "reference": "vs", "paired_p50_ms": "paired p50 ms", "latency_p50_ms": "latency p50 ms",
+    "paired_vs_latency_pct": "paired/latency", "ref_paired_p50_ms": "ref paired p50 ms",
+    "ref_latency_p50_ms": "ref latency p50 ms", "ref_paired_vs_latency_pct": "ref paired/latency",
+    "valid": "within 5%", "best_sps": "best samples/s", "best_batch": "at batch",
     "best_sps_ratio": "best vs teacher", "load_s": "load s", "first_inference_ms": "first inference ms",
     "diff_pts": "KD - scratch pts", "ci_pts": "95% CI", "p_value": "p", "test": "test",
     "torch_p50_ms": "torch p50 ms", "onnxruntime_p50_ms": "onnxruntime p50 ms",
@@ -67,6 +72,12 @@ def _formatter(col: str) -> Callable[[Any], str]:
 
     if col in ("batch_size", "threads", "n_seeds", "best_batch"):
         return lambda v: str(int(v))
+    if col.endswith("paired_vs_latency_pct"):
+        return f("{:+.1f}%")
+    if col == "pct_peak":  # above 100% a warning under the table names the cause
+        return lambda v: f"{float(v):.1f}" + (" (!)" if float(v) > 100 else "")
+    if col == "valid":
+        return lambda v: "yes" if v else "NO"
     if col.endswith("_pct"):
         return f("{:.2f}")
     if col.endswith("_pts"):
@@ -81,7 +92,7 @@ def _formatter(col: str) -> Callable[[Any], str]:
         return f("{:.3g}")
     if col.endswith("_sps"):
         return f("{:,.0f}")
-    if col.endswith("_mb") or col in ("gflops", "pct_peak"):
+    if col.endswith("_mb") or col in ("gflops", "pct_theoretical"):
         return f("{:.1f}")
     if col.endswith("p_value"):
         return lambda v: "<0.001" if float(v) < 0.001 else f"{float(v):.2g}"
@@ -181,17 +192,47 @@ def _tab(df: pd.DataFrame, fmt: str) -> str:
     return tabulate(df.values.tolist(), headers=list(df.columns), tablefmt=fmt, disable_numparse=True)
 
 
+def _present(r: Any, key: str) -> bool:
+    return key in r and not _is_missing(r[key]) and r[key] != ""
+
+
 def _sources_lines(report: Report) -> list[str]:
+    """Per input: when, where, the machine (CPU model, clock, vector ISA) and the GEMM peaks."""
     lines = []
     for _, r in report.sources.iterrows():
-        bits = [f"created {r['created']}"] if r.get("created") else []
-        if r.get("host"):
+        bits = [f"created {r['created']}"] if _present(r, "created") else []
+        if _present(r, "host"):
             bits.append(f"host {r['host']}")
-        if r.get("cpu"):
-            bits.append(str(r["cpu"]))
+        if _present(r, "cpu"):
+            cpu = str(r["cpu"])
+            if _present(r, "cpu_mhz"):
+                cpu += f" ({float(r['cpu_mhz']):.0f} MHz)"
+            bits.append(cpu)
+        if _present(r, "cpu_isa"):
+            bits.append(f"ISA {r['cpu_isa']}")
         bits.append(f"{r['measurements']} measurements")
         lines.append(f"{r['source']}: " + ", ".join(bits))
+        if _present(r, "peak_gflops"):
+            peak = f"measured GEMM peak {float(r['peak_gflops']):.1f} GFLOP/s"
+            detail = [f"from {r['peak_source']}"] if _present(r, "peak_source") else []
+            if _present(r, "peak_by_source"):
+                detail = [f"by source: {r['peak_by_source']}"]
+            if _present(r, "peak_threads"):
+                detail.append(f"{int(r['peak_threads'])} thread(s)")
+            if detail:
+                peak += f" ({'; '.join(detail)})"
+            if _present(r, "theoretical_peak_gflops"):
+                peak += f"; theoretical peak {float(r['theoretical_peak_gflops']):.1f} GFLOP/s"
+                if _present(r, "theoretical_peak_method"):
+                    peak += f" = {str(r['theoretical_peak_method']).split(';')[0]}"
+            else:
+                peak += "; theoretical peak unknown (CPU flags or clock not recorded)"
+            lines.append(f"{r['source']}: {peak}")
     return lines
+
+
+def _notes(tr: Any, key: str) -> list[str]:
+    return list(getattr(tr, "notes", {}).get(key) or [])
 
 
 def render_text(report: Report, md: bool) -> str:
@@ -218,6 +259,10 @@ def render_text(report: Report, md: bool) -> str:
                 continue
             out += [f"### {heading}" if md else heading, ""]
             out += [_tab(human_table(df, report, HIDDEN_IN_TEXT), tfmt), ""]
+            notes = _notes(tr, key)
+            if notes:
+                out += [(f"- **Warning:** {html.escape(n, quote=False)}" if md else f"Warning: {n}") for n in notes]
+                out.append("")
     out += ["## Warnings" if md else "Warnings", ""]
     if report.warnings.empty:
         out += ["None.", ""]
@@ -253,14 +298,15 @@ def render_json(report: Report) -> str:
         "schema": REPORT_SCHEMA,
         "sources": _records(report.sources),
         "tasks": [{"task": tr.task, "verdicts": tr.verdicts,
-                   "tables": {k: _records(v) for k, v in tr.tables().items()}} for tr in report.tasks],
+                   "tables": {k: _records(v) for k, v in tr.tables().items()},
+                   "notes": {k: list(v) for k, v in tr.notes.items()}} for tr in report.tasks],
         "warnings": _records(report.warnings),
     }
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
 
-CSV_COLS = ["section", "source", "task", "model", "backend", "batch_size", "threads", "options", "basis", "metric",
-            "value"]
+CSV_COLS = ["section", "source", "task", "model", "reference", "backend", "batch_size", "threads", "options",
+            "basis", "metric", "value"]
 
 
 def render_csv(report: Report) -> str:
@@ -278,6 +324,9 @@ def render_csv(report: Report) -> str:
                     if metric in keys or value is None:
                         continue
                     rows.append({**base, "metric": metric, "value": value})
+        for key, notes in tr.notes.items():
+            for note in notes:
+                rows.append({"section": f"{key}_warning", "task": tr.task, "metric": "warning", "value": note})
     for rec in _records(report.warnings):
         rows.append({"section": "warning", "source": rec["source"], "task": rec["task"], "model": rec["where"],
                      "metric": "warning", "value": rec["message"]})
@@ -503,6 +552,9 @@ def render_html(report: Report) -> str:
                 continue
             body.append(f"<h3>{e(heading)}</h3>")
             body.append(_html_table(df, report))
+            notes = _notes(tr, key)
+            if notes:
+                body.append("<div class='warn'>" + "".join(f"<p>Warning: {e(n)}</p>" for n in notes) + "</div>")
     body.append("<h2>Warnings</h2>")
     if report.warnings.empty:
         body.append("<p>None.</p>")

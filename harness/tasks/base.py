@@ -26,6 +26,9 @@ class Dataset:
     class_names: list[str] = field(default_factory=list)
     source: str = ""  # where the arrays came from (package file, generator + seed, npz path)
 
+    def __post_init__(self) -> None:
+        check_labels(self)
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one sample, without the batch axis."""
@@ -45,6 +48,33 @@ class Dataset:
             "n_test": int(len(self.y_test)),
             "source": self.source,
         }
+
+
+def check_labels(data: "Dataset") -> None:
+    """The label checks every way in shares (npz, UCR, generated tasks, sweep subsets); DataError otherwise.
+
+    Training needs at least 2 classes present in y_train; every label must lie in 0..classes-1; and a
+    test label that no training sample carries is refused (no model could learn it, so the accuracy
+    would measure the data, not the model). A training class that test lacks is allowed.
+    """
+    where = data.source or data.name
+    y_train = np.asarray(data.y_train)
+    y_test = np.asarray(data.y_test)
+    if y_train.size == 0 or y_test.size == 0:
+        raise DataError(f"{where}: {'y_train' if y_train.size == 0 else 'y_test'} is empty (0 labels)")
+    for key, y in (("y_train", y_train), ("y_test", y_test)):
+        if y.min() < 0 or y.max() >= data.classes:
+            raise DataError(f"{where}: {key} has labels outside 0..{data.classes - 1}")
+    present = np.unique(y_train)
+    if present.size < 2:
+        raise DataError(
+            f"{where}: the training labels hold a single class ({int(present[0])}, {y_train.size} samples); "
+            f"a classifier needs at least 2 classes in the training data"
+        )
+    unseen = np.setdiff1d(np.unique(y_test), present)
+    if unseen.size:
+        shown = ", ".join(str(int(c)) for c in unseen[:10]) + (", ..." if unseen.size > 10 else "")
+        raise DataError(f"{where}: y_test has class(es) {shown} that no training sample carries")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """User data: an .npz archive with X_train, y_train, X_test, y_test.
 
     X_*: N x C x L (kind "1d") or N x C x D x H x W (kind "3d"), any real numeric dtype, finite.
-    y_*: 1-D integer labels 0..K-1 (integral floats are accepted), K = max train label + 1;
+    y_*: 1-D integer labels 0..K-1 (integral floats are accepted), K = max train label + 1 >= 2;
          every class 0..K-1 must occur in train, and test may not hold a label train lacks.
 
 Every problem raises DataError with one line naming the file and what to fix. Other keys in the
@@ -135,6 +135,12 @@ def load_npz(path) -> Dataset:
             f"so some of 0..{classes - 1} never occur; labels must be 0..K-1 with every class present"
         )
     counts = np.bincount(y_train, minlength=classes)
+    if np.count_nonzero(counts) < 2:
+        label = int(np.flatnonzero(counts)[0])
+        raise DataError(
+            f"{path}: y_train holds a single class (all {len(y_train)} training labels are {label}); "
+            f"a classifier needs at least 2 classes in the training data"
+        )
     absent = np.flatnonzero(counts == 0)
     if absent.size:
         shown = ", ".join(str(int(c)) for c in absent[:10]) + (", ..." if absent.size > 10 else "")
