@@ -23,6 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from harness.measure.paired import run_groups
 from harness.errors import HarnessError, OptionError, SchemaError
 from harness.fileio import atomic_write_bytes
 from harness.report.model import (
@@ -313,15 +314,18 @@ def _speedup_obs(res: Results, task: str) -> dict[tuple, _Obs]:
         if sp is None or m.model == REFERENCE:
             continue
         ratios = None
-        ref = m.metrics.get("reference_samples_ns")
-        if isinstance(ref, list) and m.samples_ns and len(ref) == len(m.samples_ns) and len(ref) >= 3:
-            t, s = np.asarray(ref, dtype=float), np.asarray(m.samples_ns, dtype=float)
-            k = m.metrics.get("calls_per_block")
-            if isinstance(k, int) and k > 1 and len(t) % k == 0 and len(t) // k >= 3:
-                # rounds are the independent unit: one ratio of block medians per round
-                t, s = np.median(t.reshape(-1, k), axis=1), np.median(s.reshape(-1, k), axis=1)
+        try:  # rounds are the independent unit: one ratio of block medians per round, every process
+            ref_groups, cand_groups = run_groups(m)
+            t = np.concatenate([np.median(g, axis=1) for g in ref_groups])
+            s = np.concatenate([np.median(g, axis=1) for g in cand_groups])
             ok = s > 0
-            ratios = t[ok] / s[ok]
+            ratios = t[ok] / s[ok] if ok.sum() >= 3 else None
+        except (KeyError, TypeError, ValueError):  # no round layout recorded: pair the calls, if they pair
+            ref = m.metrics.get("reference_samples_ns")
+            if isinstance(ref, list) and m.samples_ns and len(ref) == len(m.samples_ns) and len(ref) >= 3:
+                t, s = np.asarray(ref, dtype=float), np.asarray(m.samples_ns, dtype=float)
+                ok = s > 0
+                ratios = t[ok] / s[ok]
         out[(m.model, m.backend, m.batch_size, m.threads, opts_key(m))] = _Obs(
             sp, pair(m.metrics.get("speedup_ci95")), ratios, basis="paired")
     lat = task_measurements(res, task, "latency")

@@ -1,0 +1,174 @@
+"""Check the regression gate itself: does it pass unchanged models and catch a slower student?
+
+    python scripts/gate_check.py [--run RUN_DIR] [--k 5] [--batch-sizes 1,8] [--threads 2]
+                                 [--slowdown 1.3] [--processes N] [--full] [--rules FILE]
+
+1. Takes a training run (default: trains a quick gunpoint trio in a temporary folder) and exports
+   its teacher and KD student to ONNX.
+2. Builds a *planted* student per batch size: the same weights, plus parameter-free work before the
+   convolutions (the input is repeated twice along its last axis and averaged back, an exact
+   identity, `repeats` times). `repeats` is calibrated with a plain interleaved loop until the
+   planted student is `--slowdown` (default 1.3x) slower than the real one at that batch size.
+   Its ONNX file is the same size to within a few hundred bytes (a few extra nodes).
+3. Benches the real pair once as the baseline, then K more times (A/A) and K times with the
+   planted student, each with ONNX Runtime and the paired suite, and gates every run against
+   the baseline with the given rules (default: the built-in rules, a 10% speedup drop).
+4. Prints, per batch size, how many A/A runs passed (verdict pass or not significant: the gate exits 0) and how many planted runs the speedup rule
+   caught, with the speedups measured. This is what a user runs to calibrate the thresholds for
+   their own runners: an A/A failure means the threshold is tighter than the runner's noise.
+
+Exit code 0 when every A/A run passed and every planted run was caught, else 1.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.artifacts import load_checkpoint
+from harness.bench import BenchConfig, bench_models, onnx_sources
+from harness.export import export_onnx
+from harness.gate import default_rules, evaluate_gate, load_rules
+
+
+class PlantedSlowdown(torch.nn.Module):
+    """`model` after `repeats` exact identities that cost time: repeat the last axis twice, average back."""
+
+    def __init__(self, model: torch.nn.Module, repeats: int):
+        super().__init__()
+        self.model = model
+        self.repeats = repeats
+
+    def forward(self, x):
+        for _ in range(self.repeats):
+            y = x.repeat_interleave(2, dim=-1)
+            x = y.reshape(*y.shape[:-1], -1, 2).mean(dim=-1)
+        return self.model(x)
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _ratio(a: Path, b: Path, x: np.ndarray, threads: int, rounds: int = 15, calls: int = 40) -> float:
+    """median(b) / median(a) from interleaved blocks: a plain loop, independent of the harness."""
+    sa, sb = _session(a, threads), _session(b, threads)
+    feed_a, feed_b = {sa.get_inputs()[0].name: x}, {sb.get_inputs()[0].name: x}
+    ta, tb = [], []
+    for s, f in ((sa, feed_a), (sb, feed_b)):
+        for _ in range(20):
+            s.run(None, f)
+    for _ in range(rounds):
+        for s, f, out in ((sa, feed_a, ta), (sb, feed_b, tb)):
+            time.sleep(0.005)
+            for _ in range(calls):
+                t0 = time.perf_counter_ns()
+                s.run(None, f)
+                out.append(time.perf_counter_ns() - t0)
+    return float(np.median(tb) / np.median(ta))
+
+
+def plant(student: torch.nn.Module, shape: tuple[int, ...], real: Path, out: Path, bs: int, threads: int,
+          slowdown: float) -> tuple[int, float]:
+    """Export the planted student with the repeat count that gives `slowdown` at batch `bs`."""
+    x = np.random.default_rng(0).standard_normal((bs, *shape)).astype(np.float32)
+    lo, hi, repeats = 0, None, 1
+    best = (1, 1.0)
+    for _ in range(12):  # grow until past the target, then bisect
+        export_onnx(PlantedSlowdown(student, repeats), shape, out)
+        r = _ratio(real, out, x, threads)
+        if abs(r - slowdown) < abs(best[1] - slowdown):
+            best = (repeats, r)
+        if abs(r - slowdown) <= 0.03:
+            break
+        if r < slowdown:
+            lo = repeats
+            repeats = repeats * 2 if hi is None else (repeats + hi) // 2
+        else:
+            hi = repeats
+            repeats = (lo + repeats) // 2
+        if hi is not None and hi - lo <= 1:
+            break
+    export_onnx(PlantedSlowdown(student, best[0]), shape, out)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", default=None, help="training run folder (default: train a quick gunpoint trio)")
+    ap.add_argument("--k", type=int, default=5, help="A/A and planted benches per batch size")
+    ap.add_argument("--batch-sizes", default="1,8")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--slowdown", type=float, default=1.3)
+    ap.add_argument("--processes", type=int, default=None, help="worker process sets per bench (default: bench's)")
+    ap.add_argument("--full", action="store_true", help="full timing windows (default: quick, as in CI)")
+    ap.add_argument("--rules", default=None, help="gate rules file (default: the built-in rules)")
+    args = ap.parse_args(argv)
+    rules = load_rules(args.rules) if args.rules else default_rules()
+    work = Path(tempfile.mkdtemp(prefix="gate-check-"))
+    run = Path(args.run) if args.run else work / "run"
+    if not args.run:
+        print(f"training a quick gunpoint trio in {run}", flush=True)
+        subprocess.run([sys.executable, "-m", "harness.cli", "train", "--task", "gunpoint", "--epochs", "30",
+                        "--no-augment", "--mixup", "0", "--kd-logits", "cached", "--seeds", "0", "--out", str(run),
+                        "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    ckpt = {p.name.split("-seed")[0]: p for p in sorted((run / "checkpoints").glob("*-seed0.pt"))}
+    teacher, meta = load_checkpoint(ckpt["teacher"])
+    student, _ = load_checkpoint(ckpt["student_kd"])
+    shape = tuple(meta["input_shape"])
+    paths = {"teacher": work / "teacher.onnx", "student": work / "student.onnx"}
+    export_onnx(teacher.eval(), shape, paths["teacher"])
+    export_onnx(student.eval(), shape, paths["student"])
+
+    cfg = BenchConfig(backends=["onnxruntime"], suites=["paired"], threads=args.threads, quick=not args.full,
+                      processes=args.processes)
+
+    def bench(student_path: Path, bs: int):
+        cfg.batch_sizes = [bs]
+        sources = onnx_sources({"teacher": paths["teacher"], "student": student_path}, shape, None, "gate-check")
+        return bench_models(sources, None, cfg, quiet=True)
+
+    def speed(res) -> str:
+        (m,) = [m for m in res.measurements if m.suite == "paired"]
+        lo, hi = m.metrics["speedup_ci95"]
+        return f"{m.metrics['speedup']:.2f}x [{lo:.2f}, {hi:.2f}]"
+
+    ok = True
+    print(f"gate check: {args.k} A/A and {args.k} planted ({args.slowdown}x slower student) benches per batch size, "
+          f"ONNX Runtime, {args.threads} thread(s), {'full' if args.full else 'quick'} windows, "
+          f"{cfg.n_processes()} worker process set(s) per bench", flush=True)
+    for bs in [int(b) for b in args.batch_sizes.split(",")]:
+        planted = work / f"planted_b{bs}.onnx"
+        repeats, ratio = plant(student, shape, paths["student"], planted, bs, args.threads, args.slowdown)
+        size = (planted.stat().st_size, paths["student"].stat().st_size)
+        print(f"batch {bs}: planted student = {repeats} identity repeats, {ratio:.2f}x slower in a plain "
+              f"interleaved loop; ONNX {size[0]:,} vs {size[1]:,} bytes", flush=True)
+        base = bench(paths["student"], bs)
+        print(f"  baseline        speedup {speed(base)}", flush=True)
+        passed = caught = 0
+        for kind in ("A/A", "planted"):
+            for i in range(args.k):
+                cur = bench(paths["student"] if kind == "A/A" else planted, bs)
+                verdicts = [r.verdict for r in evaluate_gate(base, cur, rules) if r.rule == "speedup"]
+                v = verdicts[0] if verdicts else "no speedup row"
+                passed += kind == "A/A" and v in ("pass", "not significant")  # the gate exits 0 on both
+                caught += kind == "planted" and v == "fail"
+                print(f"  {kind:8s} {i + 1}/{args.k}  speedup {speed(cur)}  speedup rule: {v}", flush=True)
+        print(f"batch {bs}: A/A passed {passed}/{args.k}, planted caught {caught}/{args.k}", flush=True)
+        ok = ok and passed == args.k and caught == args.k
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
