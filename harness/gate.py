@@ -306,18 +306,27 @@ class _Obs:
     basis: str = ""
 
 
-def _speedup_obs(res: Results, task: str) -> dict[tuple, _Obs]:
-    """(role, backend, batch, threads, opts) -> speedup teacher/student (paired suite, else p50 ratio)."""
+def _has_fast_speedup(res: Results) -> bool:
+    return any(m.suite == "paired" and num(m.metrics.get("speedup_p10")) is not None for m in res.measurements)
+
+
+def _speedup_obs(res: Results, task: str, fast: bool = False) -> dict[tuple, _Obs]:
+    """(role, backend, batch, threads, opts) -> speedup teacher/student (paired suite, else p50 ratio).
+
+    fast=True judges the fast-state ratio (each model's p10 call, `speedup_p10`, see
+    harness/measure/paired.py FAST_STATE_QUANTILE); used only when both files carry it.
+    """
     out: dict[tuple, _Obs] = {}
+    q = 10.0 if fast else 50.0
     for m in task_measurements(res, task, "paired"):
-        sp = num(m.metrics.get("speedup"))
+        sp = num(m.metrics.get("speedup_p10" if fast else "speedup"))
         if sp is None or m.model == REFERENCE:
             continue
         ratios = None
-        try:  # rounds are the independent unit: one ratio of block medians per round, every process
+        try:  # rounds are the independent unit: one ratio of block statistics per round, every process
             ref_groups, cand_groups = run_groups(m)
-            t = np.concatenate([np.median(g, axis=1) for g in ref_groups])
-            s = np.concatenate([np.median(g, axis=1) for g in cand_groups])
+            t = np.concatenate([np.percentile(g, q, axis=1) for g in ref_groups])
+            s = np.concatenate([np.percentile(g, q, axis=1) for g in cand_groups])
             ok = s > 0
             ratios = t[ok] / s[ok] if ok.sum() >= 3 else None
         except (KeyError, TypeError, ValueError):  # no round layout recorded: pair the calls, if they pair
@@ -327,7 +336,8 @@ def _speedup_obs(res: Results, task: str) -> dict[tuple, _Obs]:
                 ok = s > 0
                 ratios = t[ok] / s[ok]
         out[(m.model, m.backend, m.batch_size, m.threads, opts_key(m))] = _Obs(
-            sp, pair(m.metrics.get("speedup_ci95")), ratios, basis="paired")
+            sp, pair(m.metrics.get("speedup_p10_ci95" if fast else "speedup_ci95")), ratios,
+            basis="paired p10" if fast else "paired")
     lat = task_measurements(res, task, "latency")
     teachers = {(m.backend, m.batch_size, m.threads, opts_key(m)): m for m in lat if m.model == REFERENCE}
     for m in lat:
@@ -450,7 +460,9 @@ def _judge_timed(r: RuleResult, spec: RuleSpec, b: _Obs, c: _Obs, higher_is_bett
 
 
 def _rule_speedup(spec: RuleSpec, baseline: Results, current: Results) -> list[RuleResult]:
-    return _compare_timed(spec, baseline, current, _speedup_obs, students=True, higher_is_better=True)
+    fast = _has_fast_speedup(baseline) and _has_fast_speedup(current)
+    return _compare_timed(spec, baseline, current, lambda res, task: _speedup_obs(res, task, fast),
+                          students=True, higher_is_better=True)
 
 
 def _rule_latency(spec: RuleSpec, baseline: Results, current: Results) -> list[RuleResult]:

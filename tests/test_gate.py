@@ -415,3 +415,23 @@ def test_default_rules_shape():
     assert specs["speedup"].threshold == 0.10 and specs["size_ratio"].threshold == 0.05
     assert specs["accuracy_delta"].threshold == 1.0 and specs["parity"].enabled
     assert not specs["latency_p50"].enabled
+
+
+def test_speedup_rule_judges_the_fast_state_ratio_when_both_files_have_it():
+    def run(p50, p10):
+        res = paired_run(p50, (p50 * 0.98, p50 * 1.02))
+        (m,) = [m for m in res.measurements if m.suite == "paired"]
+        if p10 is not None:
+            m.metrics["speedup_p10"] = p10
+            m.metrics["speedup_p10_ci95"] = [p10 * 0.98, p10 * 1.02]
+        return res
+
+    # p50 unchanged, fast-state ratio 30% lower: the slower student is caught by its undisturbed speed
+    r = by_rule(evaluate_gate(run(8.0, 12.0), run(8.0, 8.4)), "speedup")[0]
+    assert r.verdict == "fail" and "p10" in r.note and r.baseline == 12.0
+    # p50 swings with the machine's state, p10 holds: no failure
+    r = by_rule(evaluate_gate(run(10.0, 12.0), run(7.5, 11.9)), "speedup")[0]
+    assert r.verdict == "pass"
+    # an older baseline without p10: both sides are judged by the p50 ratio
+    r = by_rule(evaluate_gate(run(8.0, None), run(8.0, 8.4)), "speedup")[0]
+    assert r.verdict == "pass" and "p10" not in r.note and r.baseline == 8.0

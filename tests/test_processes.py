@@ -99,6 +99,12 @@ def test_merge_paired_round_trips_layout():
     lo, hi = m.metrics["speedup_ci95"]
     assert lo <= m.metrics["speedup"] <= hi and 7 < m.metrics["speedup"] < 9
     assert len(m.metrics["process_speedups"]) == 2
+    # the fast-state ratio: each side's 10th percentile, with its own two-stage CI
+    flo, fhi = m.metrics["speedup_p10_ci95"]
+    ref_all = np.concatenate([g.ravel() for g in ref_groups])
+    cand_all = np.concatenate([g.ravel() for g in cand_groups])
+    assert m.metrics["speedup_p10"] == pytest.approx(np.percentile(ref_all, 10) / np.percentile(cand_all, 10))
+    assert flo <= m.metrics["speedup_p10"] <= fhi and len(m.metrics["process_speedups_p10"]) == 2
 
 
 def test_paired_blocks_are_sized_per_model():

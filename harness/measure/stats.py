@@ -384,8 +384,9 @@ def _thin(blocks: list[np.ndarray], cap: int) -> list[np.ndarray]:
     return [b[:, ::step] for b in blocks]
 
 
-def _two_stage_draws(sides: list[list[np.ndarray]], stat, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap draws of stat(median side 0, median side 1, ...).
+def _two_stage_draws(sides: list[list[np.ndarray]], stat, n_draws: int, rng: np.random.Generator,
+                     q: float = 50.0) -> np.ndarray:
+    """Bootstrap draws of stat(q-th percentile of side 0, of side 1, ...); q = 50 is the median.
 
     sides[s][p] is a (rounds, calls) array of process p; rounds of one process are paired across
     sides (the same round of an interleaved run). Stage 1 resamples processes, stage 2 resamples
@@ -397,7 +398,7 @@ def _two_stage_draws(sides: list[list[np.ndarray]], stat, n_draws: int, rng: np.
     for i in range(n_draws):
         procs = rng.integers(0, n_proc, n_proc) if n_proc > 1 else (0,)
         picks = [(p, rng.integers(0, rounds[p], rounds[p])) for p in procs]
-        meds = [float(np.median(np.concatenate([side[p][r].ravel() for p, r in picks]))) for side in sides]
+        meds = [float(np.percentile(np.concatenate([side[p][r].ravel() for p, r in picks]), q)) for side in sides]
         out[i] = stat(*meds)
     return out
 
@@ -427,9 +428,12 @@ def hierarchical_median_ci(groups: Sequence[Any], level: float = CONFIDENCE) -> 
     return _percentile_ci(draws, point, level)
 
 
-def hierarchical_ratio_ci(a_groups: Sequence[Any], b_groups: Sequence[Any], level: float = CONFIDENCE
-                          ) -> tuple[float, float, float]:
+def hierarchical_ratio_ci(a_groups: Sequence[Any], b_groups: Sequence[Any], level: float = CONFIDENCE,
+                          q: float = 50.0) -> tuple[float, float, float]:
     """median(all a) / median(all b) over processes x rounds of interleaved runs, with a two-stage CI.
+
+    `q` other than 50 uses that percentile of each side instead of the median (e.g. q = 10 for the
+    fast-state ratio, see paired.py).
 
     a_groups[p] and b_groups[p] are (rounds, calls) arrays of process p (calls per round may differ
     between a and b and between processes; rounds must match within a process). Processes are
@@ -442,14 +446,14 @@ def hierarchical_ratio_ci(a_groups: Sequence[Any], b_groups: Sequence[Any], leve
     for x, y in zip(a, b):
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"rounds differ within a process: {x.shape[0]} and {y.shape[0]}")
-    mb = float(np.median(np.concatenate([y.ravel() for y in b])))
+    mb = float(np.percentile(np.concatenate([y.ravel() for y in b]), q))
     if mb <= 0:
         raise ValueError("median of b is not positive: ratio undefined")
-    ratio = float(np.median(np.concatenate([x.ravel() for x in a]))) / mb
+    ratio = float(np.percentile(np.concatenate([x.ravel() for x in a]), q)) / mb
     if len(a) == 1 and a[0].shape[0] == 1:
         return ratio, ratio, ratio
     draws = _two_stage_draws([_thin(a, HIERARCHICAL_CAP), _thin(b, HIERARCHICAL_CAP)],
-                             lambda ma, mb_: ma / mb_ if mb_ > 0 else np.nan, N_RESAMPLES, _rng())
+                             lambda ma, mb_: ma / mb_ if mb_ > 0 else np.nan, N_RESAMPLES, _rng(), q)
     lo, hi = _percentile_ci(draws, ratio, level)
     return ratio, lo, hi
 

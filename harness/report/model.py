@@ -673,6 +673,11 @@ def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[di
                 "p50_ms": p50, "p99_ms": num(lat.metrics.get("p99_ms")) if lat else None,
                 "speedup": sp, "speedup_ci_lo": ci[0] if ci else None, "speedup_ci_hi": ci[1] if ci else None,
                 "speedup_basis": basis, "speedup_p_value": p,
+                # the fast-state ratio (each model's p10 call), steadier than the p50 ratio on a VM that
+                # changes speed state on its own; the gate judges by it (harness/measure/paired.py)
+                "speedup_p10": num(paired.metrics.get("speedup_p10")) if paired else None,
+                "speedup_p10_ci_lo": (pair(paired.metrics.get("speedup_p10_ci95")) or (None, None))[0] if paired else None,
+                "speedup_p10_ci_hi": (pair(paired.metrics.get("speedup_p10_ci95")) or (None, None))[1] if paired else None,
                 "throughput_sps": sps, "throughput_ratio": ratio(sps, ref_sps),
                 "peak_mem_mb": mb, "mem_ratio": ratio(mb, ref_mb) if ref_mb and ref_mb > 0 else None,
                 "gflops": gflops,
@@ -799,6 +804,10 @@ def verdict(res: Results, task: str, acc_rows, perf_rows, size_rows, kd_rows, va
             s += f" [CI {best['speedup_ci_lo']:.2f}, {best['speedup_ci_hi']:.2f}]"
             if best["speedup_ci_lo"] <= 1 <= best["speedup_ci_hi"]:
                 s += " (not significant)"
+        if best.get("speedup_p10") is not None:
+            s += f"; fast-state (p10) {best['speedup_p10']:.1f}x"
+            if best.get("speedup_p10_ci_lo") is not None:
+                s += f" [CI {best['speedup_p10_ci_lo']:.2f}, {best['speedup_p10_ci_hi']:.2f}]"
         if best.get("speedup_basis") == "paired" and any(
                 v.get("valid") is False and v["backend"] == best["backend"] and v["batch_size"] == best["batch_size"]
                 and v["threads"] == best["threads"] and v.get("options") == best.get("options")
@@ -839,7 +848,8 @@ ACC_COLS = ["source", "task", "model", "acc_mean_pct", "acc_ci_lo_pct", "acc_ci_
 SIZE_COLS = ["source", "task", "model", "params", "params_ratio", "macs", "macs_ratio", "onnx_bytes", "onnx_ratio",
              "onnx_gzip_bytes", "checkpoint_bytes", "train_s", "parity"]
 PERF_COLS = ["source", "task", "model", "backend", "batch_size", "threads", "options", "p50_ms", "p99_ms", "speedup",
-             "speedup_ci_lo", "speedup_ci_hi", "speedup_basis", "speedup_p_value", "throughput_sps",
+             "speedup_ci_lo", "speedup_ci_hi", "speedup_basis", "speedup_p_value", "speedup_p10",
+             "speedup_p10_ci_lo", "speedup_p10_ci_hi", "throughput_sps",
              "throughput_ratio", "peak_mem_mb", "mem_ratio", "gflops", "pct_peak", "pct_theoretical", "unstable"]
 VALIDITY_COLS = ["source", "task", "model", "reference", "backend", "batch_size", "threads", "options",
                  "paired_p50_ms", "latency_p50_ms", "paired_vs_latency_pct", "ref_paired_p50_ms",

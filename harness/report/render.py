@@ -41,6 +41,7 @@ LABELS = {
     "onnx_bytes": "ONNX size", "onnx_ratio": "ONNX/teacher", "onnx_gzip_bytes": "ONNX gzip",
     "checkpoint_bytes": "checkpoint", "train_s": "train s", "parity": "parity",
     "p50_ms": "p50 ms", "p99_ms": "p99 ms", "speedup": "speedup vs teacher", "speedup_ci": "speedup 95% CI",
+    "speedup_p10": "fast-state speedup (p10)", "speedup_p10_ci": "p10 speedup 95% CI",
     "speedup_basis": "speedup from", "speedup_p_value": "speedup p", "throughput_sps": "samples/s",
     "throughput_ratio": "samples/s vs teacher", "peak_mem_mb": "peak MB", "mem_ratio": "mem/teacher",
     "gflops": "GFLOP/s", "pct_peak": "% of peak", "pct_theoretical": "% of theoretical", "unstable": "unstable",
@@ -82,7 +83,8 @@ def _formatter(col: str) -> Callable[[Any], str]:
         return f("{:.2f}")
     if col.endswith("_pts"):
         return f("{:+.2f}")
-    if col.endswith("_ratio") or col in ("speedup", "speedup_ci", "ort_over_torch", "ort_speedup"):
+    if col.endswith("_ratio") or col in ("speedup", "speedup_ci", "speedup_p10", "speedup_p10_ci", "ort_over_torch",
+                                         "ort_speedup"):
         return f("{:.2f}x")
     if col.endswith("_bytes"):
         return lambda v: _human(float(v), ("B", " kB", " MB", " GB"), 1000.0)
