@@ -71,6 +71,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="jitter/scale/shift augmentation (needs live logits); --no-augment turns a recipe's off")
     p.add_argument("--mixup", type=_finite_float("--mixup"), default=None,
                    help="mixup Beta(m, m) concentration, e.g. 0.4 (0 = off; needs live logits)")
+    p.add_argument("--normalize", default=None, choices=("auto", "dataset", "sample", "none"),
+                   help="input normalisation inside the model (default auto: per sample when series scales "
+                        "differ by more than 100x on the training split, else per-channel dataset statistics)")
     p.add_argument("--calibrate-teacher", action=argparse.BooleanOptionalAction, default=None,
                    help="temperature-scale the teacher's logits")
     p.add_argument("--recipe", default=None, help="a recipe JSON saved by `harness sweep`")
@@ -197,7 +200,7 @@ def train_config_from_args(args, base=None):
     cfg = cfg.with_overrides(
         epochs=args.epochs, student_epochs=args.student_epochs, temperature=args.temperature, alpha=args.alpha,
         kd_loss=args.kd_loss, kd_logits=args.kd_logits, augment=args.augment, mixup=args.mixup,
-        calibrate_teacher=args.calibrate_teacher, threads=args.threads,
+        calibrate_teacher=args.calibrate_teacher, threads=args.threads, normalize=args.normalize,
     )
     if (cfg.augment or cfg.mixup > 0) and args.kd_logits is None:
         cfg = cfg.with_overrides(kd_logits="live")

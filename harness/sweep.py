@@ -21,7 +21,7 @@ from harness.tasks.base import Dataset
 from harness.train.losses import check_alpha, check_temperature
 from harness.train.recipes import save_recipe
 from harness.train.trainer import TrainConfig, predict_logits
-from harness.train.trio import model_configs, stratified_split, train_role
+from harness.train.trio import normalized_configs, stratified_split, train_role
 
 SWEEP_SCHEMA = "kd-harness/sweep/1"
 
@@ -76,7 +76,7 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
     base.validate()
     out_dir = ensure_writable_dir(out_dir)
     view = validation_view(data, val_fraction, seed=0)
-    t_cfg, s_cfg = model_configs(view)
+    t_cfg, s_cfg, _norm = normalized_configs(view, base.normalize)
     quiet = dict(show_progress=False)
     cells = grid.cells()
     bar = tqdm(total=1 + len(seeds) * (1 + len(cells)), desc=f"sweep {data.name}", unit="model",

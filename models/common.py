@@ -20,15 +20,30 @@ from torch import nn
 from harness.errors import OptionError
 
 STD_FLOOR = 1e-6
+# Added to a series' variance before the square root: far below any real signal's variance (a
+# series with std 7e-5 has variance 5e-9), so only a constant series (variance 0) is affected: it
+# normalises to zeros instead of dividing by zero.
+SAMPLE_VAR_FLOOR = 1e-12
+NORM_MODES = ("dataset", "sample", "none")
 
 
 class InputNorm(nn.Module):
-    """(x - mean) / std with per-channel buffers shaped (1, C, 1, ...) for `spatial_dims` trailing axes."""
+    """Input normalisation inside the model, so its ONNX export still takes raw data.
 
-    def __init__(self, channels: int, spatial_dims: int):
+    mode "dataset": (x - mean) / std with per-channel training-set buffers shaped (1, C, 1, ...);
+    mode "sample": each sample's channels z-normalised over their own spatial axes (the UCR
+    convention: a series' scale and offset are removed, its shape kept);
+    mode "none": x unchanged. The buffers exist in every mode, so checkpoints keep one layout.
+    """
+
+    def __init__(self, channels: int, spatial_dims: int, mode: str = "dataset"):
         super().__init__()
+        if mode not in NORM_MODES:
+            raise OptionError(f"unknown input normalisation {mode!r}; choose one of {', '.join(NORM_MODES)}")
         shape = (1, int(channels)) + (1,) * int(spatial_dims)
         self.channels = int(channels)
+        self.mode = mode
+        self.axes = tuple(range(2, 2 + int(spatial_dims)))
         self.register_buffer("mean", torch.zeros(shape))
         self.register_buffer("std", torch.ones(shape))
 
@@ -40,10 +55,15 @@ class InputNorm(nn.Module):
         self.std.copy_(std_t.reshape(self.std.shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        if self.mode == "dataset":
+            return (x - self.mean) / self.std
+        if self.mode == "sample":
+            d = x - x.mean(dim=self.axes, keepdim=True)
+            return d / torch.sqrt((d * d).mean(dim=self.axes, keepdim=True) + SAMPLE_VAR_FLOOR)
+        return x
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}"
+        return f"channels={self.channels}, mode={self.mode}"
 
 
 def _as_channel_vector(values, channels: int, what: str) -> torch.Tensor:

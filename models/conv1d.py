@@ -39,7 +39,7 @@ class FCN1d(KDModel):
     def __init__(self, config: dict):
         super().__init__(config)
         c = config
-        self.norm = InputNorm(c["in_channels"], 1)
+        self.norm = InputNorm(c["in_channels"], 1, c["normalize"])
         layers, cin = [], c["in_channels"]
         for width, kernel, stride in zip(c["widths"], c["kernels"], c["strides"]):
             layers.append(ConvBNReLU1d(cin, width, kernel, stride))
@@ -79,7 +79,7 @@ class ResNet1d(KDModel):
     def __init__(self, config: dict):
         super().__init__(config)
         c = config
-        self.norm = InputNorm(c["in_channels"], 1)
+        self.norm = InputNorm(c["in_channels"], 1, c["normalize"])
         blocks, cin = [], c["in_channels"]
         for width, stride in zip(c["widths"], c["strides"]):
             blocks.append(ResBlock1d(cin, width, c["kernels"], stride))

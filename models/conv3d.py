@@ -28,7 +28,7 @@ class C3D(KDModel):
     def __init__(self, config: dict):
         super().__init__(config)
         c = config
-        self.norm = InputNorm(c["in_channels"], 3)
+        self.norm = InputNorm(c["in_channels"], 3, c["normalize"])
         layers, cin, first = [], c["in_channels"], True
         for width, n_convs, pool in zip(c["widths"], c["convs"], c["pools"]):
             for _ in range(n_convs):

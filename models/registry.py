@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from harness.errors import OptionError
 
+from .common import NORM_MODES
 from .conv1d import FCN1d, ResNet1d
 from .conv3d import C3D
 
@@ -56,6 +57,12 @@ _SCHEMAS: dict[str, dict[str, tuple[str, str]]] = {
         "dropout": ("prob", "dropout before the head, in [0, 1)"),
     },
 }
+# Keys a config may leave out (every family): name -> (kind, description, default). A config
+# written before the key existed means the default, so older checkpoints load unchanged.
+_OPTIONAL: dict[str, tuple[str, str, Any]] = {
+    "normalize": ("norm_mode", "input normalisation inside the model: dataset (per-channel training-set "
+                  "mean/std), sample (z-normalise each sample's channels), none", "dataset"),
+}
 _SAME_LENGTH = {"fcn1d": ("kernels", "strides"), "resnet1d": ("strides",), "c3d": ("convs", "pools")}
 
 
@@ -74,6 +81,10 @@ def _check_value(family: str, key: str, kind: str, value: Any) -> Any:
         if not _is_int(value) or value <= 0 or value % 2 == 0:
             raise OptionError(f"{where} must be a positive odd integer, got {value!r}")
         return int(value)
+    if kind == "norm_mode":
+        if value not in NORM_MODES:
+            raise OptionError(f"{where} must be one of {', '.join(NORM_MODES)}, got {value!r}")
+        return str(value)
     if kind == "prob":
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not (0.0 <= float(value) < 1.0):
             raise OptionError(f"{where} must be a number in [0, 1), got {value!r}")
@@ -109,15 +120,18 @@ def validate_config(config: Any) -> dict:
         raise OptionError(
             f"model config ({family}) is missing {', '.join(missing)}; {family} needs keys: {', '.join(schema)}"
         )
-    extra = sorted(str(k) for k in config if k not in schema)
+    extra = sorted(str(k) for k in config if k not in schema and k not in _OPTIONAL)
     if extra:
         raise OptionError(
-            f"model config ({family}) has unknown keys {', '.join(extra)}; {family} takes keys: {', '.join(schema)}"
+            f"model config ({family}) has unknown keys {', '.join(extra)}; {family} takes keys: "
+            f"{', '.join([*schema, *_OPTIONAL])}"
         )
     out = {"family": family}
     for key, (kind, _desc) in schema.items():
         if key != "family":
             out[key] = _check_value(family, key, kind, config[key])
+    for key, (kind, _desc, default) in _OPTIONAL.items():
+        out[key] = _check_value(family, key, kind, config.get(key, default))
     for key in _SAME_LENGTH[family]:
         if len(out[key]) != len(out["widths"]):
             raise OptionError(
@@ -136,7 +150,8 @@ def describe_family(family: str) -> dict[str, str]:
     """Key -> description for a family (for help text)."""
     if family not in _SCHEMAS:
         raise OptionError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
-    return {k: d for k, (_kind, d) in _SCHEMAS[family].items()}
+    return {**{k: d for k, (_kind, d) in _SCHEMAS[family].items()},
+            **{k: f"{d} (optional, default {default})" for k, (_kind, d, default) in _OPTIONAL.items()}}
 
 
 # --------------------------------------------------------------------------- default configs

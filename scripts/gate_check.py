@@ -7,13 +7,16 @@
    its teacher and KD student to ONNX.
 2. Builds a *planted* student per batch size: the same weights, plus parameter-free work before the
    convolutions (the input is repeated twice along its last axis and averaged back, an exact
-   identity, `repeats` times). `repeats` is calibrated with a plain interleaved loop until the
-   planted student is `--slowdown` (default 1.3x) slower than the real one at that batch size.
-   Its ONNX file is the same size to within a few hundred bytes (a few extra nodes).
+   identity, `repeats` times). `repeats` is calibrated until the planted student is `--slowdown`
+   (default 1.3x) slower than the real one at that batch size, each timed on its own in fresh
+   worker processes (the isolated route, independent of the paired suite the gate judges).
+   Its ONNX file is the same size to within a few kB (a few extra nodes). The ratio is taken
+   between 10th-percentile calls, as the gate's fast-state speedup.
 3. Benches the real pair once as the baseline, then K more times (A/A) and K times with the
    planted student, each with ONNX Runtime and the paired suite, and gates every run against
    the baseline with the given rules (default: the built-in rules, a 10% speedup drop).
-4. Prints, per batch size, how many A/A runs passed (verdict pass or not significant: the gate exits 0) and how many planted runs the speedup rule
+4. Prints the fast-state (p10) speedup the gate judges and the p50 speedup, and, per batch size,
+   how many A/A runs passed (verdict pass or not significant: the gate exits 0) and how many planted runs the speedup rule
    caught, with the speedups measured. This is what a user runs to calibrate the thresholds for
    their own runners: an A/A failure means the threshold is tighter than the runner's noise.
 
@@ -25,7 +28,6 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -52,30 +54,28 @@ class PlantedSlowdown(torch.nn.Module):
         return self.model(x)
 
 
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
+def _ratio(a: Path, b: Path, x: np.ndarray, threads: int, repeats: int = 3) -> float:
+    """p10(b) / p10(a), each model timed on its own in a fresh worker process, alternately.
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    The latency suite's isolated timing, not the paired suite the gate judges: the slowdown is
+    calibrated by a route independent of the figure under test. The 10th percentile, as the
+    gate's fast-state speedup (on a VM that changes speed state on its own, a median ratio
+    calibrates to whatever state the run happened to see).
+    """
+    from harness.backends.base import Artifact, BackendOptions
+    from harness.measure.timing import TimingConfig
+    from harness.measure.worker import start_workers
 
-
-def _ratio(a: Path, b: Path, x: np.ndarray, threads: int, rounds: int = 15, calls: int = 40) -> float:
-    """median(b) / median(a) from interleaved blocks: a plain loop, independent of the harness."""
-    sa, sb = _session(a, threads), _session(b, threads)
-    feed_a, feed_b = {sa.get_inputs()[0].name: x}, {sb.get_inputs()[0].name: x}
+    cfg = TimingConfig(warmup_min_s=0.1, min_time_s=0.5, max_time_s=3.0)
     ta, tb = [], []
-    for s, f in ((sa, feed_a), (sb, feed_b)):
-        for _ in range(20):
-            s.run(None, f)
-    for _ in range(rounds):
-        for s, f, out in ((sa, feed_a, ta), (sb, feed_b, tb)):
-            time.sleep(0.005)
-            for _ in range(calls):
-                t0 = time.perf_counter_ns()
-                s.run(None, f)
-                out.append(time.perf_counter_ns() - t0)
+    for _ in range(repeats):
+        for path, out in ((a, ta), (b, tb)):
+            (w,) = start_workers([("onnxruntime", Artifact(role=path.stem, onnx=str(path)),
+                                   BackendOptions(threads=threads), path.stem)])
+            try:
+                out.append(np.percentile(w.time(x, cfg).samples_ns, 10))
+            finally:
+                w.close()
     return float(np.median(tb) / np.median(ta))
 
 
@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     def speed(res) -> str:
         (m,) = [m for m in res.measurements if m.suite == "paired"]
         lo, hi = m.metrics["speedup_ci95"]
-        return f"{m.metrics['speedup']:.2f}x [{lo:.2f}, {hi:.2f}]"
+        flo, fhi = m.metrics["speedup_p10_ci95"]
+        return (f"p10 {m.metrics['speedup_p10']:.2f}x [{flo:.2f}, {fhi:.2f}]  "
+                f"(p50 {m.metrics['speedup']:.2f}x [{lo:.2f}, {hi:.2f}])")
 
     ok = True
     print(f"gate check: {args.k} A/A and {args.k} planted ({args.slowdown}x slower student) benches per batch size, "
@@ -152,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         planted = work / f"planted_b{bs}.onnx"
         repeats, ratio = plant(student, shape, paths["student"], planted, bs, args.threads, args.slowdown)
         size = (planted.stat().st_size, paths["student"].stat().st_size)
-        print(f"batch {bs}: planted student = {repeats} identity repeats, {ratio:.2f}x slower in a plain "
-              f"interleaved loop; ONNX {size[0]:,} vs {size[1]:,} bytes", flush=True)
+        print(f"batch {bs}: planted student = {repeats} identity repeats, {ratio:.2f}x slower timed alone "
+              f"(p10); ONNX {size[0]:,} vs {size[1]:,} bytes", flush=True)
         base = bench(paths["student"], bs)
-        print(f"  baseline        speedup {speed(base)}", flush=True)
+        print(f"  baseline          speedup {speed(base)}", flush=True)
         passed = caught = 0
         for kind in ("A/A", "planted"):
             for i in range(args.k):

@@ -374,3 +374,25 @@ def test_pct_of_peak_above_100_comes_with_its_cause():
     assert all("theoretical peak unknown" in n for n in old_notes)
     assert "never on onnxruntime's own kernels" in next(n for n in old_notes if "(onnxruntime," in n)
     assert "theoretical peak unknown" in build_report(old, "table")
+
+
+def test_validity_names_a_machine_state_change_when_the_p10s_agree():
+    from harness.report.model import find
+
+    res = make_results(tasks=("osuleaf",), paired_disturbance={"student_kd": 1.21})
+    for m in res.measurements:  # the fast state agrees between the suites: only the p50s moved
+        if m.suite == "latency":
+            m.metrics["p10_ms"] = 0.8 * m.metrics["p50_ms"]
+    for m in res.measurements:
+        if m.suite == "paired":
+            lat = find(res, m.task, "latency", m.model, m.backend, m.batch_size, m.threads, "")
+            ref = find(res, m.task, "latency", "teacher", m.backend, m.batch_size, m.threads, "")
+            m.metrics["p10_ms"] = lat.metrics["p10_ms"] * 1.01
+            m.metrics["reference_summary"] = {"p10_ms": ref.metrics["p10_ms"]}
+    t = build_model(res).tasks[0]
+    kd = t.validity[t.validity.model == "student_kd"]
+    assert (kd["paired_vs_latency_pct"] > 15).all() and (kd["paired_vs_latency_p10_pct"].round(1) == 1.0).all()
+    notes = t.notes["validity"]
+    assert len(notes) == 4 and all("10th percentiles agree (+1.0%)" in n and "changed speed state" in n
+                                   for n in notes)
+    assert "p10 paired/latency" in build_report(res, "table")

@@ -120,12 +120,13 @@ def summarize_ns(samples_ns: Any) -> dict[str, Any]:
     x = _as_1d(samples_ns)
     ms = x / 1e6
     n = int(ms.size)
-    p50, p90, p95, p99, p999, q25, q75 = np.percentile(ms, [50, 90, 95, 99, 99.9, 25, 75])
+    p10, p50, p90, p95, p99, p999, q25, q75 = np.percentile(ms, [10, 50, 90, 95, 99, 99.9, 25, 75])
     mean = float(np.mean(ms))
     std = float(np.std(ms, ddof=1)) if n > 1 else 0.0
     lo, hi = median_ci(ms)
     return {
         "n": n,
+        "p10_ms": float(p10),
         "p50_ms": float(p50),
         "p90_ms": float(p90),
         "p95_ms": float(p95),

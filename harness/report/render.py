@@ -48,6 +48,7 @@ LABELS = {
     "reference": "vs", "paired_p50_ms": "paired p50 ms", "latency_p50_ms": "latency p50 ms",
     "paired_vs_latency_pct": "paired/latency", "ref_paired_p50_ms": "ref paired p50 ms",
     "ref_latency_p50_ms": "ref latency p50 ms", "ref_paired_vs_latency_pct": "ref paired/latency",
+    "paired_vs_latency_p10_pct": "p10 paired/latency", "ref_paired_vs_latency_p10_pct": "ref p10 paired/latency",
     "valid": "within 5%", "best_sps": "best samples/s", "best_batch": "at batch",
     "best_sps_ratio": "best vs teacher", "load_s": "load s", "first_inference_ms": "first inference ms",
     "diff_pts": "KD - scratch pts", "ci_pts": "95% CI", "p_value": "p", "test": "test",
@@ -73,7 +74,7 @@ def _formatter(col: str) -> Callable[[Any], str]:
 
     if col in ("batch_size", "threads", "n_seeds", "best_batch"):
         return lambda v: str(int(v))
-    if col.endswith("paired_vs_latency_pct"):
+    if col.endswith("paired_vs_latency_pct") or col.endswith("paired_vs_latency_p10_pct"):
         return f("{:+.1f}%")
     if col == "pct_peak":  # above 100% a warning under the table names the cause
         return lambda v: f"{float(v):.1f}" + (" (!)" if float(v) > 100 else "")

@@ -20,7 +20,8 @@ import numpy as np
 from harness.errors import DataError
 from harness.tasks.base import Dataset, TaskSpec, register
 
-# task name -> (archive name, equal length?, description)
+# task name -> (archive name, equal length?, description). Unequal-length sets are edge-padded to the
+# longest series, except those in RESAMPLE_TO, which are linearly resampled to a fixed length.
 UCR_TASKS: dict[str, tuple[str, bool, str]] = {
     "osuleaf": ("OSULeaf", True, "UCR OSULeaf: leaf outlines as 1D shape series (6 classes, 1 x 427)"),
     "acsf1": ("ACSF1", True, "UCR ACSF1: appliance power consumption (10 classes, 1 x 1460)"),
@@ -35,6 +36,12 @@ UCR_TASKS: dict[str, tuple[str, bool, str]] = {
         "JapaneseVowels",
         False,
         "UEA JapaneseVowels: 9 speakers, LPC cepstra (12 channels, lengths 7..29 edge-padded to 29)",
+    ),
+    "plaid": (
+        "PLAID",
+        False,
+        "UCR PLAID: appliance current signatures (11 classes, lengths 100..1344 resampled to 1 x 512, "
+        "values as recorded)",
     ),
     "italypowerdemand": (
         "ItalyPowerDemand",
@@ -81,6 +88,21 @@ def _read_ts(path: str, equal_length: bool) -> tuple[list[np.ndarray] | np.ndarr
     return X, np.asarray(y).astype(str)
 
 
+# Sets whose lengths differ too much to pad (PLAID: 100..1344): resampled, keeping each series' values.
+RESAMPLE_TO: dict[str, int] = {"plaid": 512}
+
+
+def _resample(series: list[np.ndarray], length: int) -> np.ndarray:
+    """Stack C x L_i series into N x C x length by linear interpolation over each series' own span."""
+    out = np.empty((len(series), series[0].shape[0], length), dtype=np.float64)
+    grid = np.linspace(0.0, 1.0, length)
+    for i, s in enumerate(series):
+        src = np.linspace(0.0, 1.0, s.shape[1])
+        for c in range(s.shape[0]):
+            out[i, c] = np.interp(grid, src, s[c])
+    return out
+
+
 def _pad_edge(series: list[np.ndarray], length: int) -> np.ndarray:
     """Stack C x L_i series into N x C x length, repeating each channel's last value at the end."""
     out = np.empty((len(series), series[0].shape[0], length), dtype=np.float64)
@@ -124,7 +146,9 @@ def _load_ucr(key: str) -> Dataset:
     train_path, test_path = _ts_path(archive, "TRAIN"), _ts_path(archive, "TEST")
     Xtr, ytr = _read_ts(train_path, equal)
     Xte, yte = _read_ts(test_path, equal)
-    if not equal:
+    if not equal and key in RESAMPLE_TO:
+        Xtr, Xte = _resample(Xtr, RESAMPLE_TO[key]), _resample(Xte, RESAMPLE_TO[key])
+    elif not equal:
         length = max(s.shape[1] for s in [*Xtr, *Xte])
         Xtr, Xte = _pad_edge(Xtr, length), _pad_edge(Xte, length)
     if Xtr.shape[1:] != Xte.shape[1:]:

@@ -37,8 +37,13 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(m, m) mixing of sample pairs; 0 = off
     calibrate_teacher: bool = False
     threads: int | None = None
+    normalize: str = "auto"  # auto | dataset | sample | none (harness/train/normalize.py)
 
     def validate(self) -> "TrainConfig":
+        from harness.train.normalize import NORMALIZE_CHOICES
+
+        if self.normalize not in NORMALIZE_CHOICES:
+            raise OptionError(f"normalize must be one of {', '.join(NORMALIZE_CHOICES)}, got {self.normalize!r}")
         for name in ("epochs", "student_epochs"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.artifacts import save_checkpoint
+from harness.train.normalize import choose_normalization
 from harness.errors import OptionError
 from harness.fileio import atomic_write_json, ensure_writable_dir
 from harness.options import parse_list
@@ -100,6 +101,19 @@ def model_configs(data: Dataset, teacher_config=None, student_config=None) -> tu
     return dict(t), dict(s)
 
 
+def normalized_configs(data: Dataset, normalize: str, teacher_config=None, student_config=None
+                       ) -> tuple[dict, dict, dict]:
+    """The trio's model configs with one input normalisation, decided on the training split only
+    (`choose_normalization`); a config that names its own `normalize` keeps it."""
+    t_cfg, s_cfg = model_configs(data, teacher_config, student_config)
+    norm = choose_normalization(data.X_train, normalize)
+
+    def apply(cfg: dict, given: dict | None) -> dict:
+        return cfg if given and "normalize" in given else {**cfg, "normalize": norm["mode"]}
+
+    return apply(t_cfg, teacher_config), apply(s_cfg, student_config), norm
+
+
 def train_role(
     role: str,
     config: dict,
@@ -165,9 +179,12 @@ def train_trio(
     seeds = parse_seeds(seeds)
     out_dir = ensure_writable_dir(out_dir)
     ckpt_dir = out_dir / "checkpoints"
-    t_cfg, s_cfg = model_configs(data, teacher_config, student_config)
+    t_cfg, s_cfg, norm = normalized_configs(data, cfg.normalize, teacher_config, student_config)
+    if log:
+        log(f"input normalisation: {norm['mode']} ({norm['why']})")
     common = {"task": data.name, "kind": data.kind, "dataset": data.info(), "train_config": cfg.to_dict(),
-              "data_ref": data_ref or {"task": data.name, "data_seed": 0}, "library_versions": library_versions()}
+              "data_ref": data_ref or {"task": data.name, "data_seed": 0}, "library_versions": library_versions(),
+              "normalize": norm}
 
     X_fit, y_fit = data.X_train, data.y_train
     teacher_T = 1.0

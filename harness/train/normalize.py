@@ -1,0 +1,51 @@
+"""Which input normalisation a task's data needs, decided on its training split only.
+
+The model normalises its own input (kd_models.common.InputNorm), so ONNX files take raw data:
+- "dataset": per-channel mean/std of the training set (right when every series shares one scale,
+  e.g. UCR sets that are already z-normalised);
+- "sample": each series/clip z-normalised per channel (right when scales differ between series:
+  PLAID's per-series std runs from 7e-5 to 49, and dataset statistics then leave most series flat);
+- "none".
+"auto" measures each training sample's per-channel std and picks "sample" when the 5th and 95th
+percentiles are more than SCALE_SPREAD_LIMIT apart (two orders of magnitude), else "dataset".
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.errors import OptionError
+
+NORMALIZE_CHOICES = ("auto", "dataset", "sample", "none")
+SCALE_SPREAD_LIMIT = 100.0
+
+
+def per_sample_std(X: np.ndarray) -> np.ndarray:
+    """(N, C) std of each sample's channels over its spatial axes."""
+    X = np.asarray(X)
+    return X.std(axis=tuple(range(2, X.ndim)), dtype=np.float64)
+
+
+def choose_normalization(X_train: np.ndarray, requested: str = "auto") -> dict[str, Any]:
+    """{"mode", "requested", "why"[, "std_p5", "std_p95", "spread"]} for the training split."""
+    if requested not in NORMALIZE_CHOICES:
+        raise OptionError(f"--normalize must be one of {', '.join(NORMALIZE_CHOICES)}, got {requested!r}")
+    if requested != "auto":
+        return {"mode": requested, "requested": requested, "why": "chosen with --normalize"}
+    s = per_sample_std(X_train).ravel()
+    s = s[np.isfinite(s) & (s > 0)]
+    if s.size == 0:
+        return {"mode": "dataset", "requested": "auto", "why": "every training sample is constant"}
+    lo, hi = (float(v) for v in np.percentile(s, [5, 95]))
+    spread = hi / lo
+    out = {"requested": "auto", "std_p5": lo, "std_p95": hi, "spread": spread}
+    if spread > SCALE_SPREAD_LIMIT:
+        out.update(mode="sample", why=(
+            f"per-sample std spans {lo:.3g} to {hi:.3g} (5th-95th percentile, {spread:.3g}x > "
+            f"{SCALE_SPREAD_LIMIT:.0f}x): each sample is z-normalised per channel"))
+    else:
+        out.update(mode="dataset", why=(
+            f"per-sample std spread {spread:.3g}x (5th-95th percentile) <= {SCALE_SPREAD_LIMIT:.0f}x: "
+            "per-channel training-set statistics"))
+    return out

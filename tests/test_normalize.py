@@ -1,0 +1,110 @@
+"""Input normalisation inside the model: modes, the automatic choice, ONNX parity, old configs."""
+import numpy as np
+import pytest
+import torch
+
+import kd_models
+from harness.errors import OptionError
+from harness.tasks import load_npz
+from harness.train.normalize import SCALE_SPREAD_LIMIT, choose_normalization
+from harness.train.trainer import TrainConfig
+from harness.train.trio import train_trio
+from tests.conftest import make_npz
+
+
+def _fcn(mode=None, channels=2):
+    cfg = {"family": "fcn1d", "in_channels": channels, "num_classes": 3, "widths": [4, 8], "kernels": [3, 3],
+           "strides": [1, 2], "dropout": 0.0}
+    if mode is not None:
+        cfg["normalize"] = mode
+    torch.manual_seed(0)
+    return kd_models.build_model(cfg).eval()
+
+
+def test_sample_mode_z_normalises_each_series_and_channel():
+    norm = _fcn("sample").norm
+    scale = torch.tensor([1e-4, 30.0]).view(1, 2, 1)
+    x = (torch.randn(5, 2, 40) + 7.0) * scale  # offsets at each channel's own scale (float32 input precision)
+    y = norm(x)
+    assert torch.allclose(y.mean(dim=-1), torch.zeros(5, 2), atol=1e-4)
+    assert torch.allclose(y.std(dim=-1, unbiased=False), torch.ones(5, 2), atol=1e-3)
+    assert torch.equal(norm(torch.full((1, 2, 40), 3.0)), torch.zeros(1, 2, 40))  # constant: zeros, not NaN
+
+
+def test_sample_mode_model_ignores_each_series_scale_and_offset():
+    model = _fcn("sample")
+    x = torch.randn(4, 2, 40)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model(x * 1e4 - 3.0), atol=1e-4)
+        dataset = _fcn("dataset")
+        assert not torch.allclose(dataset(x), dataset(x * 1e4 - 3.0), atol=1e-2)
+
+
+def test_none_mode_is_identity_and_configs_default_to_dataset():
+    assert torch.equal(_fcn("none").norm(torch.arange(6.0).view(1, 2, 3)), torch.arange(6.0).view(1, 2, 3))
+    # a config written before the key existed (older checkpoints) means "dataset"
+    assert _fcn(None).norm.mode == "dataset"
+    assert kd_models.validate_config(_fcn(None).config)["normalize"] == "dataset"
+    with pytest.raises(OptionError, match="normalize"):
+        _fcn("per-sample")
+
+
+@pytest.mark.parametrize("mode", ["dataset", "sample", "none"])
+def test_onnx_export_keeps_the_normalisation(mode, tmp_path):
+    import onnxruntime as ort
+
+    from harness.export import export_onnx
+
+    model = _fcn(mode)
+    model.set_input_stats([1.0, -2.0], [3.0, 0.5])
+    x = (torch.randn(3, 2, 40) * torch.tensor([1e-3, 50.0]).view(1, 2, 1)).numpy()
+    export_onnx(model, (2, 40), tmp_path / "m.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_choice_looks_at_the_spread_of_series_scales():
+    rng = np.random.default_rng(0)
+    same_scale = rng.standard_normal((50, 1, 64))
+    pick = choose_normalization(same_scale)
+    assert pick["mode"] == "dataset" and pick["spread"] < SCALE_SPREAD_LIMIT and "training-set statistics" in pick["why"]
+    scales = 10.0 ** rng.uniform(-5, 2, size=(50, 1, 1))  # per-series std from 1e-5 to 1e2, as in PLAID
+    pick = choose_normalization(same_scale * scales)
+    assert pick["mode"] == "sample" and pick["spread"] > SCALE_SPREAD_LIMIT and "z-normalised" in pick["why"]
+    assert choose_normalization(same_scale * scales, "none") == {
+        "mode": "none", "requested": "none", "why": "chosen with --normalize"}
+    assert choose_normalization(np.ones((4, 1, 8)))["mode"] == "dataset"  # all constant: nothing to measure
+    with pytest.raises(OptionError):
+        choose_normalization(same_scale, "zscore")
+    with pytest.raises(OptionError):
+        TrainConfig(normalize="zscore").validate()
+
+
+def test_trio_records_the_choice_and_its_checkpoints_carry_it(tmp_path):
+    path = make_npz(tmp_path / "scaled.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    rng = np.random.default_rng(1)
+    for split in ("X_train", "X_test"):  # every series at its own scale, four orders of magnitude apart
+        arrays[split] = arrays[split] * (10.0 ** rng.uniform(-3, 1, size=(len(arrays[split]), 1, 1))).astype(np.float32)
+    np.savez(path, **arrays)
+    summary = train_trio(load_npz(path), TrainConfig(epochs=2), [0], tmp_path / "run", show_progress=False)
+    assert summary["normalize"]["mode"] == "sample" and summary["normalize"]["requested"] == "auto"
+    for role in ("teacher", "student_scratch", "student_kd"):
+        assert summary["models"][role]["model_config"]["normalize"] == "sample"
+    summary = train_trio(load_npz(path), TrainConfig(epochs=2, normalize="dataset"), [0], tmp_path / "run2",
+                         show_progress=False)
+    assert summary["models"]["teacher"]["model_config"]["normalize"] == "dataset"
+
+
+def test_plaid_is_resampled_to_a_fixed_length_and_auto_normalises_per_sample():
+    from harness.tasks import get_task
+
+    data = get_task("plaid").load(0)
+    assert data.X_train.shape[1:] == (1, 512) and data.classes == 11
+    assert len(data.y_train) == 537 and len(data.y_test) == 537
+    pick = choose_normalization(data.X_train)
+    assert pick["mode"] == "sample" and pick["spread"] > SCALE_SPREAD_LIMIT
