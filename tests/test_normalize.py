@@ -108,3 +108,38 @@ def test_plaid_is_resampled_to_a_fixed_length_and_auto_normalises_per_sample():
     assert len(data.y_train) == 537 and len(data.y_test) == 537
     pick = choose_normalization(data.X_train)
     assert pick["mode"] == "sample" and pick["spread"] > SCALE_SPREAD_LIMIT
+
+
+def test_default_students_are_never_narrower_than_their_head():
+    few = kd_models.default_config("1d", "student", 1, 6, (1, 427))
+    assert few["widths"] == [12, 24]  # the built-in tasks keep their students
+    many = kd_models.default_config("1d", "student", 1, 52, (1, 2000))
+    assert many["widths"][-1] >= 52 and many["widths"][0] > 12
+    clip = kd_models.default_config("3d", "student", 1, 40, (1, 16, 32, 32))
+    assert clip["widths"][-1] >= 40
+    teacher = kd_models.default_config("1d", "teacher", 1, 52, (1, 2000))
+    t, s = kd_models.build_model(teacher), kd_models.build_model(many)
+    assert sum(p.numel() for p in t.parameters()) > 5 * sum(p.numel() for p in s.parameters())
+
+
+def test_sample_mode_training_ignores_each_series_scale(tmp_path):
+    """Augmentation and mixup see each series at unit scale, so rescaling series changes nothing."""
+    from harness.artifacts import load_checkpoint
+
+    path = make_npz(tmp_path / "a.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    rng = np.random.default_rng(2)
+    scaled = dict(arrays)
+    for split in ("X_train", "X_test"):
+        scaled[split] = (arrays[split] * (10.0 ** rng.uniform(-3, 1, (len(arrays[split]), 1, 1)))).astype(np.float32)
+    np.savez(tmp_path / "b.npz", **scaled)
+    cfg = TrainConfig(epochs=2, normalize="sample", augment=True, mixup=0.4, kd_logits="live")
+    runs = [train_trio(load_npz(tmp_path / f"{n}.npz"), cfg, [0], tmp_path / n, show_progress=False) for n in "ab"]
+    for role in ("teacher", "student_kd"):
+        a, b = (load_checkpoint(tmp_path / n / r["models"][role]["checkpoints"][0]["path"])[0].state_dict()
+                for n, r in zip("ab", runs))
+        for k in a:
+            if not k.startswith("norm."):  # dataset statistics differ, and sample mode does not use them
+                torch.testing.assert_close(a[k], b[k], rtol=1e-2, atol=1e-3)  # float32 rounding of the rescaled inputs
+    assert runs[0]["models"]["student_kd"]["accuracy"] == runs[1]["models"]["student_kd"]["accuracy"]

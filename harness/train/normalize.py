@@ -49,3 +49,13 @@ def choose_normalization(X_train: np.ndarray, requested: str = "auto") -> dict[s
             f"per-sample std spread {spread:.3g}x (5th-95th percentile) <= {SCALE_SPREAD_LIMIT:.0f}x: "
             "per-channel training-set statistics"))
     return out
+
+
+def zscore_samples(X: np.ndarray) -> np.ndarray:
+    """Each sample's channels z-normalised over their spatial axes (float32), as InputNorm's "sample" mode."""
+    from kd_models.common import SAMPLE_VAR_FLOOR
+
+    X = np.asarray(X, dtype=np.float64)
+    axes = tuple(range(2, X.ndim))
+    d = X - X.mean(axis=axes, keepdims=True)
+    return (d / np.sqrt((d * d).mean(axis=axes, keepdims=True) + SAMPLE_VAR_FLOOR)).astype(np.float32)

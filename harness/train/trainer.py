@@ -207,6 +207,14 @@ def fit(
         torch.set_num_threads(cfg.threads)
     mean, std = channel_stats(X)
     model.set_input_stats(mean, std)
+    if getattr(getattr(model, "norm", None), "mode", "dataset") == "sample":
+        # Augmentation and mixup act on the values they are given: jitter scaled to the whole batch's
+        # spread, or a blend of two series at different scales, drowns a small-scale series (PLAID
+        # spans 7e-5 to 49). The model z-normalises each sample itself, which no per-sample shift or
+        # scale changes, so training on pre-normalised samples changes nothing else.
+        from harness.train.normalize import zscore_samples
+
+        X = zscore_samples(X)
     loss_fn = loss_fn or build_loss("ce")
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))

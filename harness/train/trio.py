@@ -254,6 +254,14 @@ def train_trio(
         {"kd_logits": cfg.kd_logits, "kd_loss": cfg.kd_loss, "kd_params": cfg.kd_params(),
          "teacher_logits_seconds": logits_seconds}
     )
+    ratio = summary["models"]["teacher"]["params"] / max(1, summary["models"]["student_kd"]["params"])
+    summary["student_sizing"] = {"params_ratio": ratio, "at_least_10x_smaller": ratio >= 10}
+    if ratio < 10:
+        summary["student_sizing"]["note"] = (
+            f"the student has only {ratio:.1f}x fewer parameters than the teacher (the promise is >= 10x): "
+            f"no layer may be narrower than the {data.classes}-class head it feeds, or a custom config says so")
+        if log:
+            log(summary["student_sizing"]["note"])
     if calib:
         summary["teacher_calibration"] = calib
     summary["comparison"] = compare_students(summary)
