@@ -92,16 +92,16 @@ def test_ratio_ci_paired_contains_known_ratio():
         S.ratio_ci(a, b[:-1], paired=True)
 
 
-def test_ratio_ci_clustered_contains_known_ratio():
+def test_hierarchical_ratio_ci_one_process_contains_known_ratio():
     rng = np.random.default_rng(8)
     level = rng.uniform(1.0, 1.3, 20)[:, None]  # per-round machine state
     a = 2.0 * level * rng.lognormal(0, 0.05, (20, 15))
-    b = level * rng.lognormal(0, 0.05, (20, 15))
-    ratio, lo, hi = S.ratio_ci_clustered(list(a), list(b))
+    b = level * rng.lognormal(0, 0.05, (20, 30))  # the faster model's blocks hold more calls
+    ratio, lo, hi = S.hierarchical_ratio_ci([a], [b])
     assert ratio == pytest.approx(np.median(a) / np.median(b))
     assert lo <= ratio <= hi and lo < 2.0 < hi
-    # ragged blocks take the loop path and still work
-    r2, lo2, hi2 = S.ratio_ci_clustered(list(a[:-1]) + [a[-1][:5]], list(b[:-1]) + [b[-1][:5]])
+    # two processes, different block lengths: still one ratio of pooled medians inside its CI
+    r2, lo2, hi2 = S.hierarchical_ratio_ci([a, a[:, :10]], [b, b[:, :12]])
     assert lo2 <= r2 <= hi2
 
 

@@ -252,60 +252,6 @@ def ratio_ci(a_ns: Any, b_ns: Any, paired: bool, level: float = CONFIDENCE) -> t
     return ratio, min(lo, ratio), max(hi, ratio)
 
 
-def ratio_ci_clustered(
-    a_blocks: Sequence[Any], b_blocks: Sequence[Any], level: float = CONFIDENCE
-) -> tuple[float, float, float]:
-    """median(all a) / median(all b), CI by resampling whole blocks (rounds) jointly.
-
-    a_blocks[r] and b_blocks[r] are the per-call samples of round r of an interleaved run. Rounds
-    are the independent unit (calls within a round share the machine's state), so the bootstrap
-    resamples round indices and recomputes the same statistic as the point estimate over all
-    calls of the drawn rounds. The point estimate is therefore always consistent with the CI.
-    """
-    if len(a_blocks) != len(b_blocks) or len(a_blocks) == 0:
-        raise ValueError("clustered ratio needs the same, non-zero number of blocks on both sides")
-    la = [np.asarray(x, dtype=np.float64).ravel() for x in a_blocks]
-    lb = [np.asarray(x, dtype=np.float64).ravel() for x in b_blocks]
-    ka, kb = {x.size for x in la}, {x.size for x in lb}
-    a_all, b_all = np.concatenate(la), np.concatenate(lb)
-    ratio = float(np.median(a_all)) / float(np.median(b_all))
-    rounds = len(la)
-    if rounds == 1:
-        return ratio, ratio, ratio
-    if len(ka) == 1 and len(kb) == 1:  # rectangular: fully vectorised
-        A, B = np.stack(la), np.stack(lb)
-
-        def stat(idx, axis=-1):
-            idx = np.asarray(idx, dtype=np.intp)
-            shape = idx.shape[:-1]
-            ma = np.median(A[idx].reshape(*shape, -1), axis=-1)
-            mb = np.median(B[idx].reshape(*shape, -1), axis=-1)
-            return ma / mb
-
-        per = A.shape[1] + B.shape[1]
-        res = _st.bootstrap(
-            (np.arange(rounds),),
-            stat,
-            n_resamples=N_RESAMPLES,
-            vectorized=True,
-            axis=-1,
-            confidence_level=level,
-            method="percentile",
-            rng=_rng(),
-            batch=max(1, 4_000_000 // (rounds * per)),
-        )
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    else:  # ragged blocks (a run stopped early): plain loop
-        rng = _rng()
-        draws = np.empty(N_RESAMPLES)
-        for i in range(N_RESAMPLES):
-            idx = rng.integers(0, rounds, rounds)
-            draws[i] = np.median(np.concatenate([la[j] for j in idx])) / np.median(np.concatenate([lb[j] for j in idx]))
-        alpha = (1.0 - level) / 2.0
-        lo, hi = (float(v) for v in np.percentile(draws, [100 * alpha, 100 * (1 - alpha)]))
-    return ratio, min(lo, ratio), max(hi, ratio)
-
-
 def mannwhitney(a: Any, b: Any) -> float:
     """Two-sided Mann-Whitney U p-value (scipy; asymptotic for large samples). 1.0 if all equal."""
     x = _as_1d(a, "a samples")
