@@ -6,10 +6,9 @@ Two ways in: a training run folder (checkpoints + summary.json), or any ONNX fil
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -116,7 +116,7 @@ def _ort_gemm(a: np.ndarray, b: np.ndarray, threads: int, out: dict[str, Any]) -
     try:
         yield lambda: sess.run(None, feed)
     finally:
-        del sess
+        sess = None  # noqa: F841 - drops the session (and its thread pool) before the next source is timed
 
 
 # name -> context manager that sets the library up (imports, thread limits, session) and yields
