@@ -375,16 +375,16 @@ def _timed_suites(sources: list[ModelSource], backends: list[str], opts: Backend
                                          macs=src.macs, timer=w) for src, w in zip(order, workers)]
                 if "latency" in cfg.suites:
                     runs += latency.measure(handles, inputs, latency.LatencyConfig(
-                        timing=cfg.timing(), batch_sizes=tuple(cfg.batch_sizes)))
+                        timing=cfg.timing(), batch_sizes=tuple(cfg.batch_sizes), pooled=True))
                 if "paired" in cfg.suites and len(sources) > 1:
                     ref = "teacher" if any(s.role == "teacher" for s in sources) else sources[0].role
                     runs += paired.measure(handles, inputs, paired.PairedConfig(
                         batch_sizes=tuple(cfg.batch_sizes), reference_role=ref,
                         rounds=20 if cfg.quick else 40, block_time_s=0.02 if cfg.quick else 0.05,
-                        max_time_s=10.0 if cfg.quick else 60.0))
+                        max_time_s=10.0 if cfg.quick else 60.0, pooled=True))
                 if "throughput" in cfg.suites:
                     runs += throughput.measure(handles, inputs, throughput.ThroughputConfig(
-                        batch_sizes=tuple(cfg.throughput_batch_sizes)))
+                        batch_sizes=tuple(cfg.throughput_batch_sizes), pooled=True))
             finally:
                 for w in workers:
                     w.close()

@@ -171,3 +171,34 @@ def test_worker_killed_mid_run_is_named(tiny_onnx):
             w.block(np.zeros((1, 1, 16), np.float32), 3)
     finally:
         w.close()
+
+
+def test_pooled_runs_carry_no_statistics_and_merge_like_full_runs():
+    """bench keeps raw runs per process and computes every statistic once, in the merge."""
+    from harness.measure import throughput
+    from tests.test_timing import INPUTS, handle
+
+    hs = [handle("teacher", reps=3), handle("student_kd", reps=1)]
+    pc = paired.PairedConfig(rounds=4, calls_per_block=6, settle_s=0,
+                             warmup=TimingConfig(warmup_min_s=0, warmup_min_calls=2))
+    raw = [m for _ in range(2) for m in paired.measure(hs, INPUTS, paired.PairedConfig(**{**pc.__dict__, "pooled": True}))]
+    assert all("speedup" not in m.metrics and "p50_ms" not in m.metrics for m in raw)
+    # the same samples with statistics computed per run first, as before pooling existed
+    full = [paired._measurement(m, m.batch_size, paired.compare(*paired.run_groups(m), m.metrics["harness_overhead"],
+                                                               [m.metrics["calibration"]], pc.thresholds, "teacher")[0],
+                                np.asarray(m.samples_ns), []) for m in raw]
+    for f, r in zip(full, raw):
+        f.metrics["harness_overhead"] = r.metrics["harness_overhead"]
+        f.metrics["workers"] = r.metrics["workers"]
+    (a,), (b,) = merge_processes(raw), merge_processes(full)
+    assert a.metrics["processes"] == 2 and a.metrics["speedup"] == b.metrics["speedup"]
+    assert a.metrics["speedup_ci95"] == b.metrics["speedup_ci95"] and a.samples_ns == b.samples_ns
+
+    lat = [m for _ in range(2) for m in latency.measure(hs, INPUTS, latency.LatencyConfig(timing=FAST, pooled=True))]
+    assert all("p50_ms" not in m.metrics and m.samples_ns for m in lat)
+    merged = merge_processes(lat)
+    assert [m.model for m in merged] == ["teacher", "student_kd"] and all(m.metrics["processes"] == 2 for m in merged)
+    thr = [m for _ in range(2) for m in throughput.measure(hs[:1], INPUTS, throughput.ThroughputConfig(
+        batch_sizes=(1, 4), timing=FAST, pooled=True))]
+    merged = merge_processes(thr)
+    assert len(merged) == 2 and sum(m.metrics["is_best"] for m in merged) == 1

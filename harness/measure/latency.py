@@ -46,6 +46,9 @@ class LatencyConfig:
     batch_sizes: tuple[int, ...] = (1,)
     thresholds: StabilityThresholds = field(default_factory=StabilityThresholds)
     keep_samples: bool = True
+    # True: one run of several that `merge.merge_processes` pools; keep samples, calibration and
+    # overhead only, and leave the statistics (bootstraps) to the merge instead of computing them twice
+    pooled: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batch_sizes", _check_batch_sizes(self.batch_sizes, "latency"))
@@ -144,6 +147,17 @@ def timed_measurement(h: SessionHandle, suite: str, bs: int, res, overhead: dict
     return m
 
 
+def raw_measurement(h: SessionHandle, suite: str, bs: int, res, overhead: dict[str, Any]) -> Measurement:
+    """A timed run kept for pooling (`merge_runs`): samples, calibration, overhead; no statistics yet."""
+    metrics: dict[str, Any] = {"calibration": dict(res.calibration), "harness_overhead": dict(overhead),
+                               "harness_overhead_p50_ns": float(overhead["p50_ns"]), "worker": h.timer.where()}
+    if h.macs:
+        metrics["macs_per_sample"] = int(h.macs)
+    return Measurement(task=h.task, model=h.role, backend=h.backend, suite=suite, batch_size=bs,
+                       threads=int(h.options.threads), metrics=metrics, options=h.options.key(),
+                       samples_ns=res.samples_ns.tolist())
+
+
 def _timed_metrics(groups, calibrations, overhead, thresholds, bs: int, macs: int | None):
     metrics, warnings = timing_metrics(groups, calibrations, overhead, thresholds)
     p50_s = metrics["p50_ms"] / 1e3
@@ -175,6 +189,8 @@ def merge_runs(runs: Sequence[Measurement], thresholds: StabilityThresholds | No
     metrics, warnings = _timed_metrics(groups, calibrations, overhead, thresholds or StabilityThresholds(),
                                        first.batch_size, macs)
     metrics["workers"] = [r.metrics.get("worker") for r in runs]
+    # a raw run (no statistics yet) carries only warnings about the run itself, e.g. a stopped sweep
+    warnings += list(dict.fromkeys(w for r in runs if "p50_ms" not in r.metrics for w in r.warnings))
     return Measurement(task=first.task, model=first.model, backend=first.backend, suite=first.suite,
                        batch_size=first.batch_size, threads=first.threads, metrics=metrics, options=first.options,
                        samples_ns=np.concatenate(groups).tolist(), warnings=warnings)
@@ -188,6 +204,9 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
         overhead = h.timer.overhead()  # measured where the timing runs (this process or the worker)
         for bs in cfg.batch_sizes:
             res = h.timer.time(get_batch(inputs, bs), cfg.timing)
+            if cfg.pooled:
+                out.append(raw_measurement(h, "latency", bs, res, overhead))
+                continue
             m = timed_measurement(h, "latency", bs, res, overhead, cfg.thresholds, cfg.keep_samples)
             m.metrics["worker"] = h.timer.where()
             out.append(m)

@@ -75,7 +75,7 @@ class PairedConfig:
     warmup: TimingConfig = field(default_factory=lambda: TimingConfig(warmup_min_s=0.2, warmup_min_calls=5))
     reference_role: str = "teacher"
     thresholds: StabilityThresholds = field(default_factory=StabilityThresholds)
-    disable_gc: bool = True
+    pooled: bool = False  # as LatencyConfig.pooled: raw runs for merge.merge_processes, statistics there
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batch_sizes", _check_batch_sizes(self.batch_sizes, "paired"))
@@ -283,8 +283,15 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
         overhead = cand.timer.overhead()
         for bs in cfg.batch_sizes:
             ref_s, cand_s, calibration = time_interleaved(ref.timer, cand.timer, get_batch(inputs, bs), cfg)
-            metrics, warnings = compare([ref_s], [cand_s], overhead, [calibration], cfg.thresholds,
-                                        cfg.reference_role)
+            if cfg.pooled:  # the layout `run_groups` reads, nothing computed twice
+                metrics, warnings = {"reference": cfg.reference_role, "reference_samples_ns": ref_s.ravel().tolist(),
+                                     "rounds": int(ref_s.shape[0]), "calls_per_block": int(cand_s.shape[1]),
+                                     "reference_calls_per_block": int(ref_s.shape[1]),
+                                     "calibration": calibration, "harness_overhead": dict(overhead),
+                                     "harness_overhead_p50_ns": float(overhead["p50_ns"])}, []
+            else:
+                metrics, warnings = compare([ref_s], [cand_s], overhead, [calibration], cfg.thresholds,
+                                            cfg.reference_role)
             metrics["workers"] = [ref.timer.where(), cand.timer.where()]
             out.append(_measurement(cand, bs, metrics, cand_s.ravel(), warnings))
     return out

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.measure.base import SessionHandle
-from harness.measure.latency import _check_batch_sizes, get_batch, timed_measurement
+from harness.measure.latency import _check_batch_sizes, get_batch, raw_measurement, timed_measurement
 from harness.measure.stats import StabilityThresholds
 from harness.measure.timing import TimingConfig
 from harness.results import Measurement
@@ -30,6 +30,7 @@ class ThroughputConfig:
     timing: TimingConfig = field(default_factory=lambda: SHORT_TIMING)
     thresholds: StabilityThresholds = field(default_factory=StabilityThresholds)
     keep_samples: bool = True
+    pooled: bool = False  # as LatencyConfig.pooled: raw runs for merge.merge_processes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batch_sizes", _check_batch_sizes(self.batch_sizes, "throughput"))
@@ -54,12 +55,13 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
                     raise
                 failure = f"batch {bs} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); sweep stopped"
                 break
-            mine.append(timed_measurement(h, "throughput", bs, res, overhead, cfg.thresholds, cfg.keep_samples))
+            mine.append(raw_measurement(h, "throughput", bs, res, overhead) if cfg.pooled else
+                        timed_measurement(h, "throughput", bs, res, overhead, cfg.thresholds, cfg.keep_samples))
         for m in mine:
             m.metrics["worker"] = h.timer.where()
             if failure:
                 m.warnings.append(failure)
-        out.extend(mark_best(mine))
+        out.extend(mine if cfg.pooled else mark_best(mine))
     return out
 
 
