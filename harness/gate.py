@@ -23,11 +23,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from harness.measure.paired import run_groups
+from harness.report.derived import delta_vs_teacher, has_fast_speedup, speedups
+from harness.measure.stats import mannwhitney
 from harness.errors import HarnessError, OptionError, SchemaError
 from harness.fileio import atomic_write_bytes
 from harness.report.model import (
-    REFERENCE, delta_vs_teacher, mann_whitney, measured_accuracy, model_value, num, opts_key, pair, parity,
+    REFERENCE, measured_accuracy, model_value, num, opts_key, parity,
     summary_accuracy, task_measurements, task_names, task_roles,
 )
 from harness.results import Results, load_results
@@ -306,63 +307,18 @@ class _Obs:
     basis: str = ""
 
 
-def _has_fast_speedup(res: Results) -> bool:
-    return any(m.suite == "paired" and num(m.metrics.get("speedup_p10")) is not None for m in res.measurements)
-
-
 def _speedup_obs(res: Results, task: str, fast: bool = False) -> dict[tuple, _Obs]:
-    """(role, backend, batch, threads, opts) -> speedup teacher/student (paired suite, else p50 ratio).
-
-    fast=True judges the fast-state ratio (each model's p10 call, `speedup_p10`, see
-    harness/measure/paired.py FAST_STATE_QUANTILE); used only when both files carry it.
-    """
-    out: dict[tuple, _Obs] = {}
-    q = 10.0 if fast else 50.0
-    for m in task_measurements(res, task, "paired"):
-        sp = num(m.metrics.get("speedup_p10" if fast else "speedup"))
-        if sp is None or m.model == REFERENCE:
-            continue
-        ratios = None
-        try:  # rounds are the independent unit: one ratio of block statistics per round, every process
-            ref_groups, cand_groups = run_groups(m)
-            t = np.concatenate([np.percentile(g, q, axis=1) for g in ref_groups])
-            s = np.concatenate([np.percentile(g, q, axis=1) for g in cand_groups])
-            ok = s > 0
-            ratios = t[ok] / s[ok] if ok.sum() >= 3 else None
-        except (KeyError, TypeError, ValueError):  # no round layout recorded: pair the calls, if they pair
-            ref = m.metrics.get("reference_samples_ns")
-            if isinstance(ref, list) and m.samples_ns and len(ref) == len(m.samples_ns) and len(ref) >= 3:
-                t, s = np.asarray(ref, dtype=float), np.asarray(m.samples_ns, dtype=float)
-                ok = s > 0
-                ratios = t[ok] / s[ok]
-        out[(m.model, m.backend, m.batch_size, m.threads, opts_key(m))] = _Obs(
-            sp, pair(m.metrics.get("speedup_p10_ci95" if fast else "speedup_ci95")), ratios,
-            basis="paired p10" if fast else "paired")
-    lat = task_measurements(res, task, "latency")
-    teachers = {(m.backend, m.batch_size, m.threads, opts_key(m)): m for m in lat if m.model == REFERENCE}
-    for m in lat:
-        if m.model == REFERENCE:
-            continue
-        key = (m.model, m.backend, m.batch_size, m.threads, opts_key(m))
-        t = teachers.get(key[1:])
-        if key in out or t is None:
-            continue
-        tp, sp = num(t.metrics.get("p50_ms")), num(m.metrics.get("p50_ms"))
-        if tp is None or not sp:
-            continue
-        tc, sc = pair(t.metrics.get("median_ci95_ms")), pair(m.metrics.get("median_ci95_ms"))
-        ci = (tc[0] / sc[1], tc[1] / sc[0]) if tc and sc and sc[0] > 0 else None
-        out[key] = _Obs(tp / sp, ci, None, basis="p50 ratio")
-    return out
+    """(role, backend, batch, threads, opts) -> speedup teacher/student (harness.derived.speedups)."""
+    return {k: _Obs(sp.value, sp.ci, sp.round_ratios(), basis=sp.basis) for k, sp in speedups(res, task, fast).items()}
 
 
 def _latency_obs(res: Results, task: str) -> dict[tuple, _Obs]:
     out = {}
     for m in task_measurements(res, task, "latency"):
-        p50 = num(m.metrics.get("p50_ms"))
+        p50 = m.metrics.p50_ms
         if p50 is not None:
             out[(m.model, m.backend, m.batch_size, m.threads, opts_key(m))] = _Obs(
-                p50, pair(m.metrics.get("median_ci95_ms")), samples=m.samples_ns, basis="latency")
+                p50, m.metrics.median_ci95_ms, samples=m.samples_ns, basis="latency")
     return out
 
 
@@ -435,9 +391,9 @@ def _judge_timed(r: RuleResult, spec: RuleSpec, b: _Obs, c: _Obs, higher_is_bett
     if b.ci and c.ci:
         r.ci = f"base {_fmt_ci(b.ci)} cur {_fmt_ci(c.ci)}"
     if b.ratios is not None and c.ratios is not None:
-        r.p_value = mann_whitney(list(c.ratios), list(np.asarray(b.ratios) * f), alternative=alt)
+        r.p_value = mannwhitney(list(c.ratios), list(np.asarray(b.ratios) * f), alternative=alt, cap=5000)
     elif b.samples and c.samples:
-        r.p_value = mann_whitney(c.samples, list(np.asarray(b.samples, dtype=float) * f), alternative=alt)
+        r.p_value = mannwhitney(c.samples, list(np.asarray(b.samples, dtype=float) * f), alternative=alt, cap=5000)
     if b.ci and c.ci:
         if higher_is_better:
             disjoint, significant = c.ci[1] < b.ci[0], c.ci[1] < b.ci[0] * f
@@ -460,7 +416,7 @@ def _judge_timed(r: RuleResult, spec: RuleSpec, b: _Obs, c: _Obs, higher_is_bett
 
 
 def _rule_speedup(spec: RuleSpec, baseline: Results, current: Results) -> list[RuleResult]:
-    fast = _has_fast_speedup(baseline) and _has_fast_speedup(current)
+    fast = has_fast_speedup(baseline) and has_fast_speedup(current)
     return _compare_timed(spec, baseline, current, lambda res, task: _speedup_obs(res, task, fast),
                           students=True, higher_is_better=True)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -107,26 +106,15 @@ def _env(res: Results) -> tuple[str | None, int | None, str | None]:
             str(host) if host else None)
 
 
-def _numeric(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
 def _metric_rows(res: Results) -> Iterator[tuple]:
     for m in res.measurements:
         opts = json.dumps(m.options, sort_keys=True, default=str)
         base = (m.task, m.model, m.backend, m.suite, int(m.batch_size), int(m.threads), opts)
-        for k, v in m.metrics.items():
-            x = _numeric(v)
-            if x is not None:
-                yield base + (str(k), x)
-            elif isinstance(v, (list, tuple)) and len(v) == 2:
-                lo, hi = _numeric(v[0]), _numeric(v[1])
-                if lo is not None and hi is not None:
-                    yield base + (f"{k}_lo", lo)
-                    yield base + (f"{k}_hi", hi)
+        for k, x in m.metrics.numbers().items():
+            yield base + (k, x)
+        for k, (lo, hi) in m.metrics.intervals().items():
+            yield base + (f"{k}_lo", lo)
+            yield base + (f"{k}_hi", hi)
 
 
 def append(results: Results | str | Path, db_path: str | Path = DEFAULT_DB, label: str | None = None) -> int:

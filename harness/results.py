@@ -28,6 +28,7 @@ from typing import Any, Iterable
 
 from harness.errors import HarnessError, SchemaError
 from harness.fileio import atomic_write_json, read_json
+from harness.metrics import Metrics, metrics_for
 
 SCHEMA = "kd-harness/results/1"
 SCHEMA_FAMILY = "kd-harness/results/"
@@ -43,17 +44,22 @@ class Measurement:
     suite: str
     batch_size: int
     threads: int
-    metrics: dict[str, Any]
+    metrics: Metrics  # typed per suite (harness.metrics); a dict given here is parsed into it
     options: dict[str, Any] = field(default_factory=dict)
     samples_ns: list[int] | None = None  # raw per-call timings, kept for significance tests and plots
     warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.metrics = metrics_for(self.suite, self.metrics)
 
     def key(self) -> tuple:
         opts = tuple(sorted((k, str(v)) for k, v in self.options.items()))
         return (self.task, self.model, self.backend, self.suite, self.batch_size, self.threads, opts)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)  # recurses into metrics; replaced by its JSON form below
+        d["metrics"] = self.metrics.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Measurement":
@@ -65,7 +71,7 @@ class Measurement:
                 suite=str(d["suite"]),
                 batch_size=int(d["batch_size"]),
                 threads=int(d["threads"]),
-                metrics=dict(d["metrics"]),
+                metrics=dict(d["metrics"]),  # parsed by suite in __post_init__
                 options=dict(d.get("options") or {}),
                 samples_ns=list(d["samples_ns"]) if d.get("samples_ns") is not None else None,
                 warnings=list(d.get("warnings") or []),
@@ -186,11 +192,11 @@ def measurements_frame(results: Results | str | Path | Iterable[Results]):
                 "n_samples": len(m.samples_ns) if m.samples_ns else 0,
                 "warnings": "; ".join(m.warnings),
             }
-            for k, v in m.metrics.items():
-                if isinstance(v, (int, float, str, bool)) or v is None:
+            for k, v in m.metrics.to_dict().items():
+                if isinstance(v, (int, float, str, bool)):
                     row[k] = v
-                elif isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
-                    row[f"{k}_lo"], row[f"{k}_hi"] = v
+            for k, (lo, hi) in m.metrics.intervals().items():
+                row[f"{k}_lo"], row[f"{k}_hi"] = lo, hi
             rows.append(row)
     columns = ["source", "task", "model", "backend", "suite", "batch_size", "threads", "options", "n_samples", "warnings"]
     return pd.DataFrame(rows, columns=None if rows else columns)

@@ -141,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def speed(res) -> str:
         (m,) = [m for m in res.measurements if m.suite == "paired"]
-        lo, hi = m.metrics["speedup_ci95"]
-        flo, fhi = m.metrics["speedup_p10_ci95"]
-        return (f"p10 {m.metrics['speedup_p10']:.2f}x [{flo:.2f}, {fhi:.2f}]  "
-                f"(p50 {m.metrics['speedup']:.2f}x [{lo:.2f}, {hi:.2f}])")
+        lo, hi = m.metrics.speedup_ci95
+        flo, fhi = m.metrics.speedup_p10_ci95
+        return (f"p10 {m.metrics.speedup_p10:.2f}x [{flo:.2f}, {fhi:.2f}]  "
+                f"(p50 {m.metrics.speedup:.2f}x [{lo:.2f}, {hi:.2f}])")
 
     ok = True
     print(f"gate check: {args.k} A/A and {args.k} planted ({args.slowdown}x slower student) benches per batch size, "

@@ -422,8 +422,8 @@ def test_speedup_rule_judges_the_fast_state_ratio_when_both_files_have_it():
         res = paired_run(p50, (p50 * 0.98, p50 * 1.02))
         (m,) = [m for m in res.measurements if m.suite == "paired"]
         if p10 is not None:
-            m.metrics["speedup_p10"] = p10
-            m.metrics["speedup_p10_ci95"] = [p10 * 0.98, p10 * 1.02]
+            m.metrics.speedup_p10 = p10
+            m.metrics.speedup_p10_ci95 = [p10 * 0.98, p10 * 1.02]
         return res
 
     # p50 unchanged, fast-state ratio 30% lower: the slower student is caught by its undisturbed speed

@@ -34,7 +34,7 @@ def test_append_and_trend(tmp_path):
     assert len(df) == 3
     assert list(df["run_id"]) == ids and list(df["label"]) == ["run0", "run1", "run2"]
     assert list(df["git_commit"]) == [r.environment["git_commit"] for r in runs]
-    expected = [next(m.metrics["p50_ms"] for m in r.measurements if m.suite == "latency" and m.model == "student_kd"
+    expected = [next(m.metrics.p50_ms for m in r.measurements if m.suite == "latency" and m.model == "student_kd"
                      and m.backend == "onnxruntime" and m.batch_size == 1) for r in runs]
     assert list(df["value"]) == pytest.approx(expected)
     assert df["value"].is_monotonic_increasing  # the students got slower run by run
@@ -83,7 +83,7 @@ def test_append_is_one_transaction(tmp_path):
     db = tmp_path / "h.sqlite"
     res = _runs(1)[0]
     append(res, db)
-    res.measurements[5].metrics["p50_ms"] = 1.0
+    res.measurements[5].metrics.p50_ms = 1.0
     res.measurements[5].task = None  # NOT NULL violation half-way through the insert
     with pytest.raises(HarnessError, match="cannot write"):
         append(res, db)

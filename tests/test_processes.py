@@ -69,13 +69,13 @@ def _fake_latency(p50_ns, n=200, seed=0, model="teacher"):
 def test_merge_latency_pools_samples_and_keeps_processes():
     runs = [_fake_latency(1_000_000, seed=i) for i in range(2)] + [_fake_latency(1_300_000, seed=9)]
     (m,) = merge_processes(runs)
-    assert m.metrics["processes"] == 3 and len(m.samples_ns) == 600
-    assert m.metrics["process_p50_ms"][2] == pytest.approx(1.3, rel=0.01)
-    assert m.metrics["between_process_cv"] > 0.1
-    lo, hi = m.metrics["median_ci95_ms"]
-    assert lo <= m.metrics["p50_ms"] <= hi
+    assert m.metrics.processes == 3 and len(m.samples_ns) == 600
+    assert m.metrics.process_p50_ms[2] == pytest.approx(1.3, rel=0.01)
+    assert m.metrics.between_process_cv > 0.1
+    lo, hi = m.metrics.median_ci95_ms
+    assert lo <= m.metrics.p50_ms <= hi
     assert any("between processes" in w for w in m.warnings)
-    assert m.metrics["p50_ms"] == pytest.approx(np.median(m.samples_ns) / 1e6)
+    assert m.metrics.p50_ms == pytest.approx(np.median(m.samples_ns) / 1e6)
 
 
 def test_merge_paired_round_trips_layout():
@@ -91,20 +91,20 @@ def test_merge_paired_round_trips_layout():
         runs.append(paired._measurement(h, 1, metrics, cand.ravel(), warnings))
         assert [g.shape for g in paired.run_groups(runs[-1])[0]] == [(10, k_ref)]
     (m,) = merge_processes(runs)
-    assert m.metrics["processes"] == 2 and m.metrics["rounds"] == 20
-    assert m.metrics["process_calls_per_block"] == [[5, 40], [6, 38]]
+    assert m.metrics.processes == 2 and m.metrics.rounds == 20
+    assert m.metrics.process_calls_per_block == [[5, 40], [6, 38]]
     ref_groups, cand_groups = paired.run_groups(m)
     assert [g.shape for g in ref_groups] == [(10, 5), (10, 6)] and [g.shape for g in cand_groups] == [(10, 40), (10, 38)]
-    assert m.metrics["speedup"] == pytest.approx(m.metrics["teacher_p50_ms"] / m.metrics["student_p50_ms"])
-    lo, hi = m.metrics["speedup_ci95"]
-    assert lo <= m.metrics["speedup"] <= hi and 7 < m.metrics["speedup"] < 9
-    assert len(m.metrics["process_speedups"]) == 2
+    assert m.metrics.speedup == pytest.approx(m.metrics.teacher_p50_ms / m.metrics.student_p50_ms)
+    lo, hi = m.metrics.speedup_ci95
+    assert lo <= m.metrics.speedup <= hi and 7 < m.metrics.speedup < 9
+    assert len(m.metrics.process_speedups) == 2
     # the fast-state ratio: each side's 10th percentile, with its own two-stage CI
-    flo, fhi = m.metrics["speedup_p10_ci95"]
+    flo, fhi = m.metrics.speedup_p10_ci95
     ref_all = np.concatenate([g.ravel() for g in ref_groups])
     cand_all = np.concatenate([g.ravel() for g in cand_groups])
-    assert m.metrics["speedup_p10"] == pytest.approx(np.percentile(ref_all, 10) / np.percentile(cand_all, 10))
-    assert flo <= m.metrics["speedup_p10"] <= fhi and len(m.metrics["process_speedups_p10"]) == 2
+    assert m.metrics.speedup_p10 == pytest.approx(np.percentile(ref_all, 10) / np.percentile(cand_all, 10))
+    assert flo <= m.metrics.speedup_p10 <= fhi and len(m.metrics.process_speedups_p10) == 2
 
 
 def test_paired_blocks_are_sized_per_model():
@@ -182,23 +182,23 @@ def test_pooled_runs_carry_no_statistics_and_merge_like_full_runs():
     pc = paired.PairedConfig(rounds=4, calls_per_block=6, settle_s=0,
                              warmup=TimingConfig(warmup_min_s=0, warmup_min_calls=2))
     raw = [m for _ in range(2) for m in paired.measure(hs, INPUTS, paired.PairedConfig(**{**pc.__dict__, "pooled": True}))]
-    assert all("speedup" not in m.metrics and "p50_ms" not in m.metrics for m in raw)
+    assert all(m.metrics.speedup is None and m.metrics.p50_ms is None for m in raw)
     # the same samples with statistics computed per run first, as before pooling existed
-    full = [paired._measurement(m, m.batch_size, paired.compare(*paired.run_groups(m), m.metrics["harness_overhead"],
-                                                               [m.metrics["calibration"]], pc.thresholds, "teacher")[0],
+    full = [paired._measurement(m, m.batch_size, paired.compare(*paired.run_groups(m), m.metrics.harness_overhead,
+                                                               [m.metrics.calibration], pc.thresholds, "teacher")[0],
                                 np.asarray(m.samples_ns), []) for m in raw]
     for f, r in zip(full, raw):
-        f.metrics["harness_overhead"] = r.metrics["harness_overhead"]
-        f.metrics["workers"] = r.metrics["workers"]
+        f.metrics.harness_overhead = r.metrics.harness_overhead
+        f.metrics.workers = r.metrics.workers
     (a,), (b,) = merge_processes(raw), merge_processes(full)
-    assert a.metrics["processes"] == 2 and a.metrics["speedup"] == b.metrics["speedup"]
-    assert a.metrics["speedup_ci95"] == b.metrics["speedup_ci95"] and a.samples_ns == b.samples_ns
+    assert a.metrics.processes == 2 and a.metrics.speedup == b.metrics.speedup
+    assert a.metrics.speedup_ci95 == b.metrics.speedup_ci95 and a.samples_ns == b.samples_ns
 
     lat = [m for _ in range(2) for m in latency.measure(hs, INPUTS, latency.LatencyConfig(timing=FAST, pooled=True))]
-    assert all("p50_ms" not in m.metrics and m.samples_ns for m in lat)
+    assert all(m.metrics.p50_ms is None and m.samples_ns for m in lat)
     merged = merge_processes(lat)
-    assert [m.model for m in merged] == ["teacher", "student_kd"] and all(m.metrics["processes"] == 2 for m in merged)
+    assert [m.model for m in merged] == ["teacher", "student_kd"] and all(m.metrics.processes == 2 for m in merged)
     thr = [m for _ in range(2) for m in throughput.measure(hs[:1], INPUTS, throughput.ThroughputConfig(
         batch_sizes=(1, 4), timing=FAST, pooled=True))]
     merged = merge_processes(thr)
-    assert len(merged) == 2 and sum(m.metrics["is_best"] for m in merged) == 1
+    assert len(merged) == 2 and sum(m.metrics.is_best for m in merged) == 1

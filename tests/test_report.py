@@ -15,7 +15,8 @@ from report_fixtures import make_results, write_pytest_benchmark  # noqa: E402
 
 from harness.errors import OptionError, SchemaError  # noqa: E402
 from harness.report import build_report, format_for_path, write_report  # noqa: E402
-from harness.report.model import build_model, diff_stats, source_labels  # noqa: E402
+from harness.measure.stats import difference as diff_stats  # noqa: E402
+from harness.report.model import build_model, source_labels  # noqa: E402
 from harness.report.pytest_benchmark import from_pytest_benchmark, is_pytest_benchmark  # noqa: E402
 from harness.report.render import pareto_front  # noqa: E402
 from harness.results import Measurement, Results, write_results  # noqa: E402
@@ -131,9 +132,9 @@ def test_pytest_benchmark_input(tmp_path):
     kd = next(m for m in lat if m.model == "student_kd" and m.backend == "onnxruntime")
     bench = next(b for b in doc["benchmarks"] if b["extra_info"]["role"] == "student_kd"
                  and b["extra_info"]["backend"] == "onnxruntime")
-    assert kd.metrics["p50_ms"] == pytest.approx(bench["stats"]["median"] * 1e3)
-    assert kd.metrics["iqr_ms"] == pytest.approx(bench["stats"]["iqr"] * 1e3)
-    assert kd.metrics["n"] == 50 and len(kd.samples_ns) == 50 and "p99_ms" in kd.metrics
+    assert kd.metrics.p50_ms == pytest.approx(bench["stats"]["median"] * 1e3)
+    assert kd.metrics.iqr_ms == pytest.approx(bench["stats"]["iqr"] * 1e3)
+    assert kd.metrics.n == 50 and len(kd.samples_ns) == 50 and kd.metrics.p99_ms is not None
     assert kd.task == "osuleaf" and kd.batch_size == 1 and kd.threads == 1
     entry = res.model_entry("osuleaf", "student_kd")
     assert entry["onnx_bytes"] == 652_000 and entry["params"] == 151_000
@@ -369,7 +370,7 @@ def test_pct_of_peak_above_100_comes_with_its_cause():
     for m in old.measurements:
         if m.suite == "roofline":
             for k in ("peak_by_source", "theoretical_peak_gflops", "theoretical_peak_method", "onnxruntime_gflops"):
-                m.metrics.pop(k)
+                setattr(m.metrics, k, None)
     old_notes = build_model(old).tasks[0].notes["performance"]
     assert all("theoretical peak unknown" in n for n in old_notes)
     assert "never on onnxruntime's own kernels" in next(n for n in old_notes if "(onnxruntime," in n)
@@ -382,13 +383,13 @@ def test_validity_names_a_machine_state_change_when_the_p10s_agree():
     res = make_results(tasks=("osuleaf",), paired_disturbance={"student_kd": 1.21})
     for m in res.measurements:  # the fast state agrees between the suites: only the p50s moved
         if m.suite == "latency":
-            m.metrics["p10_ms"] = 0.8 * m.metrics["p50_ms"]
+            m.metrics.p10_ms = 0.8 * m.metrics.p50_ms
     for m in res.measurements:
         if m.suite == "paired":
             lat = find(res, m.task, "latency", m.model, m.backend, m.batch_size, m.threads, "")
             ref = find(res, m.task, "latency", "teacher", m.backend, m.batch_size, m.threads, "")
-            m.metrics["p10_ms"] = lat.metrics["p10_ms"] * 1.01
-            m.metrics["reference_summary"] = {"p10_ms": ref.metrics["p10_ms"]}
+            m.metrics.p10_ms = lat.metrics.p10_ms * 1.01
+            m.metrics.reference_summary = {"p10_ms": ref.metrics.p10_ms}
     t = build_model(res).tasks[0]
     kd = t.validity[t.validity.model == "student_kd"]
     assert (kd["paired_vs_latency_pct"] > 15).all() and (kd["paired_vs_latency_p10_pct"].round(1) == 1.0).all()

@@ -48,7 +48,7 @@ def test_failed_write_keeps_old_file(tmp_path):
     write_results(path, _results())
     before = path.read_text()
     bad = _results()
-    bad.measurements[0].metrics["p50_ms"] = math.nan  # strict JSON has no NaN
+    bad.measurements[0].metrics.p50_ms = math.nan  # strict JSON has no NaN
     with pytest.raises(HarnessError):
         write_results(path, bad)
     assert path.read_text() == before

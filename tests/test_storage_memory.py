@@ -103,9 +103,9 @@ def test_storage_suite(files):
         ("onnxruntime", "storage", 0, 0),
         ("torch", "storage", 0, 0),
     ]
-    assert ms[0].metrics["onnx_bytes"] == os.path.getsize(ext) + os.path.getsize(str(ext) + ".data")
-    assert ms[0].metrics["macs"] == 10
-    assert ms[1].metrics["checkpoint_bytes"] == os.path.getsize(plain)
+    assert ms[0].metrics.onnx_bytes == os.path.getsize(ext) + os.path.getsize(str(ext) + ".data")
+    assert ms[0].metrics.macs == 10
+    assert ms[1].metrics.checkpoint_bytes == os.path.getsize(plain)
 
 
 def _sane(m):
@@ -142,9 +142,9 @@ def test_memory_suite_and_failures(tmp_path, files):
     x = np.random.default_rng(0).standard_normal((3, *SHAPE), dtype=np.float32)
     ms = memory.measure([handle], {3: x}, memory.MemoryConfig(repeats=2, runs=1))
     assert [(m.suite, m.batch_size) for m in ms] == [("memory", 3), ("cold_start", 3)]
-    _sane({**ms[0].metrics, **ms[1].metrics})
-    assert ms[1].metrics["repeats"] == 2 and len(ms[1].samples_ns) == 2
-    assert ms[1].metrics["load_s_min"] <= ms[1].metrics["load_s"] <= ms[1].metrics["load_s_max"]
+    _sane({**ms[0].metrics.to_dict(), **ms[1].metrics.to_dict()})
+    assert ms[1].metrics.repeats == 2 and len(ms[1].samples_ns) == 2
+    assert ms[1].metrics.load_s_min <= ms[1].metrics.load_s <= ms[1].metrics.load_s_max
     # a child that fails reports one line
     bad = memory.MemorySpec("t", "x", "onnxruntime", Artifact("x", onnx=str(tmp_path / "gone.onnx")),
                             batch_shape=(1, *SHAPE))
@@ -162,4 +162,4 @@ def test_measure_sources(files):
     ms = memory.measure_sources([src], ["torch", "onnxruntime"], BackendOptions(), batch_size=2,
                                 suites=["cold_start"], repeats=1, runs=0)
     assert [(m.suite, m.backend, m.batch_size) for m in ms] == [("cold_start", "onnxruntime", 2)]
-    assert ms[0].metrics["load_s"] > 0
+    assert ms[0].metrics.load_s > 0

@@ -152,15 +152,15 @@ def test_latency_measurements_have_the_right_keys():
         assert isinstance(m, Measurement) and m.suite == "latency" and m.backend == "fake" and m.task == "toy"
         for key in ("p50_ms", "p90_ms", "p99_ms", "median_ci95_ms", "cv", "iqr_ms", "calibration",
                     "harness_overhead_p50_ns", "n"):
-            assert key in m.metrics
+            assert getattr(m.metrics, key) is not None
         assert m.samples_ns and all(type(v) is int for v in m.samples_ns[:5])
-        assert len(m.samples_ns) == m.metrics["n"]
+        assert len(m.samples_ns) == m.metrics.n
         assert m.options == BackendOptions(threads=1).key() and m.threads == 1
         json.dumps(m.to_dict(), allow_nan=False)
     t = [m for m in ms if m.model == "teacher"]
-    assert all("gflops" in m.metrics for m in t)
-    assert t[0].metrics["gflops"] == pytest.approx(2 * 1000 * 1 / (t[0].metrics["p50_ms"] / 1e3) / 1e9)
-    assert all("gflops" not in m.metrics for m in ms if m.model == "student_kd")
+    assert all(m.metrics.gflops is not None for m in t)
+    assert t[0].metrics.gflops == pytest.approx(2 * 1000 * 1 / (t[0].metrics.p50_ms / 1e3) / 1e9)
+    assert all(m.metrics.gflops is None for m in ms if m.model == "student_kd")
     assert {m.batch_size for m in ms} == {1, 4, 8}  # 8 was built from the given batches
 
 
@@ -185,16 +185,16 @@ def test_paired_detects_2x_work():
     ms = paired.measure(hs, INPUTS, cfg)
     assert [m.model for m in ms] == ["student_kd", "student_scratch"]
     kd, scratch = ms
-    assert kd.suite == "paired" and kd.metrics["reference"] == "teacher"
-    lo, hi = kd.metrics["speedup_ci95"]
-    assert lo <= kd.metrics["speedup"] <= hi
-    assert lo > 1.3 and kd.metrics["significant"]  # ~2x the work: CI well clear of 1
-    assert kd.metrics["p_value"] < 0.01
-    assert kd.metrics["speedup"] == pytest.approx(kd.metrics["teacher_p50_ms"] / kd.metrics["student_p50_ms"])
-    assert len(kd.samples_ns) == len(kd.metrics["reference_samples_ns"]) == 10 * 15
-    assert kd.metrics["rounds"] == 10 and kd.metrics["calls_per_block"] == 15
+    assert kd.suite == "paired" and kd.metrics.reference == "teacher"
+    lo, hi = kd.metrics.speedup_ci95
+    assert lo <= kd.metrics.speedup <= hi
+    assert lo > 1.3 and kd.metrics.significant  # ~2x the work: CI well clear of 1
+    assert kd.metrics.p_value < 0.01
+    assert kd.metrics.speedup == pytest.approx(kd.metrics.teacher_p50_ms / kd.metrics.student_p50_ms)
+    assert len(kd.samples_ns) == len(kd.metrics.reference_samples_ns) == 10 * 15
+    assert kd.metrics.rounds == 10 and kd.metrics.calls_per_block == 15
     # same work: speedup near 1
-    assert 0.6 < scratch.metrics["speedup"] < 1.6
+    assert 0.6 < scratch.metrics.speedup < 1.6
     json.dumps(kd.to_dict(), allow_nan=False)
 
 
@@ -215,12 +215,12 @@ def test_throughput_sweep_marks_best_batch():
     cfg = throughput.ThroughputConfig(batch_sizes=(1, 2, 4), timing=FAST)
     ms = throughput.measure([handle("teacher", macs=10)], INPUTS, cfg)
     assert [m.batch_size for m in ms] == [1, 2, 4]
-    best = [m for m in ms if m.metrics["is_best"]]
+    best = [m for m in ms if m.metrics.is_best]
     assert len(best) == 1
     for m in ms:
-        assert m.suite == "throughput" and m.metrics["best_batch"] == best[0].batch_size
-        assert m.metrics["samples_per_s"] == pytest.approx(m.batch_size / (m.metrics["p50_ms"] / 1e3))
-        assert m.metrics["samples_per_s"] <= best[0].metrics["samples_per_s"]
+        assert m.suite == "throughput" and m.metrics.best_batch == best[0].batch_size
+        assert m.metrics.samples_per_s == pytest.approx(m.batch_size / (m.metrics.p50_ms / 1e3))
+        assert m.metrics.samples_per_s <= best[0].metrics.samples_per_s
 
 
 def test_throughput_stops_sweep_on_failure():
@@ -243,7 +243,7 @@ def test_accuracy_counts_correct_predictions():
     y = np.array([0, 1, 2] * 3 + [1])  # last one wrong
     ms = accuracy.measure([handle("teacher")], {"X_test": X, "y_test": y, "batch_size": 4})
     (m,) = ms
-    assert m.suite == "accuracy" and m.metrics == {"accuracy": 0.9, "correct": 9, "n": 10}
+    assert m.suite == "accuracy" and m.metrics.to_dict() == {"accuracy": 0.9, "correct": 9, "n": 10}
 
 
 # -- environment ---------------------------------------------------------------------------
@@ -295,5 +295,5 @@ def test_latency_on_real_onnxruntime_session(tmp_path):
 
     h = SessionHandle("toy", "teacher", "onnxruntime", BackendOptions(threads=1), OrtSession(), macs=24)
     (m,) = latency.measure([h], {1: np.ones((1, 8), np.float32)}, latency.LatencyConfig(timing=FAST))
-    assert m.metrics["p50_ms"] > 0 and m.metrics["gflops"] > 0
-    assert m.metrics["n"] >= FAST.min_samples
+    assert m.metrics.p50_ms > 0 and m.metrics.gflops > 0
+    assert m.metrics.n >= FAST.min_samples

@@ -24,6 +24,7 @@ from harness.measure.stats import (
     summarize_ns,
 )
 from harness.measure.timing import TimingConfig
+from harness.metrics import LatencyMetrics, ThroughputMetrics
 from harness.results import Measurement
 
 # Overhead above this fraction of the median is worth a warning: the number is partly the harness.
@@ -140,11 +141,14 @@ def timing_metrics(samples_ns: np.ndarray | Sequence[np.ndarray], calibration: d
 def timed_measurement(h: SessionHandle, suite: str, bs: int, res, overhead: dict[str, Any],
                       thresholds: StabilityThresholds, keep_samples: bool) -> Measurement:
     """One timed handle x batch as a Measurement: stats, warnings, samples/s and achieved GFLOP/s."""
-    m = Measurement(task=h.task, model=h.role, backend=h.backend, suite=suite, batch_size=bs,
-                    threads=int(h.options.threads), metrics={}, options=h.options.key(),
-                    samples_ns=res.samples_ns.tolist() if keep_samples else None)
-    m.metrics, m.warnings = _timed_metrics([res.samples_ns], [res.calibration], overhead, thresholds, bs, h.macs)
-    return m
+    metrics, warnings = _timed_metrics([res.samples_ns], [res.calibration], overhead, thresholds, bs, h.macs)
+    return Measurement(task=h.task, model=h.role, backend=h.backend, suite=suite, batch_size=bs,
+                       threads=int(h.options.threads), metrics=_typed(suite, metrics), options=h.options.key(),
+                       samples_ns=res.samples_ns.tolist() if keep_samples else None, warnings=warnings)
+
+
+def _typed(suite: str, metrics: dict[str, Any]) -> LatencyMetrics:
+    return (ThroughputMetrics if suite == "throughput" else LatencyMetrics).from_dict(metrics, strict=True)
 
 
 def raw_measurement(h: SessionHandle, suite: str, bs: int, res, overhead: dict[str, Any]) -> Measurement:
@@ -154,7 +158,7 @@ def raw_measurement(h: SessionHandle, suite: str, bs: int, res, overhead: dict[s
     if h.macs:
         metrics["macs_per_sample"] = int(h.macs)
     return Measurement(task=h.task, model=h.role, backend=h.backend, suite=suite, batch_size=bs,
-                       threads=int(h.options.threads), metrics=metrics, options=h.options.key(),
+                       threads=int(h.options.threads), metrics=_typed(suite, metrics), options=h.options.key(),
                        samples_ns=res.samples_ns.tolist())
 
 
@@ -180,19 +184,20 @@ def merge_runs(runs: Sequence[Measurement], thresholds: StabilityThresholds | No
     if any(r.samples_ns is None for r in runs):
         raise ValueError("merging processes needs the raw samples of every run")
     groups = [np.asarray(r.samples_ns, dtype=np.int64) for r in runs]
-    calibrations = [r.metrics["calibration"] for r in runs]
-    overheads = [r.metrics["harness_overhead"] for r in runs]
+    calibrations = [r.metrics.calibration for r in runs]
+    overheads = [r.metrics.harness_overhead for r in runs]
     overhead = dict(overheads[0])
     overhead["p50_ns"] = float(np.median([o["p50_ns"] for o in overheads]))
     overhead["process_p50_ns"] = [float(o["p50_ns"]) for o in overheads]
-    macs = first.metrics.get("macs_per_sample")
+    macs = first.metrics.macs_per_sample
     metrics, warnings = _timed_metrics(groups, calibrations, overhead, thresholds or StabilityThresholds(),
                                        first.batch_size, macs)
-    metrics["workers"] = [r.metrics.get("worker") for r in runs]
+    metrics["workers"] = [r.metrics.worker for r in runs]
     # a raw run (no statistics yet) carries only warnings about the run itself, e.g. a stopped sweep
-    warnings += list(dict.fromkeys(w for r in runs if "p50_ms" not in r.metrics for w in r.warnings))
+    warnings += list(dict.fromkeys(w for r in runs if r.metrics.p50_ms is None for w in r.warnings))
     return Measurement(task=first.task, model=first.model, backend=first.backend, suite=first.suite,
-                       batch_size=first.batch_size, threads=first.threads, metrics=metrics, options=first.options,
+                       batch_size=first.batch_size, threads=first.threads, metrics=_typed(first.suite, metrics),
+                       options=first.options,
                        samples_ns=np.concatenate(groups).tolist(), warnings=warnings)
 
 
@@ -208,6 +213,6 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
                 out.append(raw_measurement(h, "latency", bs, res, overhead))
                 continue
             m = timed_measurement(h, "latency", bs, res, overhead, cfg.thresholds, cfg.keep_samples)
-            m.metrics["worker"] = h.timer.where()
+            m.metrics.worker = h.timer.where()
             out.append(m)
     return out

@@ -58,6 +58,7 @@ from harness.measure.stats import (
     stability_warnings,
 )
 from harness.measure.timing import TimingConfig, estimate_call_ns, timer_info
+from harness.metrics import PairedMetrics
 from harness.results import Measurement
 
 
@@ -272,7 +273,8 @@ def _measurement(cand: SessionHandle | Measurement, bs: int, metrics: dict[str, 
         task, model, backend = cand.task, cand.role, cand.backend
         threads, options = int(cand.options.threads), cand.options.key()
     return Measurement(task=task, model=model, backend=backend, suite="paired", batch_size=bs, threads=threads,
-                       metrics=metrics, options=options, samples_ns=cand_all.tolist(), warnings=warnings)
+                       metrics=PairedMetrics.from_dict(metrics, strict=True), options=options,
+                       samples_ns=cand_all.tolist(), warnings=warnings)
 
 
 def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], config: PairedConfig | None = None
@@ -311,10 +313,12 @@ def _groups(flat: Sequence[int], rounds: Sequence[int], ks: Sequence[int]) -> li
 def run_groups(m: Measurement) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(reference, candidate) per-process (rounds x calls) arrays of a paired Measurement."""
     met = m.metrics
-    rounds = met.get("process_rounds") or [int(met["rounds"])]
-    per = met.get("process_calls_per_block") or [[int(met.get("reference_calls_per_block", met["calls_per_block"])),
-                                                  int(met["calls_per_block"])]]
-    return (_groups(met["reference_samples_ns"], rounds, [p[0] for p in per]),
+    if met.rounds is None or met.calls_per_block is None or met.reference_samples_ns is None:
+        raise ValueError("a paired measurement without its rounds, calls_per_block and reference samples")
+    rounds = met.process_rounds or [met.rounds]
+    ref_k = met.reference_calls_per_block if met.reference_calls_per_block is not None else met.calls_per_block
+    per = met.process_calls_per_block or [[ref_k, met.calls_per_block]]
+    return (_groups(met.reference_samples_ns, rounds, [p[0] for p in per]),
             _groups(m.samples_ns or [], rounds, [p[1] for p in per]))
 
 
@@ -328,14 +332,14 @@ def merge_runs(runs: Sequence[Measurement], thresholds: StabilityThresholds | No
         r, c = run_groups(m)
         ref_groups += r
         cand_groups += c
-        cal = m.metrics.get("calibration") or {}
+        cal = m.metrics.calibration or {}
         calibrations += cal.get("processes", [cal])
-        overheads.append(float(m.metrics["harness_overhead_p50_ns"]))
-    overhead = dict(runs[0].metrics["harness_overhead"])
+        overheads.append(float(m.metrics.harness_overhead_p50_ns))
+    overhead = dict(runs[0].metrics.harness_overhead)
     overhead["p50_ns"] = float(np.median(overheads))
     overhead["process_p50_ns"] = overheads
     metrics, warnings = compare(ref_groups, cand_groups, overhead, calibrations, thresholds or StabilityThresholds(),
-                                runs[0].metrics.get("reference", "teacher"))
-    metrics["workers"] = [w for m in runs for w in (m.metrics.get("workers") or [])]
+                                runs[0].metrics.reference or "teacher")
+    metrics["workers"] = [w for m in runs for w in (m.metrics.workers or [])]
     cand_all = np.concatenate([g.ravel() for g in cand_groups])
     return _measurement(runs[0], runs[0].batch_size, metrics, cand_all, warnings)

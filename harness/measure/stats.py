@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats as _st
 
 from harness.errors import OptionError
+from harness.metrics import as_float
 
 SEED = 20261127  # fixed: the same samples always give the same interval
 N_RESAMPLES = 2000
@@ -252,13 +253,21 @@ def ratio_ci(a_ns: Any, b_ns: Any, paired: bool, level: float = CONFIDENCE) -> t
     return ratio, min(lo, ratio), max(hi, ratio)
 
 
-def mannwhitney(a: Any, b: Any) -> float:
-    """Two-sided Mann-Whitney U p-value (scipy; asymptotic for large samples). 1.0 if all equal."""
-    x = _as_1d(a, "a samples")
-    y = _as_1d(b, "b samples")
+def mannwhitney(a: Any, b: Any, alternative: str = "two-sided", cap: int | None = None) -> float | None:
+    """Mann-Whitney U p-value (scipy; asymptotic for large samples); None under 3 values a side.
+
+    1.0 when both sides are one and the same constant. `cap` thins long samples evenly
+    (quantile-preserving), which keeps the test's cost bounded for the gate's raw samples.
+    """
+    if a is None or b is None or len(a) < 3 or len(b) < 3:
+        return None
+    x = np.sort(_as_1d(a, "a samples"))
+    y = np.sort(_as_1d(b, "b samples"))
+    if cap is not None:
+        x, y = (v[np.linspace(0, v.size - 1, cap).round().astype(int)] if v.size > cap else v for v in (x, y))
     if np.all(x == x[0]) and np.all(y == x[0]):
         return 1.0
-    p = float(_st.mannwhitneyu(x, y, alternative="two-sided").pvalue)
+    p = float(_st.mannwhitneyu(x, y, alternative=alternative).pvalue)
     return p if np.isfinite(p) else 1.0
 
 
@@ -277,27 +286,72 @@ def mean_ci(values: Any, level: float = CONFIDENCE) -> tuple[float, float, float
     return mean, float(lo), float(hi)
 
 
-def paired_difference(a: Any, b: Any, level: float = CONFIDENCE) -> dict[str, Any]:
-    """Mean of a - b over pairs (e.g. KD vs scratch accuracy per seed) with a t CI and a paired t-test.
+def _t_result(test, mean: float, spread: float, level: float) -> tuple[tuple[float, float], float]:
+    """(CI, p) of a scipy t-test (called only with spread); with zero spread the difference is exact."""
+    if spread == 0.0:
+        return (mean, mean), (1.0 if mean == 0 else 0.0)
+    res = test()
+    ci = res.confidence_interval(level)
+    return (float(ci.low), float(ci.high)), float(res.pvalue)
 
-    With one pair there is no spread, so no test: p_value is None and the CI collapses to the value.
-    With zero spread and a non-zero difference the difference is exact, so p_value is 0.
+
+def difference(a: Any, b: Any, a_ci: tuple[float, float] | None = None, b_ci: tuple[float, float] | None = None,
+               a_mean: float | None = None, b_mean: float | None = None, level: float = CONFIDENCE
+               ) -> dict[str, Any]:
+    """Difference a - b (e.g. accuracy over seeds) with a CI and p-value, by the test the data allow.
+
+    - one side a single value, the other >= 2: one-sample t of the differences;
+    - equal lengths >= 2: paired t (seed i of both models);
+    - otherwise both >= 2: Welch t;
+    - only CIs: half-widths combined in quadrature (no p-value).
+    Returns {} without both means; keys diff, ci, p_value, test (and per_seed for the first two).
     """
+    a = [float(x) for x in (a if a is not None else []) if as_float(x) is not None]
+    b = [float(x) for x in (b if b is not None else []) if as_float(x) is not None]
+    a_mean = float(np.mean(a)) if a_mean is None and a else a_mean
+    b_mean = float(np.mean(b)) if b_mean is None and b else b_mean
+    if a_mean is None or b_mean is None:
+        return {}
+    out: dict[str, Any] = {"diff": a_mean - b_mean, "ci": None, "p_value": None, "test": None}
+    if (len(a) >= 2 and len(b) == 1) or (len(a) == 1 and len(b) >= 2):
+        many, one, sign = (a, b[0], 1.0) if len(a) >= 2 else (b, a[0], -1.0)
+        d = sign * (np.asarray(many) - one)
+        out["diff"] = float(np.mean(d))
+        out["ci"], out["p_value"] = _t_result(lambda: _st.ttest_1samp(d, 0.0), out["diff"], float(np.std(d)), level)
+        out["test"], out["per_seed"] = "one-sample t", [float(x) for x in d]
+    elif len(a) == len(b) and len(a) >= 2:
+        d = np.asarray(a) - np.asarray(b)
+        out["diff"] = float(np.mean(d))
+        out["ci"], out["p_value"] = _t_result(lambda: _st.ttest_rel(a, b), out["diff"], float(np.std(d)), level)
+        out["test"], out["per_seed"] = "paired t", [float(x) for x in d]
+    elif len(a) >= 2 and len(b) >= 2:
+        out["diff"] = float(np.mean(a) - np.mean(b))
+        spread = float(np.var(a) + np.var(b))
+        out["ci"], out["p_value"] = _t_result(lambda: _st.ttest_ind(a, b, equal_var=False), out["diff"], spread, level)
+        out["test"] = "welch t"
+    elif a_ci and b_ci:
+        hw = math.hypot((a_ci[1] - a_ci[0]) / 2, (b_ci[1] - b_ci[0]) / 2)
+        out["ci"], out["test"] = (out["diff"] - hw, out["diff"] + hw), "ci"
+    return out
+
+
+def paired_difference(a: Any, b: Any, level: float = CONFIDENCE) -> dict[str, Any]:
+    """Mean of a - b over pairs (e.g. KD vs scratch accuracy per seed) with a t CI and a paired t-test,
+    in the training summary's layout. One pair: no test (p_value None, the CI collapses to the value);
+    zero spread and a non-zero difference: exact, p_value 0."""
     x = _as_1d(a, "a values")
     y = _as_1d(b, "b values")
     if x.size != y.size:
         raise OptionError(f"paired difference needs equal-length samples, got {x.size} and {y.size}")
     d = x - y
-    mean, lo, hi = mean_ci(d, level)
-    p: float | None
     if d.size < 2:
-        p = None
-    elif np.all(d == d[0]):
-        p = 1.0 if d[0] == 0 else 0.0
+        mean = float(d[0])
+        ci, p = (mean, mean), None
     else:
-        p = float(_st.ttest_rel(x, y).pvalue)
-    return {"diff_pts": mean, "ci95": [lo, hi], "p_value": p, "test": "paired t-test", "n": int(d.size),
-            "per_pair": [float(v) for v in d]}
+        out = difference(x, y, level=level)
+        mean, ci, p = out["diff"], out["ci"], out["p_value"]
+    return {"diff_pts": mean, "ci95": [float(ci[0]), float(ci[1])], "p_value": p, "test": "paired t-test",
+            "n": int(d.size), "per_pair": [float(v) for v in d]}
 
 
 # --------------------------------------------------------------------------------------------

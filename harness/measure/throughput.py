@@ -58,7 +58,7 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
             mine.append(raw_measurement(h, "throughput", bs, res, overhead) if cfg.pooled else
                         timed_measurement(h, "throughput", bs, res, overhead, cfg.thresholds, cfg.keep_samples))
         for m in mine:
-            m.metrics["worker"] = h.timer.where()
+            m.metrics.worker = h.timer.where()
             if failure:
                 m.warnings.append(failure)
         out.extend(mine if cfg.pooled else mark_best(mine))
@@ -67,9 +67,9 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
 
 def mark_best(sweep: list[Measurement]) -> list[Measurement]:
     """Mark the batch with the most samples/s in one handle's sweep (again after merging processes)."""
-    best = max(sweep, key=lambda m: m.metrics["samples_per_s"] or 0.0)
+    best = max(sweep, key=lambda m: m.metrics.samples_per_s or 0.0)
     for m in sweep:
-        m.metrics["best_batch"] = best.batch_size
-        m.metrics["best_samples_per_s"] = best.metrics["samples_per_s"]
-        m.metrics["is_best"] = m is best
+        m.metrics.best_batch = best.batch_size
+        m.metrics.best_samples_per_s = best.metrics.samples_per_s
+        m.metrics.is_best = m is best
     return sweep

@@ -7,389 +7,20 @@ on absence.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
-import numpy as np
 import pandas as pd
 
-from harness.errors import SchemaError
-from harness.report.pytest_benchmark import from_pytest_benchmark, is_pytest_benchmark
-from harness.results import ROLES, Measurement, Results, read_json_document
+from harness.report.derived import Speedup, delta_vs_teacher, speedups
+from harness.measure.stats import difference, mannwhitney
+from harness.metrics import RooflineMetrics, TimingMetrics
+from harness.results import Measurement, Results
+
+from harness.report.lookup import (  # noqa: F401  (re-exported for render and gate)
+    BACKEND_ORDER, MACHINE_SUITES, REFERENCE, _acc_scale, _m_task, _pick, backend_order, comparison_block, find, git_commit, load_inputs, measured_accuracy, measured_backends, model_entry, model_value, num, opts_key, pair, parity, ratio, read_any, role_order, source_labels, summary_accuracy, summary_model, task_measurements, task_names, task_roles, task_summary, train_seconds,
+)
 
-BACKEND_ORDER = ("torch", "onnxruntime")
-REFERENCE = "teacher"
-
-
-# -- loading ------------------------------------------------------------------------------------
-
-def read_any(path: str | Path) -> Results:
-    """A harness results file or a pytest-benchmark JSON file, as Results."""
-    doc = read_json_document(path)
-    if is_pytest_benchmark(doc):
-        return from_pytest_benchmark(doc, source=str(path))
-    return Results.from_dict(doc, source=str(path))
-
-
-def load_inputs(paths_or_results: Any) -> list[Results]:
-    """Accept one path/Results or a sequence of them; read each."""
-    if isinstance(paths_or_results, (str, Path, Results)):
-        items: Sequence[Any] = [paths_or_results]
-    else:
-        items = list(paths_or_results)
-    if not items:
-        raise SchemaError("no results files given")
-    out = []
-    for item in items:
-        if isinstance(item, Results):
-            out.append(item)
-        elif isinstance(item, (str, Path)):
-            out.append(read_any(item))
-        else:
-            raise SchemaError(f"cannot read results from a {type(item).__name__}")
-    return out
-
-
-def git_commit(res: Results) -> str | None:
-    env = res.environment or {}
-    commit = env.get("git_commit")
-    if commit is None and isinstance(env.get("git"), dict):
-        commit = env["git"].get("commit")
-    return str(commit) if commit else None
-
-
-def source_labels(results: Sequence[Results]) -> list[str]:
-    """Short unique labels: file name plus short git commit."""
-    def base(res: Results, i: int, parents: int) -> str:
-        if res.source:
-            p = Path(res.source)
-            name = "/".join(p.parts[-(parents + 1):])
-        else:
-            name = f"results{i + 1}"
-        commit = git_commit(res)
-        if commit:
-            name += f"@{commit[:8]}"
-        return name
-
-    labels = [base(r, i, 0) for i, r in enumerate(results)]
-    if len(set(labels)) < len(labels):
-        labels = [base(r, i, 1) for i, r in enumerate(results)]
-    if len(set(labels)) < len(labels):
-        labels = [f"{lab}#{i + 1}" for i, lab in enumerate(labels)]
-    return labels
-
-
-# -- small numeric helpers ---------------------------------------------------------------------
-
-def num(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def pair(x: Any) -> tuple[float, float] | None:
-    if isinstance(x, (list, tuple)) and len(x) == 2:
-        lo, hi = num(x[0]), num(x[1])
-        if lo is not None and hi is not None:
-            return (min(lo, hi), max(lo, hi))
-    return None
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or b == 0:
-        return None
-    return a / b
-
-
-def _acc_scale(mean: float | None) -> float:
-    # accuracies are fractions in the schema; tolerate percentages from older tools
-    return 100.0 if mean is None or mean <= 1.0 else 1.0
-
-
-def diff_stats(a: Sequence[float] | None, b: Sequence[float] | None,
-               a_ci: tuple[float, float] | None = None, b_ci: tuple[float, float] | None = None,
-               a_mean: float | None = None, b_mean: float | None = None) -> dict[str, Any]:
-    """Difference a - b with a 95% CI and p-value, from per-seed values when there are any.
-
-    Same-length seed lists are treated as paired (seed i of both models), else Welch. With only
-    CIs the half-widths combine in quadrature (no p-value).
-    """
-    from scipy import stats
-
-    a = [float(x) for x in a or [] if num(x) is not None]
-    b = [float(x) for x in b or [] if num(x) is not None]
-    if a_mean is None and a:
-        a_mean = float(np.mean(a))
-    if b_mean is None and b:
-        b_mean = float(np.mean(b))
-    if a_mean is None or b_mean is None:
-        return {}
-    out: dict[str, Any] = {"diff": a_mean - b_mean, "ci": None, "p_value": None, "test": None}
-    if len(a) >= 2 and len(b) == 1 or len(a) == 1 and len(b) >= 2:
-        # one side is a single value (e.g. one teacher, students over seeds): one-sample t on the other
-        many, one, sign = (a, b[0], 1.0) if len(a) >= 2 else (b, a[0], -1.0)
-        d = sign * (np.asarray(many) - one)
-        n, m, sd = len(d), float(np.mean(d)), float(np.std(d, ddof=1))
-        out["diff"] = m
-        if sd == 0.0:
-            out["ci"], out["p_value"] = (m, m), (1.0 if m == 0 else 0.0)
-        else:
-            hw = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-            out["ci"] = (m - hw, m + hw)
-            out["p_value"] = float(stats.ttest_1samp(d, 0.0).pvalue)
-        out["test"] = "one-sample t"
-        out["per_seed"] = [float(x) for x in d]
-    elif len(a) == len(b) and len(a) >= 2:
-        d = np.asarray(a) - np.asarray(b)
-        n = len(d)
-        sd = float(np.std(d, ddof=1))
-        m = float(np.mean(d))
-        out["diff"] = m
-        if sd == 0.0:
-            out["ci"] = (m, m)
-            out["p_value"] = 1.0 if m == 0 else 0.0
-        else:
-            hw = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-            out["ci"] = (m - hw, m + hw)
-            out["p_value"] = float(stats.ttest_rel(a, b).pvalue)
-        out["test"] = "paired t"
-        out["per_seed"] = [float(x) for x in d]
-    elif len(a) >= 2 and len(b) >= 2:
-        va, vb = float(np.var(a, ddof=1)), float(np.var(b, ddof=1))
-        se2 = va / len(a) + vb / len(b)
-        m = float(np.mean(a) - np.mean(b))
-        out["diff"] = m
-        if se2 == 0:
-            out["ci"] = (m, m)
-            out["p_value"] = 1.0 if m == 0 else 0.0
-        else:
-            dof = se2 ** 2 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
-            hw = float(stats.t.ppf(0.975, dof)) * math.sqrt(se2)
-            out["ci"] = (m - hw, m + hw)
-            out["p_value"] = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-        out["test"] = "welch t"
-    elif a_ci and b_ci:
-        hw = math.hypot((a_ci[1] - a_ci[0]) / 2, (b_ci[1] - b_ci[0]) / 2)
-        out["ci"] = (out["diff"] - hw, out["diff"] + hw)
-        out["test"] = "ci"
-    return out
-
-
-def mann_whitney(a: Sequence[float] | None, b: Sequence[float] | None, alternative: str = "two-sided",
-                 cap: int = 5000) -> float | None:
-    """Mann-Whitney U p-value; long sample lists are thinned evenly (quantile-preserving)."""
-    if not a or not b or len(a) < 3 or len(b) < 3:
-        return None
-    from scipy import stats
-
-    def thin(x):
-        x = np.sort(np.asarray(x, dtype=float))
-        if len(x) > cap:
-            x = x[np.linspace(0, len(x) - 1, cap).round().astype(int)]
-        return x
-
-    xa, xb = thin(a), thin(b)
-    if np.all(xa == xa[0]) and np.all(xb == xb[0]) and xa[0] == xb[0]:
-        return 1.0
-    return float(stats.mannwhitneyu(xa, xb, alternative=alternative).pvalue)
-
-
-# -- Results accessors (tolerant) ---------------------------------------------------------------
-
-MACHINE_SUITES = ("roofline",)  # measurements of the machine, not of a task's models (task "")
-
-
-def task_names(res: Results) -> list[str]:
-    """Tasks in order of appearance. Machine-wide measurements (the roofline's peak GEMM, task "")
-    name no task; measurements without a task belong to the only named task when there is one."""
-    seen: dict[str, None] = {}
-    for t in res.tasks:
-        seen[str(t)] = None
-    for e in res.models.values():
-        if e.get("task") is not None:
-            seen[str(e["task"])] = None
-    for m in res.measurements:
-        if m.suite not in MACHINE_SUITES:
-            seen[m.task] = None
-    names = list(seen)
-    named = [t for t in names if t]
-    if len(named) == 1 and "" in names:  # measurements without a task belong to the only task
-        return named
-    return names
-
-
-def _m_task(res: Results, m: Measurement, task: str) -> bool:
-    if m.suite in MACHINE_SUITES:
-        return False
-    if m.task == task:
-        return True
-    return m.task == "" and len([t for t in task_names(res) if t]) <= 1
-
-
-def task_measurements(res: Results, task: str, suite: str | None = None) -> list[Measurement]:
-    return [m for m in res.measurements if _m_task(res, m, task) and (suite is None or m.suite == suite)]
-
-
-def role_order(names: Iterable[str]) -> list[str]:
-    names = list(dict.fromkeys(names))
-    known = [r for r in ROLES if r in names]
-    return known + sorted(n for n in names if n not in ROLES)
-
-
-def backend_order(names: Iterable[str]) -> list[str]:
-    names = list(dict.fromkeys(names))
-    known = [b for b in BACKEND_ORDER if b in names]
-    return known + sorted(n for n in names if n not in BACKEND_ORDER)
-
-
-def task_roles(res: Results, task: str) -> list[str]:
-    names = [str(e.get("role")) for e in res.models.values()
-             if e.get("role") and (e.get("task") in (task, None, "") or not task)]
-    summary = res.tasks.get(task) if isinstance(res.tasks.get(task), dict) else {}
-    if isinstance(summary.get("models"), dict):
-        names += [str(r) for r in summary["models"]]
-    names += [m.model for m in task_measurements(res, task)]
-    return role_order(names)
-
-
-def model_entry(res: Results, task: str, role: str) -> dict[str, Any]:
-    for e in res.models.values():
-        if e.get("role") == role and e.get("task") == task:
-            return e
-    if not task and len([t for t in task_names(res) if t]) > 1:
-        return {}  # no task named, several to choose from: not one of them (was: the first task's)
-    return res.model_entry(task, role) or {}
-
-
-def task_summary(res: Results, task: str) -> dict[str, Any]:
-    s = res.tasks.get(task)
-    return s if isinstance(s, dict) else {}
-
-
-def summary_model(res: Results, task: str, role: str) -> dict[str, Any]:
-    models = task_summary(res, task).get("models")
-    if isinstance(models, dict) and isinstance(models.get(role), dict):
-        return models[role]
-    return {}
-
-
-def summary_accuracy(res: Results, task: str, role: str) -> dict[str, Any]:
-    """{"mean", "ci", "per_seed"} in percent, from the training summary; {} when absent."""
-    acc = summary_model(res, task, role).get("accuracy")
-    if acc is None:
-        acc = model_entry(res, task, role).get("accuracy_train_summary")
-    if isinstance(acc, dict):
-        mean = num(acc.get("mean"))
-        per_seed = [num(x) for x in acc.get("per_seed") or [] if num(x) is not None]
-        if mean is None and per_seed:
-            mean = float(np.mean(per_seed))
-        if mean is None:
-            return {}
-        k = _acc_scale(mean)
-        ci = pair(acc.get("ci95"))
-        return {"mean": mean * k, "ci": (ci[0] * k, ci[1] * k) if ci else None,
-                "per_seed": [x * k for x in per_seed]}
-    v = num(acc)
-    if v is not None:
-        return {"mean": v * _acc_scale(v), "ci": None, "per_seed": []}
-    return {}
-
-
-def comparison_block(res: Results, task: str, name: str) -> dict[str, Any] | None:
-    """A block of the training summary's "comparison" (diff_pts, ci95, p_value, test), if well-formed."""
-    comp = task_summary(res, task).get("comparison")
-    block = comp.get(name) if isinstance(comp, dict) else None
-    if isinstance(block, dict) and num(block.get("diff_pts")) is not None:
-        return block
-    return None
-
-
-def delta_vs_teacher(res: Results, task: str, role: str) -> dict[str, Any]:
-    """Training-summary accuracy of `role` minus the teacher's, in points: {"diff", "ci", "p_value",
-    "test", "per_seed"}; from the summary's comparison block when present, else from the seeds."""
-    block = comparison_block(res, task, f"{role}_vs_teacher")
-    if block is not None:
-        per = [num(x) for x in block.get("per_pair") or [] if num(x) is not None]
-        return {"diff": num(block["diff_pts"]), "ci": pair(block.get("ci95")), "p_value": num(block.get("p_value")),
-                "test": block.get("test"), "per_seed": per}
-    acc, ref = summary_accuracy(res, task, role), summary_accuracy(res, task, REFERENCE)
-    if not acc or not ref:
-        return {}
-    return diff_stats(acc.get("per_seed"), ref.get("per_seed"), acc.get("ci"), ref.get("ci"), acc.get("mean"),
-                      ref.get("mean"))
-
-
-def _pick(ms: list[Measurement]) -> Measurement | None:
-    return ms[0] if ms else None
-
-
-def measured_accuracy(res: Results, task: str, role: str, backend: str) -> float | None:
-    """Accuracy suite result in percent (the largest evaluation when there are several)."""
-    ms = [m for m in task_measurements(res, task, "accuracy")
-          if m.model == role and m.backend == backend and num(m.metrics.get("accuracy")) is not None]
-    if not ms:
-        return None
-    m = max(ms, key=lambda m: num(m.metrics.get("n")) or 0)
-    v = num(m.metrics["accuracy"])
-    return v * _acc_scale(v)
-
-
-def measured_backends(res: Results, task: str, suite: str) -> list[str]:
-    return backend_order(m.backend for m in task_measurements(res, task, suite))
-
-
-def model_value(res: Results, task: str, role: str, key: str) -> float | None:
-    """params / macs / onnx_bytes / ...: model entry, then training summary, then storage suite."""
-    v = num(model_entry(res, task, role).get(key))
-    if v is None:
-        v = num(summary_model(res, task, role).get(key))
-    if v is None:
-        for m in task_measurements(res, task, "storage"):
-            if m.model == role and num(m.metrics.get(key)) is not None:
-                return num(m.metrics[key])
-    return v
-
-
-def train_seconds(res: Results, task: str, role: str) -> float | None:
-    for holder in (model_entry(res, task, role), summary_model(res, task, role)):
-        ts = holder.get("train_seconds")
-        if isinstance(ts, dict) and num(ts.get("mean")) is not None:
-            return num(ts["mean"])
-        if num(ts) is not None:
-            return num(ts)
-    return None
-
-
-def parity(res: Results, task: str, role: str) -> dict[str, Any] | None:
-    p = model_entry(res, task, role).get("parity")
-    return p if isinstance(p, dict) else None
-
-
-def opts_key(m: Measurement) -> str:
-    return ",".join(f"{k}={m.options[k]}" for k in sorted(m.options) if k not in ("benchmark", "group"))
-
-
-def find(res: Results, task: str, suite: str, role: str, backend: str, batch: int | None = None,
-         threads: int | None = None, opts: str | None = None) -> Measurement | None:
-    ms = [m for m in task_measurements(res, task, suite) if m.model == role and m.backend == backend
-          and (batch is None or m.batch_size == batch) and (threads is None or m.threads == threads)]
-    if opts is not None:
-        exact = [m for m in ms if opts_key(m) == opts]
-        if exact or len({opts_key(m) for m in ms}) != 1:
-            ms = exact
-    return _pick(ms)
-
-
-def latency_samples_ms(m: Measurement | None) -> list[float] | None:
-    if m is None or not m.samples_ns:
-        return None
-    return [x / 1e6 for x in m.samples_ns]
-
-
-# -- report model ------------------------------------------------------------------------------
 
 @dataclass
 class TaskReport:
@@ -484,52 +115,29 @@ def _size_rows(res: Results, label: str, task: str, roles: list[str]) -> list[di
     return rows
 
 
-def _speedup(res: Results, task: str, role: str, backend: str, batch: int, threads: int, opts: str
-             ) -> tuple[float | None, tuple[float, float] | None, str | None, float | None]:
-    """(speedup teacher/role, CI, basis, p_value) from the paired suite, else ratio of p50s."""
-    if role == REFERENCE:
-        return 1.0, None, None, None
-    pm = find(res, task, "paired", role, backend, batch, threads, opts)
-    if pm is not None and num(pm.metrics.get("speedup")) is not None:
-        return (num(pm.metrics["speedup"]), pair(pm.metrics.get("speedup_ci95")), "paired",
-                num(pm.metrics.get("p_value")))
-    t = find(res, task, "latency", REFERENCE, backend, batch, threads, opts)
-    s = find(res, task, "latency", role, backend, batch, threads, opts)
-    if t is not None and s is not None:
-        sp = ratio(num(t.metrics.get("p50_ms")), num(s.metrics.get("p50_ms")))
-        if sp is not None:
-            ci = None
-            tc, sc = pair(t.metrics.get("median_ci95_ms")), pair(s.metrics.get("median_ci95_ms"))
-            if tc and sc and sc[0] > 0 and sc[1] > 0:
-                ci = (tc[0] / sc[1], tc[1] / sc[0])
-            return sp, ci, "p50 ratio", None
-    return None, None, None, None
-
-
 # -- roofline, stability, validity ----------------------------------------------------------------
 
 VALIDITY_TOLERANCE = 0.05  # paired p50 vs isolated latency p50: more than this apart is a disturbed run
-GEMM_SOURCES = ("numpy", "torch", "onnxruntime")
-STABILITY_KEYS = ("p50_ms", "p90_ms", "iqr_ms", "n")
 
 
-def roofline(res: Results, threads: int | None = None) -> dict[str, Any] | None:
+def roofline(res: Results, threads: int | None = None) -> RooflineMetrics | None:
     """The roofline suite's metrics (peak GEMM), at `threads` when measured there, else the first."""
-    roof = [m for m in res.measurements if m.suite == "roofline" and num(m.metrics.get("peak_gflops")) is not None]
+    roof = [m for m in res.measurements if m.suite == "roofline" and m.metrics.peak_gflops is not None]
     if not roof:
         return None
     same = [m for m in roof if threads is None or m.threads == threads]
     return (same or roof)[0].metrics
 
 
-def peak_by_source(roof: dict[str, Any] | None) -> dict[str, float]:
-    """{"numpy": GFLOP/s, ...}: `peak_by_source`, else the older per-library keys `<lib>_gflops`."""
+def peak_by_source(roof: RooflineMetrics | None) -> dict[str, float]:
+    """{"numpy": GFLOP/s, ...}: `peak_by_source`, else the older per-library fields `<lib>_gflops`."""
     if not roof:
         return {}
-    by = roof.get("peak_by_source")
+    by = roof.peak_by_source
     if isinstance(by, dict):
         return {str(k): num(v) for k, v in by.items() if num(v) is not None}
-    return {k: num(roof.get(f"{k}_gflops")) for k in GEMM_SOURCES if num(roof.get(f"{k}_gflops")) is not None}
+    older = {"numpy": roof.numpy_gflops, "torch": roof.torch_gflops, "onnxruntime": roof.onnxruntime_gflops}
+    return {k: v for k, v in older.items() if v is not None}
 
 
 def peak_note(res: Results, label: str, row: dict[str, Any]) -> str | None:
@@ -537,8 +145,8 @@ def peak_note(res: Results, label: str, row: dict[str, Any]) -> str | None:
     pct, gflops = row.get("pct_peak"), row.get("gflops")
     if pct is None or gflops is None or pct <= 100:
         return None
-    roof = roofline(res, row.get("threads")) or {}
-    peak, src = num(roof.get("peak_gflops")), roof.get("peak_source") or "unknown source"
+    roof = roofline(res, row.get("threads")) or RooflineMetrics()
+    peak, src = roof.peak_gflops, roof.peak_source or "unknown source"
     backend = row["backend"]
     by = peak_by_source(roof)
     if by.get(backend) is None:
@@ -550,7 +158,7 @@ def peak_note(res: Results, label: str, row: dict[str, Any]) -> str | None:
                  f"({by[backend]:.1f} GFLOP/s) and every other measured GEMM, so the measured peak is no "
                  "ceiling: the GEMM timing was disturbed (other load, a lower clock at that moment), or the "
                  "model's MAC count overstates its work")
-    theo = num(roof.get("theoretical_peak_gflops"))
+    theo = roof.theoretical_peak_gflops
     if theo:
         cause += f"; theoretical peak {theo:.1f} GFLOP/s"
         if gflops > theo:
@@ -573,14 +181,15 @@ def is_unstable(m: Measurement | None) -> bool | None:
     any warning."""
     if m is None:
         return None
-    flag = m.metrics.get("unstable")
+    flag = m.metrics.unstable
     if isinstance(flag, bool):
         return flag
-    if all(num(m.metrics.get(k)) is not None for k in STABILITY_KEYS):
+    met = m.metrics
+    if isinstance(met, TimingMetrics) and None not in (met.p50_ms, met.p90_ms, met.iqr_ms, met.n):
         from harness.measure.stats import stability_warnings
 
-        summary = {k: num(m.metrics[k]) for k in STABILITY_KEYS}
-        ci = pair(m.metrics.get("median_ci95_ms"))
+        summary = {"p50_ms": met.p50_ms, "p90_ms": met.p90_ms, "iqr_ms": met.iqr_ms, "n": met.n}
+        ci = m.metrics.median_ci95_ms
         if ci:
             summary["median_ci95_ms"] = list(ci)
         return bool(stability_warnings(summary))
@@ -596,21 +205,21 @@ def _validity_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
     rorder = {r: i for i, r in enumerate(role_order(m.model for m in paired))}
     for m in sorted(paired, key=lambda m: (border[m.backend], m.batch_size, m.threads, opts_key(m),
                                            rorder[m.model])):
-        ref = str(m.metrics.get("reference") or REFERENCE)
+        ref = str(m.metrics.reference or REFERENCE)
         opts = opts_key(m)
-        cand_p50 = num(m.metrics.get("student_p50_ms"))
+        cand_p50 = m.metrics.student_p50_ms
         if cand_p50 is None:
-            cand_p50 = num(m.metrics.get("p50_ms"))
+            cand_p50 = m.metrics.p50_ms
         row: dict[str, Any] = {"source": label, "task": task, "model": m.model, "reference": ref,
                                "backend": m.backend, "batch_size": m.batch_size, "threads": m.threads,
                                "options": opts or None}
         checks = []
-        ref_summary = m.metrics.get("reference_summary") or {}
-        for prefix, role, p50, p10 in (("", m.model, cand_p50, num(m.metrics.get("p10_ms"))),
-                                       ("ref_", ref, num(m.metrics.get("teacher_p50_ms")), num(ref_summary.get("p10_ms")))):
+        ref_summary = m.metrics.reference_summary or {}
+        for prefix, role, p50, p10 in (("", m.model, cand_p50, m.metrics.p10_ms),
+                                       ("ref_", ref, m.metrics.teacher_p50_ms, num(ref_summary.get("p10_ms")))):
             lat = find(res, task, "latency", role, m.backend, m.batch_size, m.threads, opts)
-            iso = num(lat.metrics.get("p50_ms")) if lat else None
-            iso10 = num(lat.metrics.get("p10_ms")) if lat else None
+            iso = lat.metrics.p50_ms if lat else None
+            iso10 = lat.metrics.p10_ms if lat else None
             off = 100 * (p50 / iso - 1) if p50 is not None and iso else None
             # the same comparison at the 10th percentile: the fast state, which machine-state changes
             # between the two suites do not move (see harness/measure/paired.py FAST_STATE_QUANTILE)
@@ -656,40 +265,43 @@ def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[di
             keys[(m.backend, m.batch_size, m.threads, opts_key(m))] = None
     border = {b: i for i, b in enumerate(backend_order(k[0] for k in keys))}
     rows = []
+    speeds = speedups(res, task)
     for backend, batch, threads, opts in sorted(keys, key=lambda k: (border[k[0]], k[1], k[2], k[3])):
         ref_thr = find(res, task, "throughput", REFERENCE, backend, batch, threads, opts)
         ref_mem = find(res, task, "memory", REFERENCE, backend, batch, threads, opts)
-        ref_sps = num(ref_thr.metrics.get("samples_per_s")) if ref_thr else None
-        ref_mb = num(ref_mem.metrics.get("peak_rss_increase_mb")) if ref_mem else None
+        ref_sps = ref_thr.metrics.samples_per_s if ref_thr else None
+        ref_mb = ref_mem.metrics.peak_rss_increase_mb if ref_mem else None
         for role in roles:
             lat = find(res, task, "latency", role, backend, batch, threads, opts)
-            gflops = num(lat.metrics.get("gflops")) if lat else None
+            gflops = lat.metrics.gflops if lat else None
             thr = find(res, task, "throughput", role, backend, batch, threads, opts)
             mem = find(res, task, "memory", role, backend, batch, threads, opts)
             paired = find(res, task, "paired", role, backend, batch, threads, opts)
             if not (lat or thr or mem or paired):
                 continue
-            p50 = num(lat.metrics.get("p50_ms")) if lat else None
+            p50 = lat.metrics.p50_ms if lat else None
             if p50 is None and paired is not None:
-                p50 = num(paired.metrics.get("student_p50_ms"))
-            sp, ci, basis, p = _speedup(res, task, role, backend, batch, threads, opts)
-            sps = num(thr.metrics.get("samples_per_s")) if thr else None
-            mb = num(mem.metrics.get("peak_rss_increase_mb")) if mem else None
+                p50 = paired.metrics.student_p50_ms
+            speed = (Speedup(1.0) if role == REFERENCE else
+                     speeds.get((role, backend, batch, threads, opts)) or Speedup(None))
+            sp, ci, basis, p = speed.value, speed.ci, speed.basis or None, speed.p_value
+            sps = thr.metrics.samples_per_s if thr else None
+            mb = mem.metrics.peak_rss_increase_mb if mem else None
             if mb is None and mem is not None:
-                mb = num(mem.metrics.get("peak_rss_mb"))
-            roof = roofline(res, threads) or {}
-            peak, theo = num(roof.get("peak_gflops")), num(roof.get("theoretical_peak_gflops"))
+                mb = mem.metrics.peak_rss_mb
+            roof = roofline(res, threads) or RooflineMetrics()
+            peak, theo = roof.peak_gflops, roof.theoretical_peak_gflops
             rows.append({
                 "source": label, "task": task, "model": role, "backend": backend, "batch_size": batch,
                 "threads": threads, "options": opts or None,
-                "p50_ms": p50, "p99_ms": num(lat.metrics.get("p99_ms")) if lat else None,
+                "p50_ms": p50, "p99_ms": lat.metrics.p99_ms if lat else None,
                 "speedup": sp, "speedup_ci_lo": ci[0] if ci else None, "speedup_ci_hi": ci[1] if ci else None,
                 "speedup_basis": basis, "speedup_p_value": p,
                 # the fast-state ratio (each model's p10 call), steadier than the p50 ratio on a VM that
                 # changes speed state on its own; the gate judges by it (harness/measure/paired.py)
-                "speedup_p10": num(paired.metrics.get("speedup_p10")) if paired else None,
-                "speedup_p10_ci_lo": (pair(paired.metrics.get("speedup_p10_ci95")) or (None, None))[0] if paired else None,
-                "speedup_p10_ci_hi": (pair(paired.metrics.get("speedup_p10_ci95")) or (None, None))[1] if paired else None,
+                "speedup_p10": paired.metrics.speedup_p10 if paired else None,
+                "speedup_p10_ci_lo": (paired.metrics.speedup_p10_ci95 or (None, None))[0] if paired else None,
+                "speedup_p10_ci_hi": (paired.metrics.speedup_p10_ci95 or (None, None))[1] if paired else None,
                 "throughput_sps": sps, "throughput_ratio": ratio(sps, ref_sps),
                 "peak_mem_mb": mb, "mem_ratio": ratio(mb, ref_mb) if ref_mb and ref_mb > 0 else None,
                 "gflops": gflops,
@@ -709,11 +321,11 @@ def _backend_rows(res: Results, label: str, task: str, roles: list[str]) -> list
     for backend in backends:
         def best(role):
             ms = [m for m in task_measurements(res, task, "throughput") if m.model == role and m.backend == backend
-                  and num(m.metrics.get("samples_per_s")) is not None]
+                  and m.metrics.samples_per_s is not None]
             if not ms:
                 return None, None
-            m = max(ms, key=lambda m: num(m.metrics["samples_per_s"]))
-            return num(m.metrics["samples_per_s"]), m.batch_size
+            m = max(ms, key=lambda m: m.metrics.samples_per_s)
+            return m.metrics.samples_per_s, m.batch_size
 
         ref_best, _ = best(REFERENCE)
         for role in roles:
@@ -722,8 +334,8 @@ def _backend_rows(res: Results, label: str, task: str, roles: list[str]) -> list
             cold_m = min(cold, key=lambda m: m.batch_size) if cold else None
             row = {"source": label, "task": task, "model": role, "backend": backend,
                    "best_sps": sps, "best_batch": bb, "best_sps_ratio": ratio(sps, ref_best),
-                   "load_s": num(cold_m.metrics.get("load_s")) if cold_m else None,
-                   "first_inference_ms": num(cold_m.metrics.get("first_inference_ms")) if cold_m else None}
+                   "load_s": cold_m.metrics.load_s if cold_m else None,
+                   "first_inference_ms": cold_m.metrics.first_inference_ms if cold_m else None}
             if any(row[k] is not None for k in ("best_sps", "load_s", "first_inference_ms")):
                 rows.append(row)
     return rows
@@ -741,7 +353,7 @@ def kd_vs_scratch(res: Results, task: str) -> list[dict[str, Any]]:
     else:
         kd, sc = summary_accuracy(res, task, "student_kd"), summary_accuracy(res, task, "student_scratch")
         if kd and sc:
-            d = diff_stats(kd.get("per_seed"), sc.get("per_seed"), kd.get("ci"), sc.get("ci"),
+            d = difference(kd.get("per_seed"), sc.get("per_seed"), kd.get("ci"), sc.get("ci"),
                            kd.get("mean"), sc.get("mean"))
             if d:
                 rows.append({"basis": "training seeds", "diff_pts": d["diff"],
@@ -766,13 +378,13 @@ def _ort_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dic
             o = find(res, task, "latency", role, "onnxruntime", batch, threads, opts)
             if t is None or o is None:
                 continue
-            tp, op = num(t.metrics.get("p50_ms")), num(o.metrics.get("p50_ms"))
+            tp, op = t.metrics.p50_ms, o.metrics.p50_ms
             if tp is None or op is None:
                 continue
             rows.append({"source": label, "task": task, "model": role, "batch_size": batch, "threads": threads,
                          "torch_p50_ms": tp, "onnxruntime_p50_ms": op, "ort_over_torch": ratio(op, tp),
                          "ort_speedup": ratio(tp, op),
-                         "p_value": mann_whitney(t.samples_ns, o.samples_ns)})
+                         "p_value": mannwhitney(t.samples_ns, o.samples_ns)})
     return rows
 
 
@@ -896,18 +508,18 @@ def _source_row(res: Results, label: str) -> dict[str, Any]:
     isa = env.get("cpu_isa")
     isa = " ".join(f for f in ISA_FLAGS if f in isa) if isinstance(isa, list) else None  # fixed order
     threads = env.get("threads") if isinstance(env.get("threads"), int) else None
-    roof = roofline(res, threads) or {}
+    roof = roofline(res, threads) or RooflineMetrics()
     by = peak_by_source(roof)
     return {"source": label, "path": res.source, "created": res.created, "git_commit": git_commit(res),
             "host": env.get("hostname") or env.get("host"),
             # harness results write cpu_model; pytest-benchmark input and older tools wrote cpu
             "cpu": env.get("cpu_model") or env.get("cpu"), "cpu_isa": isa or None,
             "cpu_mhz": num(env.get("cpu_mhz")),
-            "peak_gflops": num(roof.get("peak_gflops")), "peak_source": roof.get("peak_source"),
+            "peak_gflops": roof.peak_gflops, "peak_source": roof.peak_source,
             "peak_by_source": ", ".join(f"{k} {v:.1f}" for k, v in by.items()) or None,
-            "peak_threads": num(roof.get("threads")),
-            "theoretical_peak_gflops": num(roof.get("theoretical_peak_gflops")),
-            "theoretical_peak_method": roof.get("theoretical_peak_method"),
+            "peak_threads": roof.threads,
+            "theoretical_peak_gflops": roof.theoretical_peak_gflops,
+            "theoretical_peak_method": roof.theoretical_peak_method,
             "measurements": len(res.measurements)}
 
 

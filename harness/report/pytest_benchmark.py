@@ -207,10 +207,3 @@ def from_pytest_benchmark(doc: dict, source: str | None = None) -> Results:
                 metrics=storage, options={"benchmark": name},
             ))
     return res
-
-
-def benchmark_rows(doc: dict) -> list[dict[str, Any]]:
-    """Flat rows (one per benchmark) as measurements_frame would show them."""
-    res = from_pytest_benchmark(doc)
-    return [{**{k: v for k, v in m.to_dict().items() if k not in ("metrics", "samples_ns")}, **m.metrics}
-            for m in res.measurements]

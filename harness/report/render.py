@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from harness.errors import OptionError
 from harness.report.model import (
-    Report, backend_order, find, measured_accuracy, num, pair, role_order, summary_accuracy, task_measurements,
+    Report, backend_order, find, measured_accuracy, num, role_order, summary_accuracy, task_measurements,
     task_names, task_roles,
 )
 
@@ -396,14 +396,14 @@ def _scatter_fig(report: Report, task: str):
             xs, ys, ex_lo, ex_hi, ey_lo, ey_hi, names, syms = [], [], [], [], [], [], [], []
             for role in task_roles(res, task):
                 m = find(res, task, "latency", role, backend, batch)
-                p50 = num(m.metrics.get("p50_ms")) if m else None
+                p50 = m.metrics.p50_ms if m else None
                 acc = summary_accuracy(res, task, role)
                 y, yci = acc.get("mean"), acc.get("ci")
                 if y is None:
                     y, yci = measured_accuracy(res, task, role, backend), None
                 if p50 is None or y is None:
                     continue
-                xci = pair(m.metrics.get("median_ci95_ms"))
+                xci = m.metrics.median_ci95_ms
                 xs.append(p50)
                 ys.append(y)
                 ex_lo.append(p50 - xci[0] if xci else 0)
@@ -459,7 +459,7 @@ def _box_fig(report: Report, task: str):
                         xs += [cat] * len(vals)
                         ys += vals
                     else:
-                        q = [num(m.metrics.get(k)) for k in ("q1_ms", "p50_ms", "q3_ms", "min_ms", "max_ms")]
+                        q = [m.metrics.q1_ms, m.metrics.p50_ms, m.metrics.q3_ms, m.metrics.min_ms, m.metrics.max_ms]
                         if all(v is not None for v in q):
                             for key, v in zip(("q1", "median", "q3", "lowerfence", "upperfence"), q):
                                 pre[key].append(v)
@@ -493,12 +493,12 @@ def _throughput_fig(report: Report, task: str):
         for bi, backend in enumerate(backend_order(m.backend for m in thr)):
             for ri, role in enumerate(role_order(m.model for m in thr)):
                 ms = sorted((m for m in thr if m.model == role and m.backend == backend
-                             and num(m.metrics.get("samples_per_s")) is not None), key=lambda m: m.batch_size)
+                             and m.metrics.samples_per_s is not None), key=lambda m: m.batch_size)
                 if not ms:
                     continue
                 name = f"{role} / {backend}" + (f" [{label}]" if report.multi_source else "")
                 fig.add_trace(go.Scatter(
-                    x=[m.batch_size for m in ms], y=[num(m.metrics["samples_per_s"]) for m in ms],
+                    x=[m.batch_size for m in ms], y=[m.metrics.samples_per_s for m in ms],
                     mode="lines+markers", name=name,
                     line={"dash": "solid" if bi == 0 else "dot",
                           "color": PALETTE[(ri + 3 * si) % len(PALETTE)]},  # one hue per role and source

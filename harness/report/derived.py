@@ -1,0 +1,112 @@
+"""Figures derived from measurements, computed once for both the report and the gate.
+
+- `speedups(res, task)`: teacher/student speedup per (role, backend, batch, threads, options), from
+  the paired suite when it ran, else the ratio of the latency suite's p50s, with its CI and the
+  per-round ratios the gate's significance test needs;
+- `delta_vs_teacher(res, task, role)`: a student's accuracy minus the teacher's, in points, with its
+  CI and test (from the training summary).
+
+Why one module: the report and the gate once derived the speedup each in its own way, and a reader
+could see one figure in the report and be gated on another.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.measure.paired import FAST_STATE_QUANTILE, run_groups
+from harness.measure.stats import difference
+from harness.results import Measurement, Results
+from harness.report.lookup import (
+    REFERENCE, comparison_block, num, opts_key, pair, ratio, summary_accuracy, task_measurements,
+)
+
+SpeedupKey = tuple  # (role, backend, batch_size, threads, options key)
+
+
+@dataclass(frozen=True)
+class Speedup:
+    value: float
+    ci: tuple[float, float] | None = None
+    basis: str = ""  # "paired", "paired p10" or "p50 ratio"
+    p_value: float | None = None  # teacher vs student timings differ (Mann-Whitney; paired suite only)
+    measurement: Measurement | None = None  # the paired measurement it came from, if any
+
+    def round_ratios(self) -> np.ndarray | None:
+        """Per-round teacher/student ratios of the block statistic (p50, or p10 for the fast state):
+        rounds are the independent unit of the paired suite. Older files without a round layout pair
+        the calls one to one when they can; None when there is nothing to pair."""
+        m = self.measurement
+        if m is None:
+            return None
+        q = float(FAST_STATE_QUANTILE) if self.basis == "paired p10" else 50.0
+        try:
+            ref_groups, cand_groups = run_groups(m)
+            t = np.concatenate([np.percentile(g, q, axis=1) for g in ref_groups])
+            s = np.concatenate([np.percentile(g, q, axis=1) for g in cand_groups])
+        except (TypeError, ValueError):
+            ref = m.metrics.reference_samples_ns
+            if not (isinstance(ref, list) and m.samples_ns and len(ref) == len(m.samples_ns) and len(ref) >= 3):
+                return None
+            t, s = np.asarray(ref, dtype=float), np.asarray(m.samples_ns, dtype=float)
+        ok = s > 0
+        return t[ok] / s[ok] if ok.sum() >= 3 else None
+
+
+def has_fast_speedup(res: Results) -> bool:
+    """Whether the file's paired suite recorded the fast-state (p10) speedup (newer files do)."""
+    return any(m.suite == "paired" and m.metrics.speedup_p10 is not None for m in res.measurements)
+
+
+def p50_ratio(teacher: Measurement, student: Measurement) -> Speedup | None:
+    """Speedup as the ratio of two latency p50s; its CI from the two medians' CIs (conservative)."""
+    sp = ratio(teacher.metrics.p50_ms, student.metrics.p50_ms)
+    if sp is None:
+        return None
+    tc, sc = teacher.metrics.median_ci95_ms, student.metrics.median_ci95_ms
+    ci = (tc[0] / sc[1], tc[1] / sc[0]) if tc and sc and sc[0] > 0 and sc[1] > 0 else None
+    return Speedup(sp, ci, "p50 ratio")
+
+
+def speedups(res: Results, task: str, fast: bool = False) -> dict[SpeedupKey, Speedup]:
+    """Every student's speedup over the teacher in `task`: paired suite first, else p50 ratio.
+
+    fast=True reads the fast-state ratio (each model's p10 call, `speedup_p10`); the gate uses it
+    when both files carry it, the report shows it beside the p50 ratio.
+    """
+    out: dict[SpeedupKey, Speedup] = {}
+    for m in task_measurements(res, task, "paired"):
+        value = m.metrics.speedup_p10 if fast else m.metrics.speedup
+        if value is None or m.model == REFERENCE:
+            continue
+        ci = m.metrics.speedup_p10_ci95 if fast else m.metrics.speedup_ci95
+        out[(m.model, m.backend, m.batch_size, m.threads, opts_key(m))] = Speedup(
+            value, pair(ci), "paired p10" if fast else "paired", m.metrics.p_value, m)
+    lat = task_measurements(res, task, "latency")
+    teachers = {(m.backend, m.batch_size, m.threads, opts_key(m)): m for m in lat if m.model == REFERENCE}
+    for m in lat:
+        key = (m.model, m.backend, m.batch_size, m.threads, opts_key(m))
+        t = teachers.get(key[1:])
+        if m.model == REFERENCE or key in out or t is None:
+            continue
+        sp = p50_ratio(t, m)
+        if sp is not None:
+            out[key] = sp
+    return out
+
+
+def delta_vs_teacher(res: Results, task: str, role: str) -> dict[str, Any]:
+    """Training-summary accuracy of `role` minus the teacher's, in points: {"diff", "ci", "p_value",
+    "test", "per_seed"}; from the summary's comparison block when present, else from the seeds."""
+    block = comparison_block(res, task, f"{role}_vs_teacher")
+    if block is not None:
+        per = [num(x) for x in block.get("per_pair") or [] if num(x) is not None]
+        return {"diff": num(block["diff_pts"]), "ci": pair(block.get("ci95")), "p_value": num(block.get("p_value")),
+                "test": block.get("test"), "per_seed": per}
+    acc, ref = summary_accuracy(res, task, role), summary_accuracy(res, task, REFERENCE)
+    if not acc or not ref:
+        return {}
+    return difference(acc.get("per_seed"), ref.get("per_seed"), acc.get("ci"), ref.get("ci"), acc.get("mean"),
+                      ref.get("mean"))
