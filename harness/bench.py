@@ -12,14 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import Artifact, BackendOptions, backend_names, get_backend
+from harness.backends.base import Artifact, BackendOptions, backend_names
 from harness.errors import DataError, HarnessError, OptionError
 from harness.fileio import read_json, sha256_file
 from harness.options import parse_list
-from harness.results import SUITES, Measurement, Results
+from harness.measure.registry import default_suite_names, suite_names
+from harness.results import Measurement, Results
 from harness.tasks.base import Dataset
-
-DEFAULT_SUITES = ("accuracy", "latency", "paired", "throughput", "memory", "storage", "cold_start", "roofline")
 
 
 def default_threads() -> int:
@@ -31,7 +30,7 @@ def default_threads() -> int:
 @dataclass
 class BenchConfig:
     backends: list[str] = field(default_factory=lambda: ["torch", "onnxruntime"])
-    suites: list[str] = field(default_factory=lambda: list(DEFAULT_SUITES))
+    suites: list[str] = field(default_factory=lambda: list(default_suite_names()))
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8])
     throughput_batch_sizes: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
     threads: int = field(default_factory=default_threads)
@@ -54,9 +53,10 @@ class BenchConfig:
                 raise OptionError(f"unknown backend {b!r}; known backends: {', '.join(known)}")
         if not self.backends:
             raise OptionError("give at least one backend")
+        known_suites = suite_names()
         for s in self.suites:
-            if s not in SUITES:
-                raise OptionError(f"unknown suite {s!r}; known suites: {', '.join(SUITES)}")
+            if s not in known_suites:
+                raise OptionError(f"unknown suite {s!r}; known suites: {', '.join(known_suites)}")
         if not self.suites:
             raise OptionError("give at least one suite")
         for name in ("batch_sizes", "throughput_batch_sizes"):
@@ -331,60 +331,31 @@ def _artifact(src: ModelSource) -> Artifact:
     return Artifact(role=src.role, checkpoint=str(src.checkpoint) if src.checkpoint else None, onnx=str(src.onnx))
 
 
-def _accuracy(sources: list[ModelSource], backends: list[str], opts: BackendOptions, data: Dataset
-              ) -> list[Measurement]:
-    """Test-set accuracy of every model on every backend, in this process (nothing is timed here)."""
-    from harness.measure import accuracy
-    from harness.measure.base import SessionHandle
-
-    handles = []
-    try:
-        for src in sources:
-            for b in backends:
-                handles.append(SessionHandle(task=src.task, role=src.role, backend=b, options=opts,
-                                             session=get_backend(b).open(_artifact(src), opts), macs=src.macs))
-        return accuracy.measure(handles, {"X_test": data.X_test, "y_test": data.y_test, "batch_size": 64})
-    finally:
-        for h in handles:
-            h.session.close()
-
-
-def _timed_suites(sources: list[ModelSource], backends: list[str], opts: BackendOptions,
-                  inputs: dict[int, np.ndarray], cfg: BenchConfig, quiet: bool) -> list[Measurement]:
-    """Latency, paired and throughput in `cfg.n_processes()` fresh sets of worker processes.
+def _timed_suites(ctx, timed: list, quiet: bool) -> list[Measurement]:
+    """The timed suites in `cfg.n_processes()` fresh sets of worker processes.
 
     Per process set and backend, every model gets a worker of its own (harness/measure/worker.py);
     only one of them runs at a time. The model order rotates from one set to the next, so no
     model is always timed first. The runs of each key are then pooled (harness/measure/merge.py).
     """
-    from harness.measure import latency, paired, throughput
     from harness.measure.base import SessionHandle
     from harness.measure.merge import merge_processes
     from harness.measure.worker import start_workers
 
-    task = sources[0].task
-    n_proc = cfg.n_processes()
+    sources, task, n_proc = list(ctx.sources), ctx.task, ctx.config.n_processes()
     runs: list[Measurement] = []
     for p in range(n_proc):
-        for b in backends:
+        for b in ctx.backends:
             order = sources[p % len(sources):] + sources[:p % len(sources)]
-            _stage(f"{task}: timing on {b}, worker process set {p + 1}/{n_proc}", quiet)
-            workers = start_workers([(b, _artifact(src), opts, f"{task}/{src.role}/{b}") for src in order])
+            _stage(f"{task}: timing ({', '.join(s.name for s in timed)}) on {b}, worker process set {p + 1}/{n_proc}",
+                   quiet)
+            workers = start_workers([(b, _artifact(src), ctx.options, f"{task}/{src.role}/{b}") for src in order])
             try:
-                handles = [SessionHandle(task=src.task, role=src.role, backend=b, options=opts, session=None,
-                                         macs=src.macs, timer=w) for src, w in zip(order, workers)]
-                if "latency" in cfg.suites:
-                    runs += latency.measure(handles, inputs, latency.LatencyConfig(
-                        timing=cfg.timing(), batch_sizes=tuple(cfg.batch_sizes), pooled=True))
-                if "paired" in cfg.suites and len(sources) > 1:
-                    ref = "teacher" if any(s.role == "teacher" for s in sources) else sources[0].role
-                    runs += paired.measure(handles, inputs, paired.PairedConfig(
-                        batch_sizes=tuple(cfg.batch_sizes), reference_role=ref,
-                        rounds=20 if cfg.quick else 40, block_time_s=0.02 if cfg.quick else 0.05,
-                        max_time_s=10.0 if cfg.quick else 60.0, pooled=True))
-                if "throughput" in cfg.suites:
-                    runs += throughput.measure(handles, inputs, throughput.ThroughputConfig(
-                        batch_sizes=tuple(cfg.throughput_batch_sizes), pooled=True))
+                hctx = ctx.with_handles([SessionHandle(task=src.task, role=src.role, backend=b, options=ctx.options,
+                                                       session=None, macs=src.macs, timer=w)
+                                         for src, w in zip(order, workers)])
+                for suite in timed:
+                    runs += suite.measure(hctx)
             finally:
                 for w in workers:
                     w.close()
@@ -394,12 +365,16 @@ def _timed_suites(sources: list[ModelSource], backends: list[str], opts: Backend
 
 def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchConfig, *, results: Results | None = None,
                  multi_task: bool = False, quiet: bool = False) -> Results:
-    """Measure every source on every backend with every suite; append to `results` (or a new one)."""
+    """Measure every source on every backend with every selected suite; append to `results` (or a new one).
+
+    A loop over the registry's suites (harness/measure/registry.py), in registry order; the timed
+    ones run together, in the same worker process sets.
+    """
     from harness.measure.environment import collect
+    from harness.measure.registry import SuiteContext, selected_suites
 
     cfg.validate()
     results = results or Results(environment=collect(threads=cfg.threads), config=cfg.to_dict())
-    opts = cfg.options()
     task = sources[0].task
     for src in sources:
         results.add_model(src.task, src.role, model_entry(src), multi_task)
@@ -410,35 +385,21 @@ def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchCon
     if any(s.checkpoint is None for s in sources) and "torch" in backends:
         raise OptionError("the torch backend needs training checkpoints; ONNX-only models run on --backends onnxruntime")
 
-    shape = sources[0].input_shape
     all_bs = sorted(set(cfg.batch_sizes) | set(cfg.throughput_batch_sizes if "throughput" in cfg.suites else []))
-    inputs = _inputs(data, shape, all_bs)
+    ctx = SuiteContext(sources=list(sources), data=data, inputs=_inputs(data, sources[0].input_shape, all_bs),
+                       backends=backends, options=cfg.options(), config=cfg, selected=frozenset(cfg.suites),
+                       model_entries={(s.task, s.role): results.model_entry(s.task, s.role) or {} for s in sources})
+    suites = [s for s in selected_suites(cfg.suites) if s.applies(ctx)]
+    timed = [s for s in suites if s.timed]
     measurements: list[Measurement] = []
-    if "accuracy" in cfg.suites and data is not None:
-        _stage(f"{task}: accuracy on {len(data.y_test)} test samples x {len(sources) * len(backends)} sessions", quiet)
-        measurements += _accuracy(sources, backends, opts, data)
-    if any(s in cfg.suites for s in ("latency", "paired", "throughput")):
-        measurements += _timed_suites(sources, backends, opts, inputs, cfg, quiet)
-    if "memory" in cfg.suites or "cold_start" in cfg.suites:
-        from harness.measure import memory
-
-        _stage(f"{task}: memory and cold start, one child process per model x backend", quiet)
-        measurements += memory.measure_sources(sources, backends, opts, batch_size=cfg.batch_sizes[0],
-                                               suites=[s for s in ("memory", "cold_start") if s in cfg.suites],
-                                               repeats=1 if cfg.quick else 3)
-    if "storage" in cfg.suites:
-        for src in sources:
-            entry = results.model_entry(src.task, src.role)
-            metrics = {k: entry.get(k) for k in ("checkpoint_bytes", "checkpoint_gzip_bytes", "onnx_bytes",
-                                                 "onnx_graph_bytes", "onnx_external_bytes", "onnx_gzip_bytes",
-                                                 "params", "macs")}
-            measurements.append(Measurement(task=src.task, model=src.role, backend="any", suite="storage",
-                                            batch_size=0, threads=cfg.threads, metrics=metrics))
-    if "roofline" in cfg.suites and not any(m.suite == "roofline" for m in results.measurements):
-        from harness.measure.roofline import measure_peak_gflops
-
-        peak = measure_peak_gflops(threads=cfg.threads)
-        measurements.append(Measurement(task="", model="", backend="torch", suite="roofline", batch_size=0,
-                                        threads=cfg.threads, metrics=peak))
+    for suite in suites:
+        if suite.timed:
+            if suite is timed[0]:
+                measurements += _timed_suites(ctx, timed, quiet)
+            continue
+        if suite.once_per_results and any(m.suite == suite.name for m in results.measurements):
+            continue
+        _stage(f"{task}: {suite.name}: {suite.describe}", quiet)
+        measurements += suite.measure(ctx)
     results.measurements += measurements
     return results

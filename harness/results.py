@@ -32,7 +32,6 @@ from harness.metrics import Metrics, metrics_for
 
 SCHEMA = "kd-harness/results/1"
 SCHEMA_FAMILY = "kd-harness/results/"
-SUITES = ("accuracy", "latency", "paired", "throughput", "memory", "storage", "cold_start", "roofline")
 ROLES = ("teacher", "student_scratch", "student_kd")
 
 

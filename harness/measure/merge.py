@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from harness.measure import latency, paired, throughput
+from harness.measure import throughput
+from harness.measure.registry import merge_runs
 from harness.measure.stats import StabilityThresholds
 from harness.results import Measurement
-
-MERGERS = {"latency": latency.merge_runs, "throughput": latency.merge_runs, "paired": paired.merge_runs}
 
 
 def merge_processes(measurements: Sequence[Measurement], thresholds: StabilityThresholds | None = None
@@ -24,8 +23,7 @@ def merge_processes(measurements: Sequence[Measurement], thresholds: StabilityTh
         groups.setdefault(m.key(), []).append(m)
     out: list[Measurement] = []
     for runs in groups.values():
-        merger = MERGERS.get(runs[0].suite)
-        out.append(merger(runs, thresholds) if merger else runs[0])
+        out.append(merge_runs(runs, thresholds))  # each timed suite's own merge (harness.measure.registry)
     sweeps: dict[tuple, list[Measurement]] = {}
     for m in out:
         if m.suite == "throughput":

@@ -1,0 +1,154 @@
+"""The built-in suites, registered in the order `harness bench` runs them.
+
+Each adapts one measuring module (accuracy.py, latency.py, ...) to the registry's one signature;
+the measuring itself stays in those modules.
+"""
+from __future__ import annotations
+
+from harness.measure.registry import Suite as _Suite
+from harness.measure.registry import SuiteContext, register_suite
+from harness.results import Measurement
+
+
+class Suite(_Suite):
+    in_default = True  # every built-in suite runs by default
+
+
+def _artifact(src):
+    from harness.backends.base import Artifact
+
+    return Artifact(role=src.role, checkpoint=str(src.checkpoint) if src.checkpoint else None, onnx=str(src.onnx))
+
+
+@register_suite
+class AccuracySuite(Suite):
+    name = "accuracy"
+    describe = "top-1 accuracy on the test split, every model on every backend"
+
+    def applies(self, ctx: SuiteContext) -> bool:
+        return ctx.data is not None
+
+    def measure(self, ctx: SuiteContext) -> list[Measurement]:
+        from harness.backends.base import get_backend
+        from harness.measure import accuracy
+        from harness.measure.base import SessionHandle
+
+        handles = []
+        try:  # in this process: nothing is timed here
+            for src in ctx.sources:
+                for b in ctx.backends:
+                    handles.append(SessionHandle(task=src.task, role=src.role, backend=b, options=ctx.options,
+                                                 session=get_backend(b).open(_artifact(src), ctx.options),
+                                                 macs=src.macs))
+            return accuracy.measure(handles, {"X_test": ctx.data.X_test, "y_test": ctx.data.y_test, "batch_size": 64})
+        finally:
+            for h in handles:
+                h.session.close()
+
+
+def _merge_latency(runs, thresholds=None):
+    from harness.measure import latency
+
+    return latency.merge_runs(runs, thresholds)
+
+
+def _merge_paired(runs, thresholds=None):
+    from harness.measure import paired
+
+    return paired.merge_runs(runs, thresholds)
+
+
+@register_suite
+class LatencySuite(Suite):
+    name = "latency"
+    timed = True
+    merge = staticmethod(_merge_latency)
+    describe = "per-call latency of each model on its own, at each batch size"
+
+    def measure(self, ctx: SuiteContext) -> list[Measurement]:
+        from harness.measure import latency
+
+        return latency.measure(ctx.handles, ctx.inputs, latency.LatencyConfig(
+            timing=ctx.config.timing(), batch_sizes=tuple(ctx.config.batch_sizes), pooled=True))
+
+
+@register_suite
+class PairedSuite(Suite):
+    name = "paired"
+    timed = True
+    merge = staticmethod(_merge_paired)
+    describe = "teacher and student interleaved in rounds: the speedup with its CI"
+
+    def applies(self, ctx: SuiteContext) -> bool:
+        return len(ctx.sources) > 1
+
+    def measure(self, ctx: SuiteContext) -> list[Measurement]:
+        from harness.measure import paired
+
+        quick = ctx.config.quick
+        ref = "teacher" if any(s.role == "teacher" for s in ctx.sources) else ctx.sources[0].role
+        return paired.measure(ctx.handles, ctx.inputs, paired.PairedConfig(
+            batch_sizes=tuple(ctx.config.batch_sizes), reference_role=ref,
+            rounds=20 if quick else 40, block_time_s=0.02 if quick else 0.05,
+            max_time_s=10.0 if quick else 60.0, pooled=True))
+
+
+@register_suite
+class ThroughputSuite(Suite):
+    name = "throughput"
+    timed = True
+    merge = staticmethod(_merge_latency)
+    describe = "samples/s over a batch-size sweep, back-to-back calls"
+
+    def measure(self, ctx: SuiteContext) -> list[Measurement]:
+        from harness.measure import throughput
+
+        return throughput.measure(ctx.handles, ctx.inputs, throughput.ThroughputConfig(
+            batch_sizes=tuple(ctx.config.throughput_batch_sizes), pooled=True))
+
+
+@register_suite
+class MemorySuite(Suite):
+    """Memory and cold start share one fresh child process per model x backend."""
+
+    name = "memory"
+    names = ("memory", "cold_start")
+    describe = "peak RSS, load time and first inference, one child process per model x backend"
+
+    def measure(self, ctx: SuiteContext) -> list[Measurement]:
+        from harness.measure import memory
+
+        return memory.measure_sources(list(ctx.sources), list(ctx.backends), ctx.options,
+                                      batch_size=ctx.config.batch_sizes[0],
+                                      suites=[s for s in self.answers_to() if s in ctx.selected],
+                                      repeats=1 if ctx.config.quick else 3)
+
+
+@register_suite
+class StorageSuite(Suite):
+    name = "storage"
+    describe = "bytes on disk (checkpoint, ONNX, gzip), parameters and MACs"
+
+    def measure(self, ctx: SuiteContext) -> list[Measurement]:
+        from harness.metrics import StorageMetrics
+
+        out = []
+        for src in ctx.sources:
+            entry = ctx.model_entries.get((src.task, src.role), {})
+            out.append(Measurement(task=src.task, model=src.role, backend="any", suite="storage", batch_size=0,
+                                   threads=ctx.config.threads, metrics=StorageMetrics.from_dict(entry)))
+        return out
+
+
+@register_suite
+class RooflineSuite(Suite):
+    name = "roofline"
+    once_per_results = True
+    describe = "the machine's measured GEMM peak, for % of peak (once per results file)"
+
+    def measure(self, ctx: SuiteContext) -> list[Measurement]:
+        from harness.measure.roofline import measure_peak_gflops
+
+        peak = measure_peak_gflops(threads=ctx.config.threads)
+        return [Measurement(task="", model="", backend="torch", suite="roofline", batch_size=0,
+                            threads=ctx.config.threads, metrics=peak)]
