@@ -4,7 +4,7 @@ The figures go to extra_info (so --benchmark-json / --benchmark-save carry them)
 properties (record_property). Each test goes through the `benchmark` fixture, timing its own
 measurement once, so that it runs under --benchmark-only; that time is the measuring (a child
 process, a gzip pass, a pass over the test split), not the model's speed, and these entries are
-left out of --benchmark-compare(-fail) (see conftest.pytest_benchmark_compare_machine_info).
+left out of --benchmark-compare(-fail) (see harness.pytest_plugin.pytest_benchmark_compare_machine_info).
 """
 import pytest
 

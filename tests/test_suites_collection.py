@@ -77,3 +77,14 @@ def test_plain_run_skips_suites_without_training(tmp_path):
     assert not re.search(r"\d+ (passed|failed|error)", out), out
     assert "--benchmark-only" in out  # the skip reason says how to run them
     assert not (tmp_path / "cache").exists(), "a plain run must not train the default suite run"
+
+
+def test_space_separated_options_parse_without_a_path(tmp_path):
+    """The --kd-* options come from the installed plugin, so pytest knows them before it collects
+    anything: `--kd-batch-sizes 2` (no `=`) works when pytest starts from testpaths."""
+    proc = _pytest(tmp_path, "--collect-only", "-q", "--kd-batch-sizes", "2", "--kd-backends", "onnxruntime",
+                   "-k", "test_latency")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lat = {i for i in _ids(proc.stdout) if "::test_latency[" in i}
+    assert lat == _grid("test_latency.py", "test_latency", (2,), backends=("onnxruntime",))
+    assert not (ROOT / "conftest.py").exists() and not (ROOT / "suites" / "conftest.py").exists()

@@ -1,28 +1,46 @@
-"""pytest-benchmark suites for a kd-harness training run (see suites/README.md).
+"""kd-harness as a pytest plugin (entry point ``pytest11: kd_harness``), loaded in every pytest run
+once kd-harness is installed. Disable it with ``-p no:kd_harness``.
 
-Which run: ``--kd-run DIR`` or the env var ``KD_HARNESS_RUN`` (the option wins), naming a
-``harness train`` output folder. With neither, a small default run (task gunpoint, 15 epochs,
+Two things live here:
+
+* ``kd_session``, a fixture any project can use to time its own ONNX models with pytest-benchmark on
+  the harness's ONNX Runtime backend (pinned threads, input prepared and warmed up outside timing)::
+
+      def test_latency(benchmark, kd_session):
+          model = kd_session("models/student.onnx", threads=1)
+          batch = model.example_batch(1)
+          benchmark.extra_info.update(model.extra_info(batch))
+          benchmark(model.bind(batch))
+
+* the fixtures, options and hooks behind the repository's benchmark suites (``suites/``): ``kd``,
+  ``kd_run``, the ``kd_grid`` marker and the ``--kd-*`` options (see suites/README.md).
+
+Which run the suites measure: ``--kd-run DIR`` or the env var ``KD_HARNESS_RUN`` (the option wins),
+naming a ``harness train`` output folder. With neither, a small default run (task gunpoint, 15 epochs,
 seed 0) is trained once and cached in ``$KD_HARNESS_CACHE/suite-run`` (default
 ``<rootdir>/.kd-harness-cache/suite-run``); it is reused while its summary.json matches that config.
 
 When the suites run: only when benchmarks are asked for: ``--benchmark-only``, ``--kd-suites``, or a
 pytest-benchmark output option (``--benchmark-json``, ``--benchmark-save``, ``--benchmark-autosave``,
-``--benchmark-compare``) without ``--benchmark-skip``/``--benchmark-disable``. Otherwise every item
-under suites/ is skipped at collection, before any fixture runs, so a plain ``pytest`` trains and
-times nothing. Parametrisation is static (roles x backends x batch sizes from options), so
-collection never needs the run.
+``--benchmark-compare``) without ``--benchmark-skip``/``--benchmark-disable``. Otherwise every suite
+item (a test marked ``kd_grid`` or using ``kd``/``kd_run`` from this plugin) is skipped at collection,
+before any fixture runs, so a plain ``pytest`` trains and times nothing. Nothing else is ever skipped:
+a project's own tests, ``kd_session`` ones included, follow pytest-benchmark's usual rules.
 
-Nothing heavy (torch, onnxruntime, the harness) is imported at collection time.
+Because this module is imported by every pytest run on the machine, it imports only pytest and the
+standard library at import time; torch, onnxruntime and the rest of the harness are imported inside
+the fixtures that need them.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -39,16 +57,15 @@ DEFAULT_SEEDS = [0]
 RUN_ENV = "KD_HARNESS_RUN"
 CACHE_ENV = "KD_HARNESS_CACHE"
 
-SUITES_DIR = Path(__file__).resolve().parent
+# Fixtures whose use makes a test a suite test: they need (and may train) a training run.
+RUN_FIXTURES = ("kd", "kd_run")
 _SKIP_REASON = ("kd-harness suites run only when benchmarks are asked for: pytest --benchmark-only "
                 "(or --kd-suites, --benchmark-json/-save/-compare); see suites/README.md")
 
 
 # -- options ------------------------------------------------------------------------------------
 def pytest_addoption(parser):
-    g = parser.getgroup("kd-harness suites", "kd-harness benchmark suites (suites/README.md)")
-    if any("--kd-run" in opt.names() for opt in g.options):
-        return  # already registered (a root conftest.py may import this hook to register the options early)
+    g = parser.getgroup("kd-harness", "kd-harness benchmark suites and the kd_session fixture (suites/README.md)")
     g.addoption("--kd-run", default=None, metavar="DIR",
                 help=f"`harness train` output folder to benchmark (else ${RUN_ENV}; else a cached small default run)")
     g.addoption("--kd-batch-sizes", default=None, metavar="LIST",
@@ -57,7 +74,8 @@ def pytest_addoption(parser):
                 help="throughput batch sizes (default %s)" % ",".join(map(str, THROUGHPUT_BATCH_SIZES)))
     g.addoption("--kd-backends", default=None, metavar="LIST",
                 help="backends, comma-separated (default %s)" % ",".join(BACKENDS))
-    g.addoption("--kd-threads", default=None, metavar="N", help="intra-op threads (default: physical cores)")
+    g.addoption("--kd-threads", default=None, metavar="N",
+                help="intra-op threads for the suites and for kd_session without threads= (default: physical cores)")
     g.addoption("--kd-suites", action="store_true", default=False,
                 help="run the suites even without --benchmark-only or a benchmark output option")
 
@@ -94,12 +112,17 @@ def backends(config) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def physical_cores() -> int:
+    # harness.bench.default_threads computes the same, but importing harness.bench imports torch
+    import psutil
+
+    return max(1, psutil.cpu_count(logical=False) or 1)
+
+
 def threads(config) -> int:
     text = config.getoption("kd_threads")
     if text is None:
-        from harness.bench import default_threads
-
-        return default_threads()
+        return physical_cores()
     try:
         n = int(text)
     except ValueError:
@@ -139,24 +162,25 @@ def run_location(config) -> tuple[Path | None, str]:
 def pytest_configure(config):
     config.addinivalue_line("markers", "kd_grid(kind): kd-harness suite parametrisation: latency | throughput | "
                                        "role_backend | role")
-    # Validate options early (one line, usage error) - cheap, no run needed.
+    # Bad option values are a one-line usage error at start-up; with no --kd-* option this checks nothing.
     latency_batch_sizes(config)
     throughput_batch_sizes(config)
     backends(config)
     if config.getoption("kd_threads") is not None:
         threads(config)
-    if suites_enabled(config):
-        path, where = run_location(config)
-        if path is not None and not (path / "summary.json").is_file():
-            raise pytest.UsageError(f"{where} {path}: not a `harness train` output folder (no summary.json)")
 
 
-def _in_suites(path) -> bool:
-    try:
-        Path(path).resolve().relative_to(SUITES_DIR)
+def needs_run(item) -> bool:
+    """True for a suite test: marked kd_grid, or using this plugin's kd / kd_run fixture. A project
+    that defines its own fixture called `kd` or `kd_run` is not caught by the name alone."""
+    if item.get_closest_marker("kd_grid") is not None:
         return True
-    except ValueError:
-        return False
+    name2defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}) or {}
+    for name in RUN_FIXTURES:
+        defs = name2defs.get(name)
+        if defs and getattr(defs[-1].func, "__module__", None) == __name__:
+            return True
+    return False
 
 
 def pytest_generate_tests(metafunc):
@@ -181,25 +205,169 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
+    suite_items = [item for item in items if needs_run(item)]
+    if not suite_items:
+        return
     if suites_enabled(config):
+        # A named run that is not a training run fails here, before anything is trained or timed;
+        # only when suite tests were collected, so a stray KD_HARNESS_RUN never breaks other projects.
+        path, where = run_location(config)
+        if path is not None and not (path / "summary.json").is_file():
+            raise pytest.UsageError(f"{where} {path}: not a `harness train` output folder (no summary.json)")
         return
     skip = pytest.mark.skip(reason=_SKIP_REASON)
-    for item in items:
-        if _in_suites(item.path):
-            item.add_marker(skip)
+    for item in suite_items:
+        item.add_marker(skip)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-benchmark, which `-p no:benchmark` may leave out
 def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark):
-    """Leave the footprint entries out of --benchmark-compare(-fail): their "time" is how long the
-    measuring took (a child process, a gzip pass, a test-set pass), not a model's speed; their figures
-    live in extra_info. Latency and throughput entries are compared as usual."""
+    """Leave the suites' footprint entries out of --benchmark-compare(-fail): their "time" is how long
+    the measuring took (a child process, a gzip pass, a test-set pass), not a model's speed; their
+    figures live in extra_info. Latency and throughput entries are compared as usual."""
     benches = compared_benchmark.get("benchmarks")
     if isinstance(benches, list):
-        benches[:] = [b for b in benches
-                      if not (isinstance(b, dict) and (b.get("extra_info") or {}).get("suite") in FOOTPRINT_SUITES)]
+        benches[:] = [b for b in benches if not _is_suite_footprint(b)]
 
 
-# -- the run ------------------------------------------------------------------------------------
+def _is_suite_footprint(bench: Any) -> bool:
+    info = (bench.get("extra_info") or {}) if isinstance(bench, dict) else {}
+    # "run" and "role" come from SuiteRun.extra_info: a project's own "suite" key is left alone
+    return info.get("suite") in FOOTPRINT_SUITES and "run" in info and "role" in info
+
+
+# -- kd_session: a project's own ONNX models ---------------------------------------------------
+class OnnxModel:
+    """One ONNX file open on the harness's ONNX Runtime backend, ready to time.
+
+    `bind(batch)` converts the batch to ONNX Runtime's feed and warms the session up, both outside
+    timing, and returns a zero-argument callable that runs only the inference: pass it to
+    pytest-benchmark's `benchmark`. `session` is the harness backend session (`run`, `prepare`,
+    `run_prepared`) for anything else."""
+
+    def __init__(self, path: Path, role: str, session, options):
+        self.path = path
+        self.role = role
+        self.session = session
+        self.options = options  # harness.backends.base.BackendOptions
+
+    @property
+    def threads(self) -> int:
+        return self.options.threads
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The model's input shape with the batch axis; None where the model leaves a size open."""
+        return self.session.full_input_shape
+
+    def example_batch(self, batch_size: int = 1, shape: tuple[int, ...] | None = None, seed: int = 0):
+        """Standard-normal float32 input of `batch_size` samples. `shape` (without the batch axis) is
+        needed only where the model leaves a non-batch size open."""
+        import numpy as np
+
+        sample = tuple(shape) if shape is not None else self.input_shape[1:]
+        if any(d is None for d in sample):
+            raise ValueError(f"{self.path.name}: input shape {self.input_shape} has open sizes besides the "
+                             f"batch axis; pass shape=(...) without the batch axis")
+        return np.random.default_rng(seed).standard_normal((batch_size, *sample), dtype=np.float32)
+
+    def bind(self, batch, warm_up: bool = True) -> Callable[[], Any]:
+        prepared = self.session.prepare(batch)
+        # partial, not a lambda or a method: the timed call adds no Python frame around ORT's run
+        call = functools.partial(self.session.run_prepared, prepared)
+        if warm_up:
+            warm_up_calls(call)
+        return call
+
+    def run(self, batch):
+        """Logits for `batch` as numpy (outside timing: checking outputs, comparing models)."""
+        return self.session.run(batch)
+
+    def extra_info(self, batch, suite: str = "latency", **more: Any) -> dict[str, Any]:
+        """What `harness report` reads from a benchmark's extra_info (role, backend, batch size, threads,
+        file size), plus `more` (e.g. task=..., accuracy=...)."""
+        batch_size = batch if isinstance(batch, int) else int(batch.shape[0])
+        return {"suite": suite, "role": self.role, "backend": "onnxruntime", "batch_size": batch_size,
+                "threads": self.threads, "onnx": str(self.path), "onnx_bytes": self.path.stat().st_size, **more}
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({str(self.path)!r}, role={self.role!r}, threads={self.threads})"
+
+
+class OnnxSessionCache:
+    """ORT sessions shared by every test of a pytest session: one per (file, options), reopened when
+    the file changes on disk; closed at session end."""
+
+    def __init__(self, config):
+        self.config = config
+        self._open: dict[tuple, OnnxModel] = {}
+
+    def open(self, path: str | os.PathLike, role: str | None = None, **options: Any) -> OnnxModel:
+        from harness.backends.base import Artifact, BackendOptions
+        # the ONNX Runtime backend module directly: get_backend() would also import the torch backend
+        from harness.backends.onnxruntime_backend import OnnxRuntimeBackend
+        from harness.errors import HarnessError
+
+        path = Path(path)
+        if not path.is_absolute():
+            path = Path(self.config.rootpath) / path
+        path = path.resolve()
+        unknown = sorted(set(options) - set(BackendOptions.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"kd_session: unknown option {', '.join(unknown)}; "
+                            f"known: {', '.join(BackendOptions.__dataclass_fields__)}")
+        if options.get("threads") is None:
+            options["threads"] = threads(self.config)
+        backend_options = BackendOptions(**options)
+        role = role or path.stem
+        stat = path.stat() if path.is_file() else None
+        key = (str(path), stat and (stat.st_mtime_ns, stat.st_size), role, tuple(sorted(backend_options.key().items())))
+        if key not in self._open:
+            try:
+                session = OnnxRuntimeBackend().open(Artifact(role=role, onnx=str(path)), backend_options)
+            except HarnessError as exc:
+                pytest.fail(f"kd_session: {exc}", pytrace=False)
+            self._open[key] = OnnxModel(path, role, session, backend_options)
+        return self._open[key]
+
+    def close(self) -> None:
+        for model in self._open.values():
+            model.session.close()
+        self._open.clear()
+
+
+@pytest.fixture(scope="session")
+def kd_onnx_sessions(pytestconfig):
+    """The sessions behind kd_session; `kd_onnx_sessions.open(...)` serves session-scoped fixtures."""
+    cache = OnnxSessionCache(pytestconfig)
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def kd_session(kd_onnx_sessions) -> Callable[..., OnnxModel]:
+    """Open an ONNX file for timing: ``kd_session(path, role=None, threads=None, **backend_options)``.
+
+    `path` is relative to pytest's rootdir unless absolute. `role` names the model in extra_info and
+    `harness report` (default: the file name without .onnx). Threads: `threads=`, else --kd-threads,
+    else physical cores; always pinned, never ORT's own default. Other keywords are
+    harness.backends.base.BackendOptions fields (inter_op_threads, device, graph_optimization, arena).
+    Sessions are shared across the pytest session per (file, options)."""
+    return kd_onnx_sessions.open
+
+
+def warm_up_calls(fn, *args, min_calls: int = 10, min_s: float = 0.05, max_s: float = 2.0) -> float:
+    """Call fn(*args) outside timing until min_calls and min_s are reached (at most max_s); s/call."""
+    calls, t0 = 0, time.perf_counter()
+    while True:
+        fn(*args)
+        calls += 1
+        elapsed = time.perf_counter() - t0
+        if (calls >= min_calls and elapsed >= min_s) or elapsed >= max_s:
+            return elapsed / calls
+
+
+# -- the suites' run -----------------------------------------------------------------------------
 @dataclass
 class SuiteRun:
     task: str
@@ -259,6 +427,7 @@ def _say(config, msg: str) -> None:
     capman = config.pluginmanager.get_plugin("capturemanager")
     if tr is None:
         return
+
     def write():
         if getattr(getattr(tr, "_tw", None), "width_of_current_line", 0):
             tr.write("\n")  # after progress dots
@@ -376,13 +545,7 @@ class Suite:
     @staticmethod
     def warm_up(fn, arg, min_calls: int = 10, min_s: float = 0.05, max_s: float = 2.0) -> float:
         """Call fn(arg) outside timing until min_calls and min_s are reached (at most max_s); s/call."""
-        calls, t0 = 0, time.perf_counter()
-        while True:
-            fn(arg)
-            calls += 1
-            elapsed = time.perf_counter() - t0
-            if (calls >= min_calls and elapsed >= min_s) or elapsed >= max_s:
-                return elapsed / calls
+        return warm_up_calls(fn, arg, min_calls=min_calls, min_s=min_s, max_s=max_s)
 
     def throughput_plan(self, per_call_s: float, round_s: float = 0.01) -> tuple[int, int]:
         """(iterations, rounds): back-to-back calls per round (>= round_s of work), rounds to fill
