@@ -92,5 +92,21 @@ def load_checkpoint(path: str | Path, expect_config: dict[str, Any] | None = Non
     return model, meta
 
 
-def read_sidecar(path: str | Path) -> dict[str, Any]:
-    return read_json(Path(path).with_suffix(".json"), what="checkpoint metadata")
+def run_is_complete(run_dir: str | Path, train_config: dict[str, Any], seeds: list[int], task: str | None = None
+                    ) -> bool:
+    """Whether `run_dir` already holds a finished training run of exactly this config, seeds (and
+    task): its summary says so and every checkpoint it lists is on disk. Such a run is reused, not
+    retrained (`harness run`, the pytest plugin's default run)."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        return False
+    try:
+        summary = read_json(path, what="training summary")
+    except Exception:  # noqa: BLE001 - an unreadable old run is simply retrained
+        return False
+    if not isinstance(summary, dict) or summary.get("train_config") != train_config or summary.get("seeds") != seeds:
+        return False
+    if task is not None and summary.get("task") != task:
+        return False
+    return all((Path(run_dir) / ck["path"]).is_file()
+               for m in (summary.get("models") or {}).values() for ck in m.get("checkpoints", []))

@@ -408,18 +408,9 @@ def _default_train_config():
 
 
 def _default_run_ok(run_dir: Path) -> bool:
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        return False
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    if (summary.get("task") != DEFAULT_TASK or summary.get("seeds") != DEFAULT_SEEDS
-            or summary.get("train_config") != _default_train_config().to_dict()):
-        return False
-    return all((run_dir / ck["path"]).is_file()
-               for m in summary.get("models", {}).values() for ck in m.get("checkpoints", []))
+    from harness.artifacts import run_is_complete
+
+    return run_is_complete(run_dir, _default_train_config().to_dict(), DEFAULT_SEEDS, DEFAULT_TASK)
 
 
 def _say(config, msg: str) -> None:

@@ -14,20 +14,6 @@ from harness.results import Results, write_results
 DEFAULT_TASKS = ("osuleaf", "moving-digits")
 
 
-def _reusable(run_dir: Path, cfg_dict: dict[str, Any], seeds: list[int]) -> bool:
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        return False
-    try:
-        summary = read_json(path, what="training summary")
-    except Exception:  # noqa: BLE001 - an unreadable old run is simply retrained
-        return False
-    if summary.get("train_config") != cfg_dict or summary.get("seeds") != seeds:
-        return False
-    return all((run_dir / ck["path"]).is_file()
-               for m in summary.get("models", {}).values() for ck in m.get("checkpoints", []))
-
-
 def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list[int] | None = None,
              retrain: bool = False, bench_cfg: BenchConfig | None = None, train_overrides: dict | None = None,
              recipe: str | None = None, quiet: bool = False) -> tuple[Results, Path]:
@@ -51,7 +37,7 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
             cfg = load_recipe(recipe, cfg)
         cfg = cfg.with_overrides(**(train_overrides or {})).validate()
         run_dir = out_dir / data.name
-        if retrain or not _reusable(run_dir, cfg.to_dict(), seeds):
+        if retrain or not run_is_complete(run_dir, cfg.to_dict(), seeds):
             _say(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}", quiet)
             train_trio(data, cfg, seeds, run_dir, show_progress=not quiet,
                        log=None if quiet else (lambda m: _say(m, False)),

@@ -155,18 +155,6 @@ class OnnxRuntimeBackend(Backend):
             raise ModelFileError(f"ONNX model {path} has no inputs or outputs")
         return OnnxRuntimeSession(sess, options, artifact)
 
-    @classmethod
-    def from_bytes(cls, data: bytes, options: BackendOptions | None = None) -> OnnxRuntimeSession:
-        """A session from an in-memory model (tests, parity checks of unsaved exports)."""
-        options = options or BackendOptions()
-        try:
-            sess = ort.InferenceSession(data, sess_options=session_options(options), providers=_providers(options.device))
-        except HarnessError:
-            raise
-        except Exception as exc:
-            raise ModelFileError(f"ONNX Runtime cannot load the model: {_first_line(exc)}") from None
-        return OnnxRuntimeSession(sess, options, None)
-
     def available_devices(self) -> list[str]:
         providers = ort.get_available_providers()
         return ["cpu"] + (["cuda"] if "CUDAExecutionProvider" in providers else [])

@@ -249,7 +249,6 @@ def train_trio(
             "seeds": [it.seed for it in items],
             "checkpoints": paths,
         }
-    kd_meta = trained["student_kd"][0].meta
     summary["models"]["student_kd"].update(
         {"kd_logits": cfg.kd_logits, "kd_loss": cfg.kd_loss, "kd_params": cfg.kd_params(),
          "teacher_logits_seconds": logits_seconds}
