@@ -5,7 +5,7 @@ Two ways in: a training run folder (checkpoints + summary.json), or any ONNX fil
 """
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from harness.fileio import read_json, sha256_file
 from harness.options import parse_list
 from harness.results import SUITES, Measurement, Results
 from harness.tasks.base import Dataset
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SUITES = ("accuracy", "latency", "paired", "throughput", "memory", "storage", "cold_start", "roofline")
 
@@ -103,11 +105,6 @@ class ModelSource:
     macs: int | None = None
     parity: dict[str, Any] | None = None
     training: dict[str, Any] | None = None  # the role's entry in summary.json
-
-
-def _stage(msg: str, quiet: bool) -> None:
-    if not quiet:
-        print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
 # -- way in 1: a training run -------------------------------------------------------------------
@@ -199,8 +196,7 @@ def verify_checkpoints(summary: dict[str, Any], run_dir: Path) -> None:
                 raise CheckpointError(f"{shown(path)} does not match the training summary for {role}: {', '.join(diffs)}")
 
 
-def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg: BenchConfig,
-               quiet: bool = False) -> list[ModelSource]:
+def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg: BenchConfig) -> list[ModelSource]:
     """Export every role's first-seed checkpoint to ONNX (dynamic batch) and check parity on real inputs."""
     from harness.artifacts import load_checkpoint
     from harness.export import export_onnx, parity_check
@@ -214,13 +210,14 @@ def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg
         model, meta = load_checkpoint(ckpt, expect_config=entry.get("model_config"))
         shape = tuple(meta["input_shape"])
         onnx_path = run_dir / "onnx" / f"{role}.onnx"
-        _stage(f"{summary['task']}: export {role} -> {onnx_path}", quiet)
+        log.info(f"{summary['task']}: export {role} -> {onnx_path}")
         export_onnx(model, shape, onnx_path, external_data=cfg.external_data)
         if data is not None:
             inputs = data.X_test[: cfg.parity_samples]
         else:
             inputs = np.random.default_rng(0).standard_normal((16, *shape)).astype(np.float32)
         parity = parity_check(model, onnx_path, inputs, atol=cfg.parity_atol, rtol=cfg.parity_rtol, strict=True)
+        log.debug(f"{summary['task']}: {role} parity {parity}")
         sources.append(ModelSource(task=summary["task"], role=role, onnx=onnx_path, input_shape=shape,
                                    checkpoint=ckpt, params=meta.get("params"), macs=meta.get("macs"),
                                    parity=parity, training=entry))
@@ -350,7 +347,7 @@ def _accuracy(sources: list[ModelSource], backends: list[str], opts: BackendOpti
 
 
 def _timed_suites(sources: list[ModelSource], backends: list[str], opts: BackendOptions,
-                  inputs: dict[int, np.ndarray], cfg: BenchConfig, quiet: bool) -> list[Measurement]:
+                  inputs: dict[int, np.ndarray], cfg: BenchConfig) -> list[Measurement]:
     """Latency, paired and throughput in `cfg.n_processes()` fresh sets of worker processes.
 
     Per process set and backend, every model gets a worker of its own (harness/measure/worker.py);
@@ -368,7 +365,7 @@ def _timed_suites(sources: list[ModelSource], backends: list[str], opts: Backend
     for p in range(n_proc):
         for b in backends:
             order = sources[p % len(sources):] + sources[:p % len(sources)]
-            _stage(f"{task}: timing on {b}, worker process set {p + 1}/{n_proc}", quiet)
+            log.info(f"{task}: timing on {b}, worker process set {p + 1}/{n_proc}")
             workers = start_workers([(b, _artifact(src), opts, f"{task}/{src.role}/{b}") for src in order])
             try:
                 handles = [SessionHandle(task=src.task, role=src.role, backend=b, options=opts, session=None,
@@ -388,12 +385,12 @@ def _timed_suites(sources: list[ModelSource], backends: list[str], opts: Backend
             finally:
                 for w in workers:
                     w.close()
-    _stage(f"{task}: pooling {n_proc} worker process set(s)", quiet)
+    log.info(f"{task}: pooling {n_proc} worker process set(s)")
     return merge_processes(runs)
 
 
 def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchConfig, *, results: Results | None = None,
-                 multi_task: bool = False, quiet: bool = False) -> Results:
+                 multi_task: bool = False) -> Results:
     """Measure every source on every backend with every suite; append to `results` (or a new one)."""
     from harness.measure.environment import collect
 
@@ -415,14 +412,14 @@ def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchCon
     inputs = _inputs(data, shape, all_bs)
     measurements: list[Measurement] = []
     if "accuracy" in cfg.suites and data is not None:
-        _stage(f"{task}: accuracy on {len(data.y_test)} test samples x {len(sources) * len(backends)} sessions", quiet)
+        log.info(f"{task}: accuracy on {len(data.y_test)} test samples x {len(sources) * len(backends)} sessions")
         measurements += _accuracy(sources, backends, opts, data)
     if any(s in cfg.suites for s in ("latency", "paired", "throughput")):
-        measurements += _timed_suites(sources, backends, opts, inputs, cfg, quiet)
+        measurements += _timed_suites(sources, backends, opts, inputs, cfg)
     if "memory" in cfg.suites or "cold_start" in cfg.suites:
         from harness.measure import memory
 
-        _stage(f"{task}: memory and cold start, one child process per model x backend", quiet)
+        log.info(f"{task}: memory and cold start, one child process per model x backend")
         measurements += memory.measure_sources(sources, backends, opts, batch_size=cfg.batch_sizes[0],
                                                suites=[s for s in ("memory", "cold_start") if s in cfg.suites],
                                                repeats=1 if cfg.quick else 3)
