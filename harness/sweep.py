@@ -83,7 +83,8 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
     no_bar = dict(show_progress=False)  # one bar for the whole sweep, none per model
     cells = grid.cells()
     bar = tqdm(total=1 + len(seeds) * (1 + len(cells)), desc=f"sweep {data.name}", unit="model",
-               disable=not log.isEnabledFor(logging.INFO), file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 15.0)
+               disable=not log.isEnabledFor(logging.INFO), file=sys.stderr,
+               mininterval=0.1 if sys.stderr.isatty() else 15.0)
     t0 = time.perf_counter()
     teacher = train_role("teacher", t_cfg, view, view.X_train, view.y_train, base, seeds[0], **no_bar)
     bar.update(1)

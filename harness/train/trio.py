@@ -86,7 +86,8 @@ def _progress_bar(desc: str, total: int, enabled: bool):
 
     # Off a terminal (CI logs) redraw rarely, so a log gets a few lines per model, not thousands.
     tty = sys.stderr.isatty()
-    bar = tqdm(total=total, desc=desc, unit="ep", leave=False, disable=not (enabled and log.isEnabledFor(logging.INFO)), file=sys.stderr,
+    show = enabled and log.isEnabledFor(logging.INFO)
+    bar = tqdm(total=total, desc=desc, unit="ep", leave=False, disable=not show, file=sys.stderr,
                mininterval=0.1 if tty else 15.0)
 
     def update(epoch: int, loss: float) -> None:
