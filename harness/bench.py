@@ -5,7 +5,7 @@ Two ways in: a training run folder (checkpoints + summary.json), or any ONNX fil
 """
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from harness.options import parse_list
 from harness.measure.registry import default_suite_names, suite_names
 from harness.results import Measurement, Results
 from harness.tasks.base import Dataset
+
+log = logging.getLogger(__name__)
 
 
 def default_threads() -> int:
@@ -103,11 +105,6 @@ class ModelSource:
     macs: int | None = None
     parity: dict[str, Any] | None = None
     training: dict[str, Any] | None = None  # the role's entry in summary.json
-
-
-def _stage(msg: str, quiet: bool) -> None:
-    if not quiet:
-        print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
 # -- way in 1: a training run -------------------------------------------------------------------
@@ -199,8 +196,7 @@ def verify_checkpoints(summary: dict[str, Any], run_dir: Path) -> None:
                 raise CheckpointError(f"{shown(path)} does not match the training summary for {role}: {', '.join(diffs)}")
 
 
-def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg: BenchConfig,
-               quiet: bool = False) -> list[ModelSource]:
+def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg: BenchConfig) -> list[ModelSource]:
     """Export every role's first-seed checkpoint to ONNX (dynamic batch) and check parity on real inputs."""
     from harness.artifacts import load_checkpoint
     from harness.export import export_onnx, parity_check
@@ -214,13 +210,14 @@ def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg
         model, meta = load_checkpoint(ckpt, expect_config=entry.get("model_config"))
         shape = tuple(meta["input_shape"])
         onnx_path = run_dir / "onnx" / f"{role}.onnx"
-        _stage(f"{summary['task']}: export {role} -> {onnx_path}", quiet)
+        log.info(f"{summary['task']}: export {role} -> {onnx_path}")
         export_onnx(model, shape, onnx_path, external_data=cfg.external_data)
         if data is not None:
             inputs = data.X_test[: cfg.parity_samples]
         else:
             inputs = np.random.default_rng(0).standard_normal((16, *shape)).astype(np.float32)
         parity = parity_check(model, onnx_path, inputs, atol=cfg.parity_atol, rtol=cfg.parity_rtol, strict=True)
+        log.debug(f"{summary['task']}: {role} parity {parity}")
         sources.append(ModelSource(task=summary["task"], role=role, onnx=onnx_path, input_shape=shape,
                                    checkpoint=ckpt, params=meta.get("params"), macs=meta.get("macs"),
                                    parity=parity, training=entry))
@@ -331,7 +328,7 @@ def _artifact(src: ModelSource) -> Artifact:
     return Artifact(role=src.role, checkpoint=str(src.checkpoint) if src.checkpoint else None, onnx=str(src.onnx))
 
 
-def _timed_suites(ctx, timed: list, quiet: bool) -> list[Measurement]:
+def _timed_suites(ctx, timed: list) -> list[Measurement]:
     """The timed suites in `cfg.n_processes()` fresh sets of worker processes.
 
     Per process set and backend, every model gets a worker of its own (harness/measure/worker.py);
@@ -347,8 +344,7 @@ def _timed_suites(ctx, timed: list, quiet: bool) -> list[Measurement]:
     for p in range(n_proc):
         for b in ctx.backends:
             order = sources[p % len(sources):] + sources[:p % len(sources)]
-            _stage(f"{task}: timing ({', '.join(s.name for s in timed)}) on {b}, worker process set {p + 1}/{n_proc}",
-                   quiet)
+            log.info(f"{task}: timing ({', '.join(s.name for s in timed)}) on {b}, worker process set {p + 1}/{n_proc}")
             workers = start_workers([(b, _artifact(src), ctx.options, f"{task}/{src.role}/{b}") for src in order])
             try:
                 hctx = ctx.with_handles([SessionHandle(task=src.task, role=src.role, backend=b, options=ctx.options,
@@ -359,12 +355,12 @@ def _timed_suites(ctx, timed: list, quiet: bool) -> list[Measurement]:
             finally:
                 for w in workers:
                     w.close()
-    _stage(f"{task}: pooling {n_proc} worker process set(s)", quiet)
+    log.info(f"{task}: pooling {n_proc} worker process set(s)")
     return merge_processes(runs)
 
 
 def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchConfig, *, results: Results | None = None,
-                 multi_task: bool = False, quiet: bool = False) -> Results:
+                 multi_task: bool = False) -> Results:
     """Measure every source on every backend with every selected suite; append to `results` (or a new one).
 
     A loop over the registry's suites (harness/measure/registry.py), in registry order; the timed
@@ -395,11 +391,11 @@ def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchCon
     for suite in suites:
         if suite.timed:
             if suite is timed[0]:
-                measurements += _timed_suites(ctx, timed, quiet)
+                measurements += _timed_suites(ctx, timed)
             continue
         if suite.once_per_results and any(m.suite == suite.name for m in results.measurements):
             continue
-        _stage(f"{task}: {suite.name}: {suite.describe}", quiet)
+        log.info(f"{task}: {suite.name}: {suite.describe}")
         measurements += suite.measure(ctx)
     results.measurements += measurements
     return results

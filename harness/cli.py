@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from harness.errors import HarnessError, OptionError
 from harness.options import parse_list
 
 EXIT_BAD_INPUT = 2
+
+log = logging.getLogger(__name__)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +62,62 @@ def _str_list(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+def _verbosity_parser() -> argparse.ArgumentParser:
+    """--quiet / --verbose, shared by the commands that report progress."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quiet", "-q", action="store_true", help="warnings and errors only, no progress")
+    g.add_argument("--verbose", "-v", action="store_true", help="also print debug detail")
+    return p
+
+
+class _CliFormatter(logging.Formatter):
+    """Plain lines: `[bench] message` (the module's short name), the CLI's own lines bare, a warning marked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.exc_info:
+            msg = f"{msg}\n{self.formatException(record.exc_info)}"
+        if record.levelno >= logging.WARNING:
+            msg = f"{record.levelname.lower()}: {msg}"
+        if record.name != __name__:
+            msg = f"[{record.name.rsplit('.', 1)[-1]}] {msg}"
+        return msg
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (so redirected or captured stderr gets the lines)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+def configure_logging(args) -> tuple[logging.Handler, int]:
+    """The `harness` loggers' level from --quiet/--verbose (default INFO), one handler to stderr.
+    Returns what `restore_logging` needs to undo it (main() may run more than once in one process)."""
+    level = logging.WARNING if getattr(args, "quiet", False) else (
+        logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
+    root = logging.getLogger("harness")
+    handler = _StderrHandler()
+    handler.setFormatter(_CliFormatter())
+    previous = root.level
+    root.setLevel(level)
+    root.addHandler(handler)
+    return handler, previous
+
+
+def restore_logging(state: tuple[logging.Handler, int]) -> None:
+    handler, previous = state
+    root = logging.getLogger("harness")
+    root.removeHandler(handler)
+    root.setLevel(previous)
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default=None, help="comma-separated student seeds (default 0)")
     p.add_argument("--epochs", type=_positive_int("--epochs"), default=None, help="epochs for every role")
@@ -83,20 +142,21 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="kd-harness: what knowledge distillation buys a 1D or 3D CNN")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    verbosity = [_verbosity_parser()]
 
     p = sub.add_parser("tasks", help="list the built-in tasks")
     p.add_argument("--json", action="store_true", help="machine-readable list")
 
-    p = sub.add_parser("train", help="train teacher, scratch student and KD student for a task")
+    p = sub.add_parser("train", parents=verbosity, help="train teacher, scratch student and KD student for a task")
     p.add_argument("--task", default=None)
     p.add_argument("--data", default=None, help="custom data: npz with X_train, y_train, X_test, y_test")
     p.add_argument("--out", default=None, help="run folder (default runs/<task>)")
-    p.add_argument("--quiet", action="store_true")
     p.add_argument("--teacher-config", default=None, help="teacher model config: JSON text or a .json file")
     p.add_argument("--student-config", default=None, help="student model config: JSON text or a .json file")
     _add_train_options(p)
 
-    p = sub.add_parser("sweep", help="grid-search the KD recipe on a validation split of the training data")
+    p = sub.add_parser("sweep", parents=verbosity,
+                       help="grid-search the KD recipe on a validation split of the training data")
     p.add_argument("--task", default=None)
     p.add_argument("--data", default=None)
     p.add_argument("--temperatures", default="1,2,4,8")
@@ -104,10 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kd-losses", type=_str_list, default=["hinton"], help="hinton and/or dkd")
     p.add_argument("--val-fraction", type=_finite_float("--val-fraction"), default=0.2)
     p.add_argument("--out", default=None, help="folder for sweep.json and recipe.json (default runs/<task>-sweep)")
-    p.add_argument("--quiet", action="store_true")
     _add_train_options(p)
 
-    p = sub.add_parser("bench", help="measure a training run's models, or ONNX files you bring")
+    p = sub.add_parser("bench", parents=verbosity, help="measure a training run's models, or ONNX files you bring")
     p.add_argument("run_dir", nargs="?", default=None, help="a `harness train` output folder")
     p.add_argument("--onnx", action="append", default=[], metavar="LABEL=FILE.onnx",
                    help="measure ONNX files instead of a run (repeat: --onnx teacher=t.onnx --onnx student=s.onnx)")
@@ -116,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_options(p)
     p.add_argument("--out", default=None, help="results JSON (default RUN_DIR/results.json or results.json)")
 
-    p = sub.add_parser("run", help="the main job: train (or reuse) the default 1D and 3D trios, bench, compare")
+    p = sub.add_parser("run", parents=verbosity,
+                       help="the main job: train (or reuse) the default 1D and 3D trios, bench, compare")
     p.add_argument("--out", default="runs/default", help="folder for runs and results.json (default runs/default)")
     p.add_argument("--retrain", action="store_true", help="train again even if a matching run exists")
     p.add_argument("--tasks", type=_str_list, default=None, help="comma-separated tasks (default osuleaf,moving-digits)")
@@ -168,7 +228,6 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
                    help="fresh worker process sets the timed suites run in; CIs span them (default 3, quick 2)")
     p.add_argument("--history", default=None, help="append to this SQLite history (default results/history.sqlite)")
     p.add_argument("--no-history", action="store_true", help="do not append to the history database")
-    p.add_argument("--quiet", action="store_true")
 
 
 def cmd_tasks(args) -> int:
@@ -250,9 +309,8 @@ def cmd_train(args) -> int:
             raise OptionError(f"{what} has in_channels={mc['in_channels']}, num_classes={mc['num_classes']}; "
                               f"the data has {data.in_channels} channels and {data.classes} classes")
     out = args.out or os.path.join("runs", data.name)
-    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     data_ref = {"npz": str(Path(args.data).resolve())} if args.data else {"task": data.name, "data_seed": 0}
-    summary = train_trio(data, cfg, seeds, out, show_progress=not args.quiet, log=log, data_ref=data_ref,
+    summary = train_trio(data, cfg, seeds, out, data_ref=data_ref,
                          teacher_config=teacher_cfg, student_config=student_cfg)
     print(format_summary(summary))
     print(f"\nwrote {os.path.join(out, 'summary.json')}")
@@ -269,11 +327,9 @@ def cmd_sweep(args) -> int:
     train_config_from_args(args)  # bad options fail before the data is read
     data, cfg = _data_and_config(args)
     out = args.out or os.path.join("runs", f"{data.name}-sweep")
-    if not args.quiet:
-        fixed = {k: v for k, v in cfg.to_dict().items() if k not in ("temperature", "alpha", "kd_loss", "threads")}
-        print("grid over kd_loss x T x alpha; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()),
-              file=sys.stderr, flush=True)
-    doc = run_sweep(data, cfg, grid, seeds, out, val_fraction=args.val_fraction, show_progress=not args.quiet,
+    fixed = {k: v for k, v in cfg.to_dict().items() if k not in ("temperature", "alpha", "kd_loss", "threads")}
+    log.info("grid over kd_loss x T x alpha; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
+    doc = run_sweep(data, cfg, grid, seeds, out, val_fraction=args.val_fraction,
                     on_row=lambda row: print(format_row(row), flush=True))
     print(f"\nteacher val acc {100 * doc['teacher_val_accuracy']:.2f}%")
     print("chosen: " + format_row({**doc["chosen"], "cell": doc["chosen"]["cell"]}))
@@ -348,8 +404,8 @@ def cmd_bench(args) -> int:
 
     ensure_writable_dir(out.parent if str(out.parent) else ".")
     if sources is None:
-        sources = bench.export_run(summary, run_dir, data, cfg, quiet=args.quiet)
-    results = bench.bench_models(sources, data, cfg, quiet=args.quiet)
+        sources = bench.export_run(summary, run_dir, data, cfg)
+    results = bench.bench_models(sources, data, cfg)
     if args.run_dir:
         results.tasks[summary["task"]] = summary
     path = write_results(out, results)
@@ -368,7 +424,7 @@ def cmd_run(args) -> int:
     seeds = parse_seeds(args.seeds)
     overrides = {"epochs": args.epochs} if args.epochs else None
     results, path = main_job(args.out, tasks=args.tasks, seeds=seeds, retrain=args.retrain, bench_cfg=cfg,
-                             train_overrides=overrides, recipe=args.recipe, quiet=args.quiet)
+                             train_overrides=overrides, recipe=args.recipe)
     _record_history(args, path)
     print(build_report(results, "table"))
     print(f"\nwrote {path} ({results.config.get('wall_seconds', 0):.0f} s)")
@@ -383,7 +439,7 @@ def cmd_report(args) -> int:
         raise OptionError(f"unknown report format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     path = write_report(args.results, fmt, args.out)
     if path is not None:
-        print(f"wrote {path}", file=sys.stderr)
+        log.info(f"wrote {path}")
     return 0
 
 
@@ -398,7 +454,7 @@ def cmd_gate(args) -> int:
     code = gate.gate_exit_code(verdicts)
     if args.update_baseline:
         gate.update_baseline(args.current, args.baseline)
-        print(f"baseline updated: {args.baseline}", file=sys.stderr)
+        log.info(f"baseline updated: {args.baseline}")
     return code
 
 
@@ -425,7 +481,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.command:
             parser.print_help()
             return EXIT_BAD_INPUT
-        return COMMANDS[args.command](args)
+        state = configure_logging(args)
+        try:
+            return COMMANDS[args.command](args)
+        finally:
+            restore_logging(state)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -35,6 +35,8 @@ EXPORTERS = ("auto", "dynamo", "torchscript")
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
+log = logging.getLogger(__name__)
+
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:
     text = str(exc).strip()
@@ -43,7 +45,7 @@ def _first_line(exc: BaseException, limit: int = 200) -> str:
 
 
 @contextlib.contextmanager
-def _quiet():
+def _silenced():
     """Silence exporter progress prints, python warnings and torch.onnx log lines."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
     levels = [lg.level for lg in loggers]
@@ -62,7 +64,7 @@ def _export_dynamo(model, example, opset: int | None):
     import torch
 
     batch = torch.export.Dim("batch", min=1)
-    with _quiet():
+    with _silenced():
         program = torch.onnx.export(
             model,
             (example,),
@@ -87,7 +89,7 @@ def _export_torchscript(model, example, opset: int | None):
     import torch
 
     buf = io.BytesIO()
-    with _quiet():
+    with _silenced():
         torch.onnx.export(
             model,
             (example,),
@@ -194,9 +196,11 @@ def export_onnx(
                 _save(proto, target, external_data)
                 del proto
                 _smoke(target, shape)
+                log.debug(f"{path.name}: exported with the {method} exporter")
                 break
             except Exception as exc:  # exporters raise anything; keep one line per attempt
                 failures.append(f"{method}: {_first_line(exc)}")
+                log.debug(f"{path.name}: {method} exporter failed: {_first_line(exc)}")
         else:
             raise HarnessError(f"ONNX export of {path.name} failed ({'; '.join(failures)})")
 

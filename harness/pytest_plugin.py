@@ -34,7 +34,6 @@ the fixtures that need them.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import time
@@ -439,7 +438,7 @@ def _train_default(config, run_dir: Path) -> None:
                  f"into {run_dir}; later sessions reuse it")
     t0 = time.perf_counter()
     data = get_task(DEFAULT_TASK).load(0)
-    train_trio(data, _default_train_config(), DEFAULT_SEEDS, run_dir, show_progress=False,
+    train_trio(data, _default_train_config(), DEFAULT_SEEDS, run_dir,
                data_ref={"task": DEFAULT_TASK, "data_seed": 0})
     _say(config, f"trained in {time.perf_counter() - t0:.1f}s")
 
@@ -479,7 +478,7 @@ def kd_run(pytestconfig) -> SuiteRun:
         data = run_dataset(summary)
         cfg = BenchConfig(threads=n_threads)
         t0 = time.perf_counter()
-        sources = export_run(summary, run_dir, data, cfg, quiet=True)
+        sources = export_run(summary, run_dir, data, cfg)
     except HarnessError as exc:
         pytest.fail(f"kd-harness suites: cannot use run {path} ({where}): {exc}", pytrace=False)
     _say(pytestconfig, f"run {run_dir} ({where}): task {summary['task']}, exported + parity-checked "

@@ -2,21 +2,22 @@
 trios, export, bench, write DIR/results.json and print the comparison table."""
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
-from typing import Any
 
-from harness.bench import BenchConfig, bench_models, export_run, load_run, run_dataset
-from harness.fileio import ensure_writable_dir, read_json
+from harness.bench import BenchConfig, bench_models, export_run, load_run
+from harness.fileio import ensure_writable_dir
 from harness.results import Results, write_results
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TASKS = ("osuleaf", "moving-digits")
 
 
 def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list[int] | None = None,
              retrain: bool = False, bench_cfg: BenchConfig | None = None, train_overrides: dict | None = None,
-             recipe: str | None = None, quiet: bool = False) -> tuple[Results, Path]:
+             recipe: str | None = None) -> tuple[Results, Path]:
     from harness.tasks import get_task
     from harness.train.recipes import default_recipe, load_recipe
     from harness.train.trio import train_trio
@@ -38,21 +39,14 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
         cfg = cfg.with_overrides(**(train_overrides or {})).validate()
         run_dir = out_dir / data.name
         if retrain or not run_is_complete(run_dir, cfg.to_dict(), seeds):
-            _say(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}", quiet)
-            train_trio(data, cfg, seeds, run_dir, show_progress=not quiet,
-                       log=None if quiet else (lambda m: _say(m, False)),
-                       data_ref={"task": data.name, "data_seed": 0})
+            log.info(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}")
+            train_trio(data, cfg, seeds, run_dir, data_ref={"task": data.name, "data_seed": 0})
         else:
-            _say(f"reusing trained {data.name} trio in {run_dir} (--retrain to train again)", quiet)
+            log.info(f"reusing trained {data.name} trio in {run_dir} (--retrain to train again)")
         summary, run_dir = load_run(run_dir)
         results.tasks[data.name] = summary
-        sources = export_run(summary, run_dir, data, bench_cfg, quiet=quiet)
-        bench_models(sources, data, bench_cfg, results=results, multi_task=len(specs) > 1, quiet=quiet)
+        sources = export_run(summary, run_dir, data, bench_cfg)
+        bench_models(sources, data, bench_cfg, results=results, multi_task=len(specs) > 1)
     results.config["wall_seconds"] = time.perf_counter() - t_start
     path = write_results(out_dir / "results.json", results)
     return results, path
-
-
-def _say(msg: str, quiet: bool) -> None:
-    if not quiet:
-        print(f"[run] {msg}", file=sys.stderr, flush=True)

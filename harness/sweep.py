@@ -6,6 +6,7 @@ at, so the chosen recipe can be measured honestly on it afterwards by `harness t
 from __future__ import annotations
 
 import itertools
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from harness.train.losses import check_alpha, check_temperature
 from harness.train.recipes import save_recipe
 from harness.train.trainer import TrainConfig, predict_logits
 from harness.train.trio import normalized_configs, stratified_split, train_role
+
+log = logging.getLogger(__name__)
 
 SWEEP_SCHEMA = "kd-harness/sweep/1"
 
@@ -66,7 +69,7 @@ def validation_view(data: Dataset, fraction: float, seed: int) -> Dataset:
 
 
 def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int], out_dir: str | Path, *,
-              val_fraction: float = 0.2, show_progress: bool = True,
+              val_fraction: float = 0.2,
               on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
@@ -77,17 +80,18 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
     out_dir = ensure_writable_dir(out_dir)
     view = validation_view(data, val_fraction, seed=0)
     t_cfg, s_cfg, _norm = normalized_configs(view, base.normalize)
-    quiet = dict(show_progress=False)
+    no_bar = dict(show_progress=False)  # one bar for the whole sweep, none per model
     cells = grid.cells()
     bar = tqdm(total=1 + len(seeds) * (1 + len(cells)), desc=f"sweep {data.name}", unit="model",
-               disable=not show_progress, file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 15.0)
+               disable=not log.isEnabledFor(logging.INFO), file=sys.stderr,
+               mininterval=0.1 if sys.stderr.isatty() else 15.0)
     t0 = time.perf_counter()
-    teacher = train_role("teacher", t_cfg, view, view.X_train, view.y_train, base, seeds[0], **quiet)
+    teacher = train_role("teacher", t_cfg, view, view.X_train, view.y_train, base, seeds[0], **no_bar)
     bar.update(1)
     logits = predict_logits(teacher.model, view.X_train)
     scratch = []
     for seed in seeds:
-        scratch.append(train_role("student_scratch", s_cfg, view, view.X_train, view.y_train, base, seed, **quiet).accuracy)
+        scratch.append(train_role("student_scratch", s_cfg, view, view.X_train, view.y_train, base, seed, **no_bar).accuracy)
         bar.update(1)
     sc_mean, sc_lo, sc_hi = mean_ci(scratch)
     scratch_row = {"cell": "scratch", "val_accuracy": {"mean": sc_mean, "ci95": [sc_lo, sc_hi], "per_seed": scratch}}
@@ -101,7 +105,7 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
             live = cfg.kd_logits == "live"
             accs.append(train_role("student_kd", s_cfg, view, view.X_train, view.y_train, cfg, seed,
                                    teacher=teacher.model if live else None,
-                                   teacher_logits=None if live else logits, **quiet).accuracy)
+                                   teacher_logits=None if live else logits, **no_bar).accuracy)
             bar.update(1)
         mean, lo, hi = mean_ci(accs)
         row = {"cell": cell, "val_accuracy": {"mean": mean, "ci95": [lo, hi], "per_seed": accs},

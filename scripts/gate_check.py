@@ -25,6 +25,7 @@ Exit code 0 when every A/A run passed and every planted run was caught, else 1.
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full", action="store_true", help="full timing windows (default: quick, as in CI)")
     ap.add_argument("--rules", default=None, help="gate rules file (default: the built-in rules)")
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")  # no bench progress
     rules = load_rules(args.rules) if args.rules else default_rules()
     work = Path(tempfile.mkdtemp(prefix="gate-check-"))
     run = Path(args.run) if args.run else work / "run"
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     def bench(student_path: Path, bs: int):
         cfg.batch_sizes = [bs]
         sources = onnx_sources({"teacher": paths["teacher"], "student": student_path}, shape, None, "gate-check")
-        return bench_models(sources, None, cfg, quiet=True)
+        return bench_models(sources, None, cfg)
 
     def speed(res) -> str:
         (m,) = [m for m in res.measurements if m.suite == "paired"]

@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("integrity")
     data = load_npz(make_npz(root / "tiny.npz", "1d"))
-    train_trio(data, TrainConfig(epochs=1), [0, 1], root / "run", show_progress=False)
+    train_trio(data, TrainConfig(epochs=1), [0, 1], root / "run")
     return root / "run"
 
 

@@ -91,12 +91,11 @@ def test_trio_records_the_choice_and_its_checkpoints_carry_it(tmp_path):
     for split in ("X_train", "X_test"):  # every series at its own scale, four orders of magnitude apart
         arrays[split] = arrays[split] * (10.0 ** rng.uniform(-3, 1, size=(len(arrays[split]), 1, 1))).astype(np.float32)
     np.savez(path, **arrays)
-    summary = train_trio(load_npz(path), TrainConfig(epochs=2), [0], tmp_path / "run", show_progress=False)
+    summary = train_trio(load_npz(path), TrainConfig(epochs=2), [0], tmp_path / "run")
     assert summary["normalize"]["mode"] == "sample" and summary["normalize"]["requested"] == "auto"
     for role in ("teacher", "student_scratch", "student_kd"):
         assert summary["models"][role]["model_config"]["normalize"] == "sample"
-    summary = train_trio(load_npz(path), TrainConfig(epochs=2, normalize="dataset"), [0], tmp_path / "run2",
-                         show_progress=False)
+    summary = train_trio(load_npz(path), TrainConfig(epochs=2, normalize="dataset"), [0], tmp_path / "run2")
     assert summary["models"]["teacher"]["model_config"]["normalize"] == "dataset"
 
 
@@ -135,7 +134,7 @@ def test_sample_mode_training_ignores_each_series_scale(tmp_path):
         scaled[split] = (arrays[split] * (10.0 ** rng.uniform(-3, 1, (len(arrays[split]), 1, 1)))).astype(np.float32)
     np.savez(tmp_path / "b.npz", **scaled)
     cfg = TrainConfig(epochs=2, normalize="sample", augment=True, mixup=0.4, kd_logits="live")
-    runs = [train_trio(load_npz(tmp_path / f"{n}.npz"), cfg, [0], tmp_path / n, show_progress=False) for n in "ab"]
+    runs = [train_trio(load_npz(tmp_path / f"{n}.npz"), cfg, [0], tmp_path / n) for n in "ab"]
     for role in ("teacher", "student_kd"):
         a, b = (load_checkpoint(tmp_path / n / r["models"][role]["checkpoints"][0]["path"])[0].state_dict()
                 for n, r in zip("ab", runs))

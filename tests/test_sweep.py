@@ -13,7 +13,7 @@ def test_sweep_tiny_grid_writes_recipe(npz_1d, tmp_path):
     data = load_npz(npz_1d)
     rows = []
     doc = run_sweep(data, TrainConfig(epochs=2), SweepGrid([2.0], [0.5, 0.9], ["hinton"]), [0, 1], tmp_path / "sw",
-                    show_progress=False, on_row=rows.append)
+                    on_row=rows.append)
     assert len(rows) == 3  # scratch + 2 cells, streamed as they finish
     assert doc["chosen"]["cell"] in [r["cell"] for r in doc["cells"]]
     for r in doc["cells"]:
@@ -44,8 +44,7 @@ def test_bad_grid_values(capsys, npz_1d, tmp_path, extra):
 
 
 def test_recipe_reused_by_train(capsys, npz_1d, tmp_path):
-    run_sweep(load_npz(npz_1d), TrainConfig(epochs=1), SweepGrid([3.0], [0.3], ["hinton"]), [0], tmp_path / "sw",
-              show_progress=False)
+    run_sweep(load_npz(npz_1d), TrainConfig(epochs=1), SweepGrid([3.0], [0.3], ["hinton"]), [0], tmp_path / "sw")
     code = main(["train", "--data", str(npz_1d), "--recipe", str(tmp_path / "sw" / "recipe.json"),
                  "--out", str(tmp_path / "r"), "--quiet"])
     assert code == 0

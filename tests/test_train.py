@@ -13,7 +13,7 @@ from harness.train.trio import parse_seeds, stratified_split, train_trio
 
 def _train(npz, out, seeds=(0,), **kw):
     cfg = TrainConfig(epochs=2, **kw)
-    return train_trio(load_npz(npz), cfg, list(seeds), out, show_progress=False)
+    return train_trio(load_npz(npz), cfg, list(seeds), out)
 
 
 def test_summary_schema_and_files(npz_1d, tmp_path):

@@ -11,7 +11,7 @@ batch into whatever the backend consumes natively (a torch tensor, an ORT feed d
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np

@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from harness.backends.base import Artifact, Backend, BackendOptions, Session, register_backend
-from harness.errors import HarnessError, ModelFileError, OptionError
+from harness.errors import ModelFileError, OptionError
 from harness.onnx_tools import _first_line, validate_onnx
 
 GRAPH_OPTIMIZATION = {

@@ -5,6 +5,7 @@ batches, so their accuracy difference is a paired comparison that isolates what 
 """
 from __future__ import annotations
 
+import logging
 import platform
 import sys
 import time
@@ -22,6 +23,8 @@ from harness.options import parse_list
 from harness.tasks.base import Dataset
 from harness.train.losses import build_loss
 from harness.train.trainer import TrainConfig, accuracy, fit, fit_temperature, predict_logits
+
+log = logging.getLogger(__name__)
 
 ROLES = ("teacher", "student_scratch", "student_kd")
 SUMMARY_SCHEMA = "kd-harness/summary/1"
@@ -78,11 +81,13 @@ class TrainedModel:
 
 
 def _progress_bar(desc: str, total: int, enabled: bool):
+    """A tqdm bar on stderr, drawn only when asked for and this module's logger is enabled for INFO."""
     from tqdm.auto import tqdm
 
     # Off a terminal (CI logs) redraw rarely, so a log gets a few lines per model, not thousands.
     tty = sys.stderr.isatty()
-    bar = tqdm(total=total, desc=desc, unit="ep", leave=False, disable=not enabled, file=sys.stderr,
+    show = enabled and log.isEnabledFor(logging.INFO)
+    bar = tqdm(total=total, desc=desc, unit="ep", leave=False, disable=not show, file=sys.stderr,
                mininterval=0.1 if tty else 15.0)
 
     def update(epoch: int, loss: float) -> None:
@@ -168,8 +173,6 @@ def train_trio(
     *,
     teacher_config: dict | None = None,
     student_config: dict | None = None,
-    show_progress: bool = True,
-    log=None,
     data_ref: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, checkpoint and summarise; returns the summary written to OUT/summary.json."""
@@ -180,8 +183,7 @@ def train_trio(
     out_dir = ensure_writable_dir(out_dir)
     ckpt_dir = out_dir / "checkpoints"
     t_cfg, s_cfg, norm = normalized_configs(data, cfg.normalize, teacher_config, student_config)
-    if log:
-        log(f"input normalisation: {norm['mode']} ({norm['why']})")
+    log.info(f"input normalisation: {norm['mode']} ({norm['why']})")
     common = {"task": data.name, "kind": data.kind, "dataset": data.info(), "train_config": cfg.to_dict(),
               "data_ref": data_ref or {"task": data.name, "data_seed": 0}, "library_versions": library_versions(),
               "normalize": norm}
@@ -193,12 +195,11 @@ def train_trio(
         fit_idx, val_idx = stratified_split(data.y_train, 0.2, seeds[0])
         X_fit, y_fit = data.X_train[fit_idx], data.y_train[fit_idx]
 
-    teacher = train_role("teacher", t_cfg, data, X_fit, y_fit, cfg, seeds[0], show_progress=show_progress)
+    teacher = train_role("teacher", t_cfg, data, X_fit, y_fit, cfg, seeds[0])
     if cfg.calibrate_teacher:
         teacher_T = fit_temperature(predict_logits(teacher.model, data.X_train[val_idx]), data.y_train[val_idx])
         calib = {"method": "temperature scaling on a stratified 20% validation split of train", "temperature": teacher_T}
-    if log:
-        log(f"teacher: accuracy {teacher.accuracy:.4f}, {teacher.seconds:.1f}s")
+    log.info(f"teacher: accuracy {teacher.accuracy:.4f}, {teacher.seconds:.1f}s")
     trained: dict[str, list[TrainedModel]] = {"teacher": [teacher], "student_scratch": [], "student_kd": []}
 
     cached_logits, logits_seconds = None, 0.0
@@ -208,12 +209,11 @@ def train_trio(
         logits_seconds = time.perf_counter() - t0
 
     for seed in seeds:
-        scratch = train_role("student_scratch", s_cfg, data, data.X_train, data.y_train, cfg, seed,
-                             show_progress=show_progress)
+        scratch = train_role("student_scratch", s_cfg, data, data.X_train, data.y_train, cfg, seed)
         kd = train_role(
             "student_kd", s_cfg, data, data.X_train, data.y_train, cfg, seed,
             teacher=teacher.model if cfg.kd_logits == "live" else None,
-            teacher_logits=cached_logits, teacher_temperature=teacher_T, show_progress=show_progress,
+            teacher_logits=cached_logits, teacher_temperature=teacher_T,
         )
         # Cached mode pays for one teacher pass over the training set: charge it to the KD student.
         kd.seconds += logits_seconds
@@ -222,8 +222,7 @@ def train_trio(
                         "kd_loss": cfg.kd_loss, "kd_params": cfg.kd_params(), "teacher_temperature": teacher_T})
         trained["student_scratch"].append(scratch)
         trained["student_kd"].append(kd)
-        if log:
-            log(f"seed {seed}: scratch {scratch.accuracy:.4f}, kd {kd.accuracy:.4f}")
+        log.info(f"seed {seed}: scratch {scratch.accuracy:.4f}, kd {kd.accuracy:.4f}")
 
     summary: dict[str, Any] = {"schema": SUMMARY_SCHEMA, **common, "seeds": seeds, "models": {}}
     for role, items in trained.items():
@@ -231,6 +230,7 @@ def train_trio(
         for item in items:
             path = ckpt_dir / f"{role}-seed{item.seed}.pt"
             meta = save_checkpoint(path, item.model, {**common, **item.meta})
+            log.debug(f"saved {path} ({meta['bytes']} bytes, sha256 {meta['sha256'][:12]})")
             paths.append({"seed": item.seed, "path": str(path.relative_to(out_dir)), "sha256": meta["sha256"],
                           "bytes": meta["bytes"]})
         accs = [it.accuracy for it in items]
@@ -259,8 +259,7 @@ def train_trio(
         summary["student_sizing"]["note"] = (
             f"the student has only {ratio:.1f}x fewer parameters than the teacher (the promise is >= 10x): "
             f"no layer may be narrower than the {data.classes}-class head it feeds, or a custom config says so")
-        if log:
-            log(summary["student_sizing"]["note"])
+        log.warning(summary["student_sizing"]["note"])
     if calib:
         summary["teacher_calibration"] = calib
     summary["comparison"] = compare_students(summary)
