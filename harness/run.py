@@ -6,6 +6,7 @@ import logging
 import time
 from pathlib import Path
 
+from harness.artifacts import run_is_complete
 from harness.bench import BenchConfig, bench_models, export_run, load_run
 from harness.fileio import ensure_writable_dir
 from harness.results import Results, write_results
