@@ -15,7 +15,7 @@ import numpy as np
 from harness.backends.base import Artifact, BackendOptions, backend_names
 from harness.errors import DataError, HarnessError, OptionError
 from harness.fileio import read_json, sha256_file
-from harness.options import parse_list
+from harness.options import check_choice, check_int, check_int_list, parse_list
 from harness.measure.registry import default_suite_names, suite_names
 from harness.results import Measurement, Results
 from harness.tasks.base import Dataset
@@ -29,8 +29,10 @@ def default_threads() -> int:
     return max(1, psutil.cpu_count(logical=False) or 1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchConfig:
+    """How `harness bench` measures; validated on construction (change one with dataclasses.replace)."""
+
     backends: list[str] = field(default_factory=lambda: ["torch", "onnxruntime"])
     suites: list[str] = field(default_factory=lambda: list(default_suite_names()))
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8])
@@ -48,31 +50,25 @@ class BenchConfig:
     # Fresh worker processes the timed suites run in (None: 3, or 2 with quick); CIs span them.
     processes: int | None = None
 
-    def validate(self) -> "BenchConfig":
+    def __post_init__(self) -> None:
         known = backend_names()
+        if not self.backends:
+            raise OptionError("give at least one backend")
         for b in self.backends:
             if b not in known:
                 raise OptionError(f"unknown backend {b!r}; known backends: {', '.join(known)}")
-        if not self.backends:
-            raise OptionError("give at least one backend")
+        if not self.suites:
+            raise OptionError("give at least one suite")
         known_suites = suite_names()
         for s in self.suites:
             if s not in known_suites:
                 raise OptionError(f"unknown suite {s!r}; known suites: {', '.join(known_suites)}")
-        if not self.suites:
-            raise OptionError("give at least one suite")
-        for name in ("batch_sizes", "throughput_batch_sizes"):
-            vals = getattr(self, name)
-            if not vals or any((not isinstance(v, int)) or isinstance(v, bool) or v < 1 for v in vals):
-                raise OptionError(f"{name.replace('_', ' ')} must be positive integers, got {vals!r}")
-        if not isinstance(self.threads, int) or self.threads < 1:
-            raise OptionError(f"threads must be a positive integer, got {self.threads!r}")
-        if self.processes is not None and (not isinstance(self.processes, int) or isinstance(self.processes, bool)
-                                           or self.processes < 1):
-            raise OptionError(f"processes must be a positive integer, got {self.processes!r}")
-        if self.graph_optimization not in ("disable", "basic", "extended", "all"):
-            raise OptionError(f"graph optimisation must be disable|basic|extended|all, got {self.graph_optimization!r}")
-        return self
+        check_int_list(self.batch_sizes, "batch sizes")
+        check_int_list(self.throughput_batch_sizes, "throughput batch sizes")
+        check_int(self.threads, "threads")
+        check_int(self.processes, "processes", optional=True)
+        check_choice(self.device, "device", ("cpu", "cuda"))
+        check_choice(self.graph_optimization, "graph optimisation", ("disable", "basic", "extended", "all"))
 
     def n_processes(self) -> int:
         return self.processes if self.processes is not None else (2 if self.quick else 3)
@@ -105,6 +101,11 @@ class ModelSource:
     macs: int | None = None
     parity: dict[str, Any] | None = None
     training: dict[str, Any] | None = None  # the role's entry in summary.json
+
+    def artifact(self) -> Artifact:
+        """What a backend opens: the checkpoint (torch) and the ONNX file (onnxruntime)."""
+        return Artifact(role=self.role, checkpoint=str(self.checkpoint) if self.checkpoint else None,
+                        onnx=str(self.onnx))
 
 
 # -- way in 1: a training run -------------------------------------------------------------------
@@ -324,10 +325,6 @@ def model_entry(src: ModelSource) -> dict[str, Any]:
     return entry
 
 
-def _artifact(src: ModelSource) -> Artifact:
-    return Artifact(role=src.role, checkpoint=str(src.checkpoint) if src.checkpoint else None, onnx=str(src.onnx))
-
-
 def _timed_suites(ctx, timed: list) -> list[Measurement]:
     """The timed suites in `cfg.n_processes()` fresh sets of worker processes.
 
@@ -345,7 +342,7 @@ def _timed_suites(ctx, timed: list) -> list[Measurement]:
         for b in ctx.backends:
             order = sources[p % len(sources):] + sources[:p % len(sources)]
             log.info(f"{task}: timing ({', '.join(s.name for s in timed)}) on {b}, worker process set {p + 1}/{n_proc}")
-            workers = start_workers([(b, _artifact(src), ctx.options, f"{task}/{src.role}/{b}") for src in order])
+            workers = start_workers([(b, src.artifact(), ctx.options, f"{task}/{src.role}/{b}") for src in order])
             try:
                 hctx = ctx.with_handles([SessionHandle(task=src.task, role=src.role, backend=b, options=ctx.options,
                                                        session=None, macs=src.macs, timer=w)
@@ -369,7 +366,6 @@ def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchCon
     from harness.measure.environment import collect
     from harness.measure.registry import SuiteContext, selected_suites
 
-    cfg.validate()
     results = results or Results(environment=collect(threads=cfg.threads), config=cfg.to_dict())
     task = sources[0].task
     for src in sources:

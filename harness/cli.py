@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -256,14 +257,16 @@ def train_config_from_args(args, base=None):
     cfg = base or TrainConfig()
     if getattr(args, "recipe", None):
         cfg = load_recipe(args.recipe, cfg)
-    cfg = cfg.with_overrides(
+    overrides = dict(
         epochs=args.epochs, student_epochs=args.student_epochs, temperature=args.temperature, alpha=args.alpha,
         kd_loss=args.kd_loss, kd_logits=args.kd_logits, augment=args.augment, mixup=args.mixup,
         calibrate_teacher=args.calibrate_teacher, threads=args.threads, normalize=args.normalize,
     )
-    if (cfg.augment or cfg.mixup > 0) and args.kd_logits is None:
-        cfg = cfg.with_overrides(kd_logits="live")
-    return cfg.validate()
+    augment = args.augment if args.augment is not None else cfg.augment
+    mixup = args.mixup if args.mixup is not None else cfg.mixup
+    if (augment or (isinstance(mixup, (int, float)) and mixup > 0)) and args.kd_logits is None:
+        overrides["kd_logits"] = "live"  # augmented or mixed batches are labelled by the teacher itself
+    return cfg.with_overrides(**overrides)
 
 
 def _model_config(text: str | None, what: str) -> dict | None:
@@ -322,7 +325,7 @@ def cmd_sweep(args) -> int:
     from harness.train.trio import parse_seeds
 
     grid = SweepGrid(parse_float_list(args.temperatures, "--temperatures"), parse_float_list(args.alphas, "--alphas"),
-                     args.kd_losses).validate()
+                     args.kd_losses)
     seeds = parse_seeds(args.seeds or "0,1,2")
     train_config_from_args(args)  # bad options fail before the data is read
     data, cfg = _data_and_config(args)
@@ -337,32 +340,18 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def bench_config_from_args(args, quick_default: bool = False):
+def bench_config_from_args(args, quick_default: bool = False, **fixed):
+    """The BenchConfig the options ask for (validated on construction); `fixed` wins over them."""
     from harness.bench import BenchConfig
 
-    cfg = BenchConfig(quick=quick_default)
-    if args.backends is not None:
-        cfg.backends = args.backends
-    if args.suites is not None:
-        cfg.suites = args.suites
-    if args.batch_sizes is not None:
-        cfg.batch_sizes = args.batch_sizes
-    if args.throughput_batch_sizes is not None:
-        cfg.throughput_batch_sizes = args.throughput_batch_sizes
-    if args.threads is not None:
-        cfg.threads = args.threads
-    if args.device is not None:
-        if args.device not in ("cpu", "cuda"):
-            raise OptionError(f"--device must be cpu or cuda, got {args.device!r}")
-        cfg.device = args.device
-    if args.graph_optimization is not None:
-        cfg.graph_optimization = args.graph_optimization
-    cfg.arena = not args.no_arena
-    cfg.external_data = bool(args.external_data)
-    cfg.quick = cfg.quick or bool(args.quick)
-    if args.processes is not None:
-        cfg.processes = args.processes
-    return cfg.validate()
+    given = {"backends": args.backends, "suites": args.suites, "batch_sizes": args.batch_sizes,
+             "throughput_batch_sizes": args.throughput_batch_sizes, "threads": args.threads,
+             "device": args.device, "graph_optimization": args.graph_optimization, "processes": args.processes}
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    kwargs.update(arena=not args.no_arena, external_data=bool(args.external_data),
+                  quick=quick_default or bool(args.quick))
+    kwargs.update(fixed)
+    return BenchConfig(**kwargs)
 
 
 def _record_history(args, results_path) -> None:
@@ -387,11 +376,11 @@ def cmd_bench(args) -> int:
         specs = bench.parse_onnx_specs(args.onnx)
         shape = bench.parse_input_shape(args.input_shape)
         if args.backends is None:
-            cfg.backends = ["onnxruntime"]
+            cfg = replace(cfg, backends=["onnxruntime"])
         out = Path(args.out or "results.json")
         data = load_npz(args.data) if args.data else None
         if data is None and "accuracy" in cfg.suites and args.suites is None:
-            cfg.suites = [s for s in cfg.suites if s != "accuracy"]
+            cfg = replace(cfg, suites=[s for s in cfg.suites if s != "accuracy"])
         sources = bench.onnx_sources(specs, shape, data, task=data.name if data else "onnx")
     elif args.run_dir:
         summary, run_dir = bench.load_run(args.run_dir)

@@ -1,6 +1,13 @@
 """One error type a user can act on. Only the CLI turns it into stderr + exit 2."""
 
 
+def first_line(exc: BaseException, limit: int = 200, with_type: bool = False) -> str:
+    """The first non-empty line of an exception's message (a library's multi-line error as one line)."""
+    text = str(exc).strip()
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "") or type(exc).__name__
+    return f"{type(exc).__name__}: {line[:limit]}" if with_type else line[:limit]
+
+
 class HarnessError(Exception):
     """A problem the user can fix: bad input, missing file, bad option."""
 

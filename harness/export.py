@@ -29,19 +29,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.errors import HarnessError, OptionError, ParityError
+from harness.errors import HarnessError, OptionError, ParityError, first_line
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 log = logging.getLogger(__name__)
-
-
-def _first_line(exc: BaseException, limit: int = 200) -> str:
-    text = str(exc).strip()
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "") or type(exc).__name__
-    return f"{type(exc).__name__}: {line[:limit]}"
 
 
 @contextlib.contextmanager
@@ -127,7 +121,7 @@ def _save(proto, target: Path, external_data: bool) -> None:
         # path-based save writes tensors marked external to the side file and clears their raw_data
         onnx.save_model(proto, str(target))
     except ValueError as exc:  # protobuf's 2 GB limit
-        raise HarnessError(f"cannot save ONNX model {target.name}: {_first_line(exc)}; try external_data=True") from None
+        raise HarnessError(f"cannot save ONNX model {target.name}: {first_line(exc, with_type=True)}; try external_data=True") from None
 
 
 def _smoke(target: Path, input_shape: tuple[int, ...]) -> None:
@@ -199,8 +193,8 @@ def export_onnx(
                 log.debug(f"{path.name}: exported with the {method} exporter")
                 break
             except Exception as exc:  # exporters raise anything; keep one line per attempt
-                failures.append(f"{method}: {_first_line(exc)}")
-                log.debug(f"{path.name}: {method} exporter failed: {_first_line(exc)}")
+                failures.append(f"{method}: {first_line(exc, with_type=True)}")
+                log.debug(f"{path.name}: {method} exporter failed: {first_line(exc, with_type=True)}")
         else:
             raise HarnessError(f"ONNX export of {path.name} failed ({'; '.join(failures)})")
 

@@ -66,8 +66,12 @@ def as_any(v: Any) -> Any:
     return v
 
 
-def _f(coerce: Callable[[Any], Any] = as_float) -> Any:
+def metric_field(coerce: Callable[[Any], Any] = as_float) -> Any:
+    """A metric: None until measured; `coerce` turns a stored JSON value into it (None when unfit)."""
     return field(default=None, metadata={"coerce": coerce})
+
+
+_f = metric_field
 
 
 # -- base -----------------------------------------------------------------------------------------
@@ -325,5 +329,5 @@ def metrics_for(suite: str, values: Metrics | Mapping[str, Any] | None) -> Metri
 __all__ = [
     "AccuracyMetrics", "ColdStartMetrics", "GenericMetrics", "LatencyMetrics", "MemoryMetrics", "Metrics",
     "METRICS_BY_SUITE", "PairedMetrics", "RooflineMetrics", "StorageMetrics", "ThroughputMetrics",
-    "TimingMetrics", "as_bool", "as_float", "as_int", "as_pair", "metrics_for", "register_metrics",
+    "TimingMetrics", "as_bool", "as_float", "as_int", "as_pair", "metric_field", "metrics_for", "register_metrics",
 ]

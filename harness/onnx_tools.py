@@ -15,13 +15,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from harness.errors import ModelFileError, OptionError
-
-
-def _first_line(exc: BaseException, limit: int = 200) -> str:
-    text = str(exc).strip()
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "") or type(exc).__name__
-    return line[:limit]
+from harness.errors import ModelFileError, OptionError, first_line
 
 
 def _load_graph(path: str | os.PathLike):
@@ -44,7 +38,7 @@ def _load_graph(path: str | os.PathLike):
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeWarning, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise ModelFileError(
-            f"not a valid ONNX file (cannot parse it; corrupt or truncated?): {path} ({_first_line(exc, 120)})"
+            f"not a valid ONNX file (cannot parse it; corrupt or truncated?): {path} ({first_line(exc, 120)})"
         ) from None
     except OSError as exc:
         raise ModelFileError(f"cannot read ONNX file {path}: {exc.strerror or exc}") from None
@@ -127,7 +121,7 @@ def validate_onnx(path: str | os.PathLike):
         # Path-based: the checker resolves external data itself and copes with models over 2 GB.
         onnx.checker.check_model(str(path))
     except Exception as exc:  # ValidationError, or C++ errors surfaced as other types
-        raise ModelFileError(f"ONNX file {path} fails the ONNX checker: {_first_line(exc)}") from None
+        raise ModelFileError(f"ONNX file {path} fails the ONNX checker: {first_line(exc)}") from None
     return model
 
 
@@ -192,7 +186,7 @@ def onnx_macs(path: str | os.PathLike, input_shape: Sequence[int]) -> int | None
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:
-        raise ModelFileError(f"ONNX shape inference failed for {path}: {_first_line(exc)}") from None
+        raise ModelFileError(f"ONNX shape inference failed for {path}: {first_line(exc)}") from None
 
     shapes: dict[str, tuple[int | None, ...]] = {}
     for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):

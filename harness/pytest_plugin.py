@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 import pytest
 
-ROLES = ("teacher", "student_scratch", "student_kd")
+from harness.results import ROLES  # noqa: E402  (light: no torch or onnxruntime)
 BACKENDS = ("torch", "onnxruntime")
 LATENCY_BATCH_SIZES = (1, 8)
 THROUGHPUT_BATCH_SIZES = (1, 8, 32)
@@ -357,13 +357,11 @@ def kd_session(kd_onnx_sessions) -> Callable[..., OnnxModel]:
 
 def warm_up_calls(fn, *args, min_calls: int = 10, min_s: float = 0.05, max_s: float = 2.0) -> float:
     """Call fn(*args) outside timing until min_calls and min_s are reached (at most max_s); s/call."""
-    calls, t0 = 0, time.perf_counter()
-    while True:
-        fn(*args)
-        calls += 1
-        elapsed = time.perf_counter() - t0
-        if (calls >= min_calls and elapsed >= min_s) or elapsed >= max_s:
-            return elapsed / calls
+    from harness.measure.timing import TimingConfig, warm_up
+
+    calls = warm_up(functools.partial(fn, *args),
+                    TimingConfig(warmup_min_s=min_s, warmup_min_calls=min_calls, warmup_max_s=max_s))
+    return sum(calls) / len(calls) / 1e9
 
 
 # -- the suites' run -----------------------------------------------------------------------------

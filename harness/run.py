@@ -27,7 +27,7 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
     out_dir = ensure_writable_dir(out_dir)
     tasks = list(tasks or DEFAULT_TASKS)
     seeds = seeds or [0]
-    bench_cfg = (bench_cfg or BenchConfig(quick=True)).validate()
+    bench_cfg = bench_cfg or BenchConfig(quick=True)
     specs = [get_task(t) for t in tasks]  # unknown names fail before any work
     results = Results(environment=collect(threads=bench_cfg.threads), config={"bench": bench_cfg.to_dict(),
                                                                               "tasks": tasks, "seeds": seeds})
@@ -37,7 +37,7 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
         cfg = default_recipe(data.kind, data.name)
         if recipe:
             cfg = load_recipe(recipe, cfg)
-        cfg = cfg.with_overrides(**(train_overrides or {})).validate()
+        cfg = cfg.with_overrides(**(train_overrides or {}))
         run_dir = out_dir / data.name
         if retrain or not run_is_complete(run_dir, cfg.to_dict(), seeds):
             log.info(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}")

@@ -33,13 +33,15 @@ def parse_float_list(text: str, name: str) -> list[float]:
     return parse_list(text, name, float, "numbers")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepGrid:
+    """The KD cells a sweep trains (loss x temperature x alpha); validated on construction."""
+
     temperatures: list[float]
     alphas: list[float]
     kd_losses: list[str]
 
-    def validate(self) -> "SweepGrid":
+    def __post_init__(self) -> None:
         if not self.temperatures or not self.alphas or not self.kd_losses:
             raise OptionError("sweep grid lists must not be empty")
         for T in self.temperatures:
@@ -49,7 +51,6 @@ class SweepGrid:
         for loss in self.kd_losses:
             if loss not in ("hinton", "dkd"):
                 raise OptionError(f"unknown KD loss {loss!r} in sweep; choose hinton or dkd")
-        return self
 
     def cells(self) -> list[dict[str, Any]]:
         return [{"kd_loss": k, "temperature": T, "alpha": a}
@@ -76,7 +77,6 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
     from harness.measure.stats import mean_ci, paired_difference
 
     grid.validate()
-    base.validate()
     out_dir = ensure_writable_dir(out_dir)
     view = validation_view(data, val_fraction, seed=0)
     t_cfg, s_cfg, _norm = normalized_configs(view, base.normalize)
@@ -99,7 +99,7 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
         on_row(scratch_row)
     rows = []
     for cell in cells:
-        cfg = base.with_overrides(**cell).validate()
+        cfg = base.with_overrides(**cell)
         accs = []
         for seed in seeds:
             live = cfg.kd_logits == "live"
@@ -117,7 +117,7 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
     # Highest mean validation accuracy; ties go to the smaller spread, then to the earlier cell.
     best = max(rows, key=lambda r: (round(r["val_accuracy"]["mean"], 6),
                                     -(r["val_accuracy"]["ci95"][1] - r["val_accuracy"]["ci95"][0])))
-    chosen = base.with_overrides(**best["cell"]).validate()
+    chosen = base.with_overrides(**best["cell"])
     doc = {
         "schema": SWEEP_SCHEMA,
         "task": data.name,

@@ -21,7 +21,7 @@ from .conv3d import C3D
 
 FAMILIES: tuple[str, ...] = ("fcn1d", "resnet1d", "c3d")
 KINDS: tuple[str, ...] = ("1d", "3d")
-ROLES: tuple[str, ...] = ("teacher", "student")
+ARCH_ROLES: tuple[str, ...] = ("teacher", "student")  # which architecture, not harness.results.ROLES
 
 FAMILY_KIND = {"fcn1d": "1d", "resnet1d": "1d", "c3d": "3d"}
 _CLASSES = {"fcn1d": FCN1d, "resnet1d": ResNet1d, "c3d": C3D}
@@ -246,8 +246,8 @@ def default_config(kind: str, role: str, in_channels: int, num_classes: int, inp
     """
     if kind not in KINDS:
         raise OptionError(f"unknown model kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-    if role not in ROLES:
-        raise OptionError(f"unknown model role {role!r}; valid roles: {', '.join(ROLES)}")
+    if role not in ARCH_ROLES:
+        raise OptionError(f"unknown model role {role!r}; valid roles: {', '.join(ARCH_ROLES)}")
     for name, v in (("in_channels", in_channels), ("num_classes", num_classes)):
         if not _is_int(v) or v <= 0:
             raise OptionError(f"{name} must be a positive integer, got {v!r}")

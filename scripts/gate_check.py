@@ -25,6 +25,7 @@ Exit code 0 when every A/A run passed and every planted run was caught, else 1.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import logging
 import subprocess
 import sys
@@ -137,9 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                       processes=args.processes)
 
     def bench(student_path: Path, bs: int):
-        cfg.batch_sizes = [bs]
         sources = onnx_sources({"teacher": paths["teacher"], "student": student_path}, shape, None, "gate-check")
-        return bench_models(sources, None, cfg)
+        return bench_models(sources, None, replace(cfg, batch_sizes=[bs]))
 
     def speed(res) -> str:
         (m,) = [m for m in res.measurements if m.suite == "paired"]

@@ -80,7 +80,7 @@ def test_auto_choice_looks_at_the_spread_of_series_scales():
     with pytest.raises(OptionError):
         choose_normalization(same_scale, "zscore")
     with pytest.raises(OptionError):
-        TrainConfig(normalize="zscore").validate()
+        TrainConfig(normalize="zscore")
 
 
 def test_trio_records_the_choice_and_its_checkpoints_carry_it(tmp_path):

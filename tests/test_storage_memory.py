@@ -86,28 +86,6 @@ def test_storage_checkpoint_and_errors(tmp_path, files):
     assert "\n" not in str(err.value)
 
 
-def test_storage_suite(files):
-    from harness.backends.torch_backend import TorchSession
-
-    model, plain, ext = files
-    ort_sess = get_backend("onnxruntime").open(Artifact("student_kd", onnx=str(ext)), BackendOptions())
-    handles = [
-        SessionHandle("t", "student_kd", "onnxruntime", BackendOptions(), ort_sess, macs=10),
-        SessionHandle("t", "student_kd", "onnxruntime", BackendOptions(threads=2), ort_sess, macs=10),  # dup
-        SessionHandle("t", "student_kd", "torch", BackendOptions(), TorchSession.from_module(model),
-                      extra={"checkpoint": str(plain)}),  # any file stands in for a checkpoint here
-        SessionHandle("t", "teacher", "torch", BackendOptions(), TorchSession.from_module(model)),  # no file
-    ]
-    ms = storage.measure(handles, {}, storage.StorageConfig())
-    assert [(m.backend, m.suite, m.batch_size, m.threads) for m in ms] == [
-        ("onnxruntime", "storage", 0, 0),
-        ("torch", "storage", 0, 0),
-    ]
-    assert ms[0].metrics.onnx_bytes == os.path.getsize(ext) + os.path.getsize(str(ext) + ".data")
-    assert ms[0].metrics.macs == 10
-    assert ms[1].metrics.checkpoint_bytes == os.path.getsize(plain)
-
-
 def _sane(m):
     for k in ("rss_baseline_mb", "rss_after_load_mb", "peak_rss_mb"):
         assert m[k] > 1.0, k

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -57,7 +58,7 @@ def test_default_recipes_are_valid_and_distil_live(kind):
     from harness.train.recipes import DEFAULT_RECIPES, default_recipe
 
     cfg = default_recipe(kind)
-    assert cfg.validate() is cfg
+    assert dataclasses.replace(cfg) == cfg  # validated on construction, and again on replace
     for key, value in DEFAULT_RECIPES[kind].items():
         assert getattr(cfg, key) == value
     # augmented or mixed batches must be labelled by the teacher itself

@@ -94,7 +94,7 @@ def test_bad_seeds(text):
                                 {"mixup": float("nan"), "kd_logits": "live"}])
 def test_bad_config(kw):
     with pytest.raises(OptionError):
-        TrainConfig(**kw).validate()
+        TrainConfig(**kw)
 
 
 def test_stratified_split_disjoint_and_stratified():

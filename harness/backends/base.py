@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import OptionError
+from harness.options import check_choice, check_int
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class BackendOptions:
     device: str = "cpu"  # "cpu" | "cuda"
     graph_optimization: str = "all"  # onnxruntime: disable | basic | extended | all
     arena: bool = True  # onnxruntime: CPU memory arena on/off
+
+    def __post_init__(self) -> None:
+        check_int(self.threads, "threads")
+        check_int(self.inter_op_threads, "inter-op threads")
+        check_choice(self.device, "device", ("cpu", "cuda"))
+        check_choice(self.graph_optimization, "graph optimisation", ("disable", "basic", "extended", "all"))
 
     def key(self) -> dict[str, Any]:
         """The part of a measurement's key that these options make up."""

@@ -18,8 +18,8 @@ import numpy as np
 import onnxruntime as ort
 
 from harness.backends.base import Artifact, Backend, BackendOptions, Session, register_backend
-from harness.errors import ModelFileError, OptionError
-from harness.onnx_tools import _first_line, validate_onnx
+from harness.errors import ModelFileError, OptionError, first_line
+from harness.onnx_tools import validate_onnx
 
 GRAPH_OPTIMIZATION = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -31,14 +31,6 @@ GRAPH_OPTIMIZATION = {
 
 def session_options(options: BackendOptions) -> ort.SessionOptions:
     """ORT SessionOptions for `options`; OptionError on bad values."""
-    if not isinstance(options.threads, int) or isinstance(options.threads, bool) or options.threads < 1:
-        raise OptionError(f"threads must be a positive integer, got {options.threads!r}")
-    if (
-        not isinstance(options.inter_op_threads, int)
-        or isinstance(options.inter_op_threads, bool)
-        or options.inter_op_threads < 1
-    ):
-        raise OptionError(f"inter-op threads must be a positive integer, got {options.inter_op_threads!r}")
     level = GRAPH_OPTIMIZATION.get(str(options.graph_optimization).lower())
     if level is None:
         raise OptionError(
@@ -150,7 +142,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             sess = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # ORT's pybind exceptions: Fail, InvalidGraph, NoSuchFile, ...
-            raise ModelFileError(f"ONNX Runtime cannot load {path}: {_first_line(exc)}") from None
+            raise ModelFileError(f"ONNX Runtime cannot load {path}: {first_line(exc)}") from None
         if not sess.get_inputs() or not sess.get_outputs():
             raise ModelFileError(f"ONNX model {path} has no inputs or outputs")
         return OnnxRuntimeSession(sess, options, artifact)

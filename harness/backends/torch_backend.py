@@ -22,9 +22,6 @@ _INTEROP_SET: int | None = None
 def _apply_threads(options: BackendOptions) -> list[str]:
     """Set torch's thread counts; returns warnings (one line each) for what could not be applied."""
     global _INTEROP_SET
-    for what, value in (("threads", options.threads), ("inter-op threads", options.inter_op_threads)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise OptionError(f"{what} must be a positive integer, got {value!r}")
     torch.set_num_threads(options.threads)
     warnings: list[str] = []
     want = options.inter_op_threads

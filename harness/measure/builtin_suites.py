@@ -14,12 +14,6 @@ class Suite(_Suite):
     in_default = True  # every built-in suite runs by default
 
 
-def _artifact(src):
-    from harness.backends.base import Artifact
-
-    return Artifact(role=src.role, checkpoint=str(src.checkpoint) if src.checkpoint else None, onnx=str(src.onnx))
-
-
 @register_suite
 class AccuracySuite(Suite):
     name = "accuracy"
@@ -38,7 +32,7 @@ class AccuracySuite(Suite):
             for src in ctx.sources:
                 for b in ctx.backends:
                     handles.append(SessionHandle(task=src.task, role=src.role, backend=b, options=ctx.options,
-                                                 session=get_backend(b).open(_artifact(src), ctx.options),
+                                                 session=get_backend(b).open(src.artifact(), ctx.options),
                                                  macs=src.macs))
             return accuracy.measure(handles, {"X_test": ctx.data.X_test, "y_test": ctx.data.y_test, "batch_size": 64})
         finally:

@@ -35,6 +35,7 @@ import numpy as np
 
 from harness.backends.base import Artifact, BackendOptions
 from harness.errors import HarnessError, OptionError
+from harness.options import check_int, check_number
 from harness.results import Measurement
 
 _MARK = "KDH-RESULT "
@@ -48,7 +49,7 @@ _MEMORY_KEYS = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class MemoryConfig:
     batch_sizes: Sequence[int] | None = None  # None: 1 if in inputs, else the smallest given
     runs: int = 10  # inferences after the first, to catch arena growth
@@ -57,6 +58,15 @@ class MemoryConfig:
     suites: Sequence[str] = ("memory", "cold_start")
     sample_interval_s: float = 0.001
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int(self.repeats, "memory suite repeats")
+        check_int(self.runs, "memory suite runs", minimum=0)
+        check_number(self.timeout_s, "memory suite timeout_s", minimum=0, exclusive=True)
+        check_number(self.sample_interval_s, "memory suite sample_interval_s", minimum=0, exclusive=True)
+        unknown = set(self.suites) - {"memory", "cold_start"}
+        if unknown:
+            raise OptionError(f"memory suite cannot produce {sorted(unknown)}; choose memory and/or cold_start")
 
 
 @dataclass
@@ -148,11 +158,6 @@ def measure(handles_or_specs, inputs: dict[int, np.ndarray] | None, config: Memo
     MemorySpecs in, "memory" and "cold_start" Measurements out."""
     config = config or MemoryConfig()
     inputs = inputs or {}
-    if config.repeats < 1 or config.runs < 0:
-        raise OptionError(f"memory suite needs repeats >= 1 and runs >= 0, got {config.repeats} and {config.runs}")
-    unknown = set(config.suites) - {"memory", "cold_start"}
-    if unknown:
-        raise OptionError(f"memory suite cannot produce {sorted(unknown)}; choose memory and/or cold_start")
 
     out: list[Measurement] = []
     seen: set[tuple] = set()

@@ -47,6 +47,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from harness.errors import OptionError
+from harness.options import check_int, check_number
 from harness.measure.base import SessionHandle
 from harness.measure.latency import BETWEEN_PROCESS_WARN, _check_batch_sizes, get_batch, summarize_processes, timing_metrics
 from harness.measure.stats import (
@@ -80,34 +81,20 @@ class PairedConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batch_sizes", _check_batch_sizes(self.batch_sizes, "paired"))
-        if not _int(self.rounds) or self.rounds < 2:
-            raise OptionError(f"paired rounds must be an integer >= 2, got {self.rounds!r}")
-        if self.calls_per_block is not None and (not _int(self.calls_per_block) or self.calls_per_block < 1):
-            raise OptionError(f"paired calls_per_block must be a positive integer, got {self.calls_per_block!r}")
-        if not _int(self.min_calls_per_block) or self.min_calls_per_block < 1:
-            raise OptionError(f"paired min_calls_per_block must be a positive integer, got {self.min_calls_per_block!r}")
-        if not _int(self.max_calls_per_block) or self.max_calls_per_block < self.min_calls_per_block:
-            raise OptionError(
-                f"paired max_calls_per_block must be an integer >= min_calls_per_block, got {self.max_calls_per_block!r}"
-            )
-        if not _int(self.block_warmup_calls) or self.block_warmup_calls < 0:
-            raise OptionError(f"paired block_warmup_calls must be an integer >= 0, got {self.block_warmup_calls!r}")
-        if not isinstance(self.settle_s, (int, float)) or isinstance(self.settle_s, bool) or not (
-                math.isfinite(self.settle_s) and self.settle_s >= 0):
-            raise OptionError(f"paired settle_s must be a number >= 0, got {self.settle_s!r}")
+        check_int(self.rounds, "paired rounds", minimum=2)
+        check_int(self.calls_per_block, "paired calls_per_block", optional=True)
+        check_int(self.min_calls_per_block, "paired min_calls_per_block")
+        check_int(self.max_calls_per_block, "paired max_calls_per_block (>= min_calls_per_block)",
+                  minimum=self.min_calls_per_block if isinstance(self.min_calls_per_block, int) else 1)
+        check_int(self.block_warmup_calls, "paired block_warmup_calls", minimum=0)
+        check_number(self.settle_s, "paired settle_s", minimum=0)
         for name in ("block_time_s", "max_time_s"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
-                raise OptionError(f"paired {name} must be a number > 0, got {v!r}")
+            check_number(getattr(self, name), f"paired {name}", minimum=0, exclusive=True)
         if not isinstance(self.reference_role, str) or not self.reference_role:
             raise OptionError(f"paired reference_role must be a non-empty string, got {self.reference_role!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 # The fast-state ratio: each model's 10th-percentile call. On a machine that drops into slower states

@@ -7,31 +7,18 @@
 `onnx_bytes` is the graph file plus ALL external data files it refers to (each counted once);
 `onnx_gzip_bytes` is gzip level 9 of the graph followed by its external data files, streamed.
 Figures that do not apply (no checkpoint, no ONNX file) are None.
-
-Suite (`measure`): one Measurement per model and backend, since a backend loads one file format:
-backend "torch" carries the checkpoint figures, backend "onnxruntime" the ONNX figures; both carry
-params and macs. Storage does not depend on threads, batch size or backend options, so those
-measurements have batch_size=0, threads=0, options={} and handles differing only in options are
-measured once.
+The storage suite (harness/measure/builtin_suites.py) reports these figures from each model's entry.
 """
 from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from harness.errors import CheckpointError, ModelFileError
-from harness.results import Measurement
 
 _CHUNK = 1 << 20
-
-
-@dataclass
-class StorageConfig:
-    gzip: bool = True  # compressing a big model takes seconds; off gives None for *_gzip_bytes
-    gzip_level: int = 9
 
 
 def gzip_size(paths: Iterable[str | os.PathLike], level: int = 9) -> int:
@@ -99,65 +86,3 @@ def storage_metrics(
         if gzip:
             out["onnx_gzip_bytes"] = gzip_size([graph, *extra], gzip_level)
     return out
-
-
-_CHECKPOINT_KEYS = ("checkpoint_bytes", "checkpoint_gzip_bytes", "params", "macs")
-_ONNX_KEYS = (
-    "onnx_bytes",
-    "onnx_graph_bytes",
-    "onnx_external_bytes",
-    "onnx_external_files",
-    "onnx_gzip_bytes",
-    "onnx_params",
-    "params",
-    "macs",
-)
-
-
-def _artifact_path(handle, kind: str) -> str | None:
-    if handle.extra.get(kind):
-        return str(handle.extra[kind])
-    artifact = getattr(handle.session, "artifact", None)
-    return getattr(artifact, kind, None) if artifact is not None else None
-
-
-def measure(handles, inputs=None, config: StorageConfig | None = None) -> list[Measurement]:
-    """One "storage" Measurement per (task, model, backend); `inputs` is unused (suite contract).
-
-    File paths come from `handle.extra["checkpoint"/"onnx"]` or else the session's artifact;
-    a handle with no file for its backend (e.g. an in-memory session) is skipped. `params` comes
-    from `handle.extra["params"]` when given.
-    """
-    config = config or StorageConfig()
-    seen: set[tuple[str, str, str]] = set()
-    results: list[Measurement] = []
-    for h in handles:
-        key = (h.task, h.role, h.backend)
-        if key in seen:
-            continue
-        kind = "checkpoint" if h.backend == "torch" else "onnx"
-        path = _artifact_path(h, kind)
-        if not path:
-            continue
-        seen.add(key)
-        figures = storage_metrics(
-            **{kind: path},
-            params=h.extra.get("params"),
-            macs=h.macs,
-            gzip=config.gzip,
-            gzip_level=config.gzip_level,
-        )
-        keys = _CHECKPOINT_KEYS if kind == "checkpoint" else _ONNX_KEYS
-        results.append(
-            Measurement(
-                task=h.task,
-                model=h.role,
-                backend=h.backend,
-                suite="storage",
-                batch_size=0,
-                threads=0,
-                metrics={k: figures[k] for k in keys},
-                options={},
-            )
-        )
-    return results

@@ -30,16 +30,18 @@ the samples, so a reader can tell when a model's time is close to the harness's 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from harness.errors import OptionError
+from harness.options import check_int, check_number
 
 
 @dataclass(frozen=True)
@@ -55,21 +57,12 @@ class TimingConfig:
 
     def __post_init__(self) -> None:
         for name in ("warmup_min_s", "min_time_s"):
-            v = getattr(self, name)
-            if not _is_number(v) or v < 0:
-                raise OptionError(f"timing option {name} must be a number >= 0, got {v!r}")
+            check_number(getattr(self, name), f"timing option {name}", minimum=0)
         for name in ("warmup_max_s", "max_time_s"):
-            v = getattr(self, name)
-            if not _is_number(v) or v <= 0:
-                raise OptionError(f"timing option {name} must be a number > 0, got {v!r}")
-        for name in ("warmup_min_calls",):
-            v = getattr(self, name)
-            if not _is_int(v) or v < 0:
-                raise OptionError(f"timing option {name} must be an integer >= 0, got {v!r}")
+            check_number(getattr(self, name), f"timing option {name}", minimum=0, exclusive=True)
+        check_int(self.warmup_min_calls, "timing option warmup_min_calls", minimum=0)
         for name in ("min_samples", "max_samples"):
-            v = getattr(self, name)
-            if not _is_int(v) or v < 1:
-                raise OptionError(f"timing option {name} must be an integer >= 1, got {v!r}")
+            check_int(getattr(self, name), f"timing option {name}")
         if self.max_samples < self.min_samples:
             raise OptionError(
                 f"timing option max_samples ({self.max_samples}) is below min_samples ({self.min_samples})"
@@ -81,14 +74,6 @@ class TimingConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 # A short configuration for measuring the harness's own per-call cost.
@@ -126,6 +111,20 @@ def bind(session: Any, prepared: Any) -> Callable[[], Any]:
     functools.partial is a C-level call wrapper, cheaper than a lambda.
     """
     return functools.partial(session.run_prepared, prepared)
+
+
+@contextlib.contextmanager
+def gc_paused(pause: bool = True) -> Iterator[None]:
+    """The garbage collector off inside (when `pause`), back to its previous state after: a
+    collection inside a timed loop would land in one sample as a multi-millisecond outlier."""
+    was_enabled = gc.isenabled()
+    if pause:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if pause and was_enabled:
+            gc.enable()
 
 
 def warm_up(fn: Callable[[], Any], cfg: TimingConfig, *, clock: Callable[[], int] = time.perf_counter_ns) -> list[int]:
@@ -184,12 +183,10 @@ def time_callable(
 
     # -- 3. the timed loop ------------------------------------------------------------------
     buf = [0] * n
-    gc_was_enabled = gc.isenabled()
     if cfg.disable_gc:
-        gc.collect()
-        gc.disable()
+        gc.collect()  # start with nothing to collect, so a paused collector has no backlog to hide
     count = n
-    try:
+    with gc_paused(cfg.disable_gc):
         start = clock()
         deadline = start + int(cfg.max_time_s * 1e9)
         for i in range(n):
@@ -201,9 +198,6 @@ def time_callable(
                 count = i + 1
                 break
         end = clock()
-    finally:
-        if cfg.disable_gc and gc_was_enabled:
-            gc.enable()
     if cfg.disable_gc:
         gc.collect()
 
@@ -235,18 +229,12 @@ def time_block(fn: Callable[[], Any], k: int, warmup_calls: int = 0, *, disable_
     for _ in range(warmup_calls):
         fn()
     buf = [0] * k
-    gc_was_enabled = gc.isenabled()
-    if disable_gc:
-        gc.disable()
-    try:
+    with gc_paused(disable_gc):
         for i in range(k):
             t0 = clock()
             fn()
             t1 = clock()
             buf[i] = t1 - t0
-    finally:
-        if disable_gc and gc_was_enabled:
-            gc.enable()
     return np.asarray(buf, dtype=np.int64)
 
 

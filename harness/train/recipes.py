@@ -24,7 +24,7 @@ def apply_recipe(recipe: dict[str, Any], base):
     if unknown:
         raise OptionError(f"recipe has unknown keys {unknown}; known: {sorted(_RECIPE_KEYS)}")
     valid = {f.name for f in fields(base)}
-    return base.with_overrides(**{k: v for k, v in recipe.items() if k in valid}).validate()
+    return base.with_overrides(**{k: v for k, v in recipe.items() if k in valid})
 
 
 def load_recipe(path: str | Path, base):

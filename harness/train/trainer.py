@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from harness.errors import OptionError
+from harness.options import check_choice, check_int, check_number
 from harness.train.losses import build_loss, check_alpha, check_temperature, loss_names
 
 # Why these defaults: see README "Training defaults". Epoch counts are per kind because a 3D
@@ -21,8 +22,10 @@ from harness.train.losses import build_loss, check_alpha, check_temperature, los
 DEFAULT_EPOCHS = {"1d": 150, "3d": 30}
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
+    """How the trio trains; validated on construction (`with_overrides` / dataclasses.replace for changes)."""
+
     epochs: int | None = None  # None: DEFAULT_EPOCHS[kind]
     student_epochs: int | None = None  # None: same as epochs
     batch_size: int = 32
@@ -39,38 +42,28 @@ class TrainConfig:
     threads: int | None = None
     normalize: str = "auto"  # auto | dataset | sample | none (harness/train/normalize.py)
 
-    def validate(self) -> "TrainConfig":
+    def __post_init__(self) -> None:
         from harness.train.normalize import NORMALIZE_CHOICES
 
-        if self.normalize not in NORMALIZE_CHOICES:
-            raise OptionError(f"normalize must be one of {', '.join(NORMALIZE_CHOICES)}, got {self.normalize!r}")
-        for name in ("epochs", "student_epochs"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise OptionError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 2:
-            raise OptionError(f"batch size must be an integer >= 2, got {self.batch_size!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise OptionError(f"learning rate must be positive, got {self.lr!r}")
+        check_choice(self.normalize, "normalize", NORMALIZE_CHOICES)
+        check_int(self.epochs, "epochs", optional=True)
+        check_int(self.student_epochs, "student-epochs", optional=True)
+        check_int(self.batch_size, "batch size", minimum=2)
+        check_number(self.lr, "learning rate", minimum=0, exclusive=True)
         check_temperature(self.temperature)
         if self.kd_loss == "hinton":
             check_alpha(self.alpha)
-        elif self.alpha < 0:
-            raise OptionError(f"alpha must be >= 0, got {self.alpha!r}")
+        else:
+            check_number(self.alpha, "alpha", minimum=0)
         if self.kd_loss not in loss_names() or self.kd_loss == "ce":
             raise OptionError(f"unknown KD loss {self.kd_loss!r}; choose hinton or dkd")
-        if self.kd_logits not in ("cached", "live"):
-            raise OptionError(f"--kd-logits must be 'cached' or 'live', got {self.kd_logits!r}")
-        if not isinstance(self.mixup, (int, float)) or isinstance(self.mixup, bool) or not (
-                math.isfinite(self.mixup) and self.mixup >= 0):
-            raise OptionError(f"mixup must be a number >= 0 (0 = off), got {self.mixup!r}")
+        check_choice(self.kd_logits, "--kd-logits", ("cached", "live"))
+        check_number(self.mixup, "mixup (0 = off)", minimum=0)
         if (self.augment or self.mixup > 0) and self.kd_logits == "cached":
             # Cached logits belong to the un-augmented samples; the teacher must label what the student sees.
             what = "augmentation" if self.augment else "mixup"
             raise OptionError(f"{what} needs --kd-logits live (the teacher labels the augmented samples)")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise OptionError(f"threads must be a positive integer, got {self.threads!r}")
-        return self
+        check_int(self.threads, "threads", optional=True)
 
     def epochs_for(self, kind: str, role: str) -> int:
         base = self.epochs if self.epochs is not None else DEFAULT_EPOCHS[kind]

@@ -26,7 +26,6 @@ from harness.train.trainer import TrainConfig, accuracy, fit, fit_temperature, p
 
 log = logging.getLogger(__name__)
 
-ROLES = ("teacher", "student_scratch", "student_kd")
 SUMMARY_SCHEMA = "kd-harness/summary/1"
 
 
@@ -178,7 +177,6 @@ def train_trio(
     """Train, checkpoint and summarise; returns the summary written to OUT/summary.json."""
     from harness.measure.stats import mean_ci
 
-    cfg.validate()
     seeds = parse_seeds(seeds)
     out_dir = ensure_writable_dir(out_dir)
     ckpt_dir = out_dir / "checkpoints"
