@@ -17,15 +17,8 @@ from harness.export import export_onnx, parity_check
 from harness.onnx_tools import external_data_files, onnx_input_shape, onnx_macs, onnx_params, validate_onnx
 
 
-class Tiny1d(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv1d(2, 8, 5, padding=2)
-        self.bn = nn.BatchNorm1d(8)
-        self.fc = nn.Linear(8, 3)
+from tiny_models import Tiny1d  # noqa: E402
 
-    def forward(self, x):
-        return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=-1))
 
 
 class Tiny3d(nn.Module):

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from harness.backends import Artifact, BackendOptions, get_backend
 from harness.errors import CheckpointError, HarnessError, ModelFileError
@@ -18,15 +17,8 @@ from harness.measure.base import SessionHandle
 SHAPE = (2, 32)
 
 
-class Tiny1d(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv1d(2, 8, 5, padding=2)
-        self.bn = nn.BatchNorm1d(8)
-        self.fc = nn.Linear(8, 3)
+from tiny_models import Tiny1d  # noqa: E402
 
-    def forward(self, x):
-        return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=-1))
 
 
 @pytest.fixture(scope="module")
