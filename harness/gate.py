@@ -27,7 +27,7 @@ from harness.report.derived import delta_vs_teacher, has_fast_speedup, speedups
 from harness.measure.stats import mannwhitney
 from harness.errors import HarnessError, OptionError, SchemaError
 from harness.fileio import atomic_write_bytes
-from harness.report.model import (
+from harness.report.lookup import (
     REFERENCE, measured_accuracy, model_value, num, opts_key, parity,
     summary_accuracy, task_measurements, task_names, task_roles,
 )
