@@ -16,7 +16,6 @@ from harness.results import Measurement, Results
 VALIDITY_TOLERANCE = 0.05  # paired p50 vs isolated latency p50: more than this apart is a disturbed run
 
 
-
 def peak_note(res: Results, label: str, row: dict[str, Any]) -> str | None:
     """The warning for a performance row above 100% of the measured peak, naming the cause; else None."""
     pct, gflops = row.get("pct_peak"), row.get("gflops")
