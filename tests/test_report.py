@@ -16,9 +16,10 @@ from report_fixtures import make_results, write_pytest_benchmark  # noqa: E402
 from harness.errors import OptionError, SchemaError  # noqa: E402
 from harness.report import build_report, format_for_path, write_report  # noqa: E402
 from harness.measure.stats import difference as diff_stats  # noqa: E402
-from harness.report.model import build_model, source_labels  # noqa: E402
+from harness.report.content import build_model  # noqa: E402
+from harness.report.lookup import source_labels  # noqa: E402
 from harness.report.pytest_benchmark import from_pytest_benchmark, is_pytest_benchmark  # noqa: E402
-from harness.report.render import pareto_front  # noqa: E402
+from harness.report.html import pareto_front  # noqa: E402
 from harness.results import Measurement, Results, write_results  # noqa: E402
 
 
@@ -288,7 +289,7 @@ def test_unstable_column(one):
                   and line.rstrip().endswith("yes")]
     assert len(teacher_b1) >= 2
     # a structured flag wins; without summary metrics any warning counts
-    from harness.report.model import is_unstable
+    from harness.report.notes import is_unstable
     assert is_unstable(Measurement("t", "m", "torch", "latency", 1, 1, {"unstable": True})) is True
     assert is_unstable(Measurement("t", "m", "torch", "latency", 1, 1, {"p50_ms": 1.0}, warnings=["x"])) is True
     assert is_unstable(Measurement("t", "m", "torch", "latency", 1, 1, {"p50_ms": 1.0})) is False
@@ -378,7 +379,7 @@ def test_pct_of_peak_above_100_comes_with_its_cause():
 
 
 def test_validity_names_a_machine_state_change_when_the_p10s_agree():
-    from harness.report.model import find
+    from harness.report.lookup import find
 
     res = make_results(tasks=("osuleaf",), paired_disturbance={"student_kd": 1.21})
     for m in res.measurements:  # the fast state agrees between the suites: only the p50s moved
@@ -397,3 +398,40 @@ def test_validity_names_a_machine_state_change_when_the_p10s_agree():
     assert len(notes) == 4 and all("10th percentiles agree (+1.0%)" in n and "changed speed state" in n
                                    for n in notes)
     assert "p10 paired/latency" in build_report(res, "table")
+
+
+# -- issue 12: a column constant over a table is said once, in the section heading ----------------
+
+def test_constant_columns_go_to_section_headings():
+    res = make_results(tasks=("osuleaf",))
+    for m in res.measurements:
+        m.options = {"graph_optimization": "all", "arena": True}
+    opts = "arena=True,graph_optimization=all"
+    perf_heading = "Latency, throughput and memory per backend and batch size"
+    for fmt, prefix in (("table", ""), ("md", "### ")):
+        lines = build_report(res, fmt).splitlines()
+        i = next(i for i, line in enumerate(lines) if line.startswith(prefix + perf_heading))
+        heading, header = lines[i], lines[i + 2]
+        # constant over the table (options, threads): in the heading, not a column
+        assert heading == f"{prefix}{perf_heading} — threads: 1 · options: {opts}"
+        assert "options" not in header and "threads" not in header and opts not in "\n".join(lines[i + 1:i + 16])
+        # varying (model, backend, batch size): still columns
+        assert re.match(r"\|? ?model +\|? +backend +\|? +batch ", header)
+    # CSV and JSON stay complete: every row carries every column
+    df = pd.read_csv(io.StringIO(build_report(res, "csv")))
+    perf = df[df.section == "performance"]
+    assert len(perf) and (perf["options"] == opts).all() and (perf["threads"] == 1).all()
+    rows = json.loads(build_report(res, "json"))["tasks"][0]["tables"]["performance"]
+    assert all(r["options"] == opts and r["threads"] == 1 for r in rows)
+    # HTML keeps its full tables
+    assert f"<td>{opts}</td>" in build_report(res, "html")
+
+
+def test_constant_columns_split():
+    from harness.report.display import constant_columns
+
+    disp = pd.DataFrame({"model": ["a", "b"], "threads": ["2", "2"], "options": ["", ""], "p50_ms": ["1", "1"]})
+    table, const = constant_columns(disp, ("model", "threads", "options"))
+    assert const == [("threads", "2")]  # empty cells are no value to state; metrics are never folded
+    assert list(table.columns) == ["model", "options", "p50_ms"]
+    assert constant_columns(disp.iloc[:0], ("threads",))[1] == []

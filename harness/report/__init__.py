@@ -6,6 +6,17 @@
 Inputs are harness results files (schema kd-harness/results/1), pytest-benchmark JSON files, or
 Results objects. Several inputs (machines, commits) go side by side, labelled by file name and
 git commit.
+
+The package, by job:
+    lookup.py    tolerant lookups over Results (measurement for a key, accuracies, sizes, roofline)
+    derived.py   figures derived once for report and gate (speedups, accuracy deltas)
+    tables.py    row builders and column lists: the report's tidy tables
+    notes.py     judgements in words: stability, validity and peak warnings, verdict sentences
+    content.py   Report / TaskReport and build_model: every table, verdict and note per task
+    display.py   how tables look to a reader (labels, units, side by side, sources lines)
+    text.py      terminal table, markdown, CSV, JSON
+    html.py      one self-contained HTML page with plotly figures
+    pytest_benchmark.py  pytest-benchmark JSON as Results
 """
 from __future__ import annotations
 
@@ -15,14 +26,31 @@ from typing import Any
 
 from harness.errors import OptionError
 from harness.fileio import atomic_write_text
-from harness.report.model import Report, build_model, load_inputs, read_any
-from harness.report.render import FORMATS, render
+from harness.report.content import Report, build_model
+from harness.report.html import render_html
+from harness.report.lookup import load_inputs, read_any
+from harness.report.text import render_csv, render_json, render_text
+
+FORMATS = ("table", "md", "csv", "html", "json")
 
 SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json",
                   ".txt": "table"}
 
 __all__ = ["FORMATS", "Report", "build_model", "build_report", "format_for_path", "load_inputs", "read_any",
-           "write_report"]
+           "render", "write_report"]
+
+
+def render(report: Report, fmt: str) -> str:
+    """A built report as text in `fmt` (table, md, csv, html, json)."""
+    if fmt not in FORMATS:
+        raise OptionError(f"unknown report format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if fmt in ("table", "md"):
+        return render_text(report, md=fmt == "md")
+    if fmt == "csv":
+        return render_csv(report)
+    if fmt == "json":
+        return render_json(report)
+    return render_html(report)
 
 
 def build_report(paths_or_results: Any, fmt: str = "table") -> str:

@@ -9,7 +9,7 @@ import numpy as np
 from typing import Any, Iterable, Sequence
 
 from harness.errors import SchemaError
-from harness.metrics import as_float, as_pair
+from harness.metrics import RooflineMetrics, as_float, as_pair
 from harness.report.pytest_benchmark import from_pytest_benchmark, is_pytest_benchmark
 from harness.results import ROLES, Measurement, Results, read_json_document
 
@@ -266,3 +266,26 @@ def find(res: Results, task: str, suite: str, role: str, backend: str, batch: in
         if exact or len({opts_key(m) for m in ms}) != 1:
             ms = exact
     return _pick(ms)
+
+
+# -- the machine: roofline suite (peak GEMM) -------------------------------------------------------
+
+def roofline(res: Results, threads: int | None = None) -> RooflineMetrics | None:
+    """The roofline suite's metrics (peak GEMM), at `threads` when measured there, else the first."""
+    roof = [m for m in res.measurements if m.suite == "roofline" and m.metrics.peak_gflops is not None]
+    if not roof:
+        return None
+    same = [m for m in roof if threads is None or m.threads == threads]
+    return (same or roof)[0].metrics
+
+
+def peak_by_source(roof: RooflineMetrics | None) -> dict[str, float]:
+    """{"numpy": GFLOP/s, ...}: `peak_by_source`, else the older per-library fields `<lib>_gflops`."""
+    if not roof:
+        return {}
+    by = roof.peak_by_source
+    if isinstance(by, dict):
+        return {str(k): num(v) for k, v in by.items() if num(v) is not None}
+    older = {"numpy": roof.numpy_gflops, "torch": roof.torch_gflops, "onnxruntime": roof.onnxruntime_gflops}
+    return {k: v for k, v in older.items() if v is not None}
+

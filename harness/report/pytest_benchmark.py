@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import SchemaError
+from harness.metrics import AccuracyMetrics, LatencyMetrics, ThroughputMetrics
 from harness.results import Measurement, Results
 
 STORAGE_KEYS = ("onnx_bytes", "checkpoint_bytes", "onnx_gzip_bytes")
@@ -55,30 +56,31 @@ def _int(value: Any, default: int, what: str, name: str) -> int:
         raise SchemaError(f"pytest-benchmark entry {name!r}: {what} {value!r} is not an integer") from None
 
 
-def _latency_metrics(stats: dict, data_s: list[float] | None, name: str) -> dict[str, Any]:
+def _ms(seconds: Any) -> float | None:
+    v = _num(seconds)
+    return None if v is None else v * 1e3
+
+
+def _latency_metrics(stats: dict, data_s: list[float] | None, name: str, suite: str) -> LatencyMetrics:
+    """The latency (or throughput) metrics of one benchmark's stats, in milliseconds."""
     median = _num(stats.get("median"))
     if median is None:
         raise SchemaError(f"pytest-benchmark entry {name!r} has no numeric stats.median")
-    metrics: dict[str, Any] = {"p50_ms": median * 1e3}
-    for src, dst in (("mean", "mean_ms"), ("stddev", "std_ms"), ("min", "min_ms"), ("max", "max_ms"),
-                     ("iqr", "iqr_ms"), ("q1", "q1_ms"), ("q3", "q3_ms")):
-        v = _num(stats.get(src))
-        if v is not None:
-            metrics[dst] = v * 1e3
+    m = (ThroughputMetrics if suite == "throughput" else LatencyMetrics)(p50_ms=median * 1e3)
+    m.mean_ms, m.std_ms, m.min_ms, m.max_ms = (_ms(stats.get(k)) for k in ("mean", "stddev", "min", "max"))
+    m.iqr_ms, m.q1_ms, m.q3_ms = (_ms(stats.get(k)) for k in ("iqr", "q1", "q3"))
     rounds = _num(stats.get("rounds"))
     if rounds is not None:
-        metrics["n"] = int(rounds)
-        metrics["rounds"] = int(rounds)
+        m.n = m.rounds = int(rounds)
     iterations = _num(stats.get("iterations"))
     if iterations is not None:
-        metrics["iterations"] = int(iterations)
+        m.iterations = int(iterations)
     mean, std = _num(stats.get("mean")), _num(stats.get("stddev"))
     if mean and std is not None:
-        metrics["cv"] = std / mean
+        m.cv = std / mean
     if data_s:
         arr = np.asarray(data_s, dtype=float) * 1e3
-        for q, key in ((90, "p90_ms"), (95, "p95_ms"), (99, "p99_ms"), (99.9, "p999_ms")):
-            metrics[key] = float(np.percentile(arr, q))
+        m.p90_ms, m.p95_ms, m.p99_ms, m.p999_ms = (float(np.percentile(arr, q)) for q in (90, 95, 99, 99.9))
         # distribution-free 95% CI of the median from order statistics
         s = np.sort(arr)
         n = len(s)
@@ -86,8 +88,8 @@ def _latency_metrics(stats: dict, data_s: list[float] | None, name: str) -> dict
             half = 1.96 * math.sqrt(n) / 2
             lo = max(int(math.floor(n / 2 - half)), 0)
             hi = min(int(math.ceil(n / 2 + half)), n - 1)
-            metrics["median_ci95_ms"] = [float(s[lo]), float(s[hi])]
-    return metrics
+            m.median_ci95_ms = (float(s[lo]), float(s[hi]))
+    return m
 
 
 def from_pytest_benchmark(doc: dict, source: str | None = None) -> Results:
@@ -158,9 +160,9 @@ def from_pytest_benchmark(doc: dict, source: str | None = None) -> Results:
         if suite in ("latency", "throughput"):
             data = stats.get("data")
             data_s = [float(x) for x in data if _num(x) is not None] if isinstance(data, list) else None
-            metrics = _latency_metrics(stats, data_s, name)
+            metrics = _latency_metrics(stats, data_s, name, suite)
             if suite == "throughput":
-                metrics["samples_per_s"] = batch / (metrics["p50_ms"] / 1e3) if metrics["p50_ms"] > 0 else None
+                metrics.samples_per_s = batch / (metrics.p50_ms / 1e3) if metrics.p50_ms > 0 else None
             res.measurements.append(Measurement(
                 task=task, model=role, backend=backend, suite=suite, batch_size=batch, threads=threads,
                 metrics=metrics, options=options,
@@ -176,20 +178,19 @@ def from_pytest_benchmark(doc: dict, source: str | None = None) -> Results:
         elif suite == "accuracy":
             measured = _num(_lookup(bench, "measured_accuracy"))
             if measured is not None:
-                metrics = {"accuracy": measured}
-                for k in ("correct", "n"):
-                    if _num(_lookup(bench, k)) is not None:
-                        metrics[k] = int(_num(_lookup(bench, k)))
+                correct, n = (_num(_lookup(bench, k)) for k in ("correct", "n"))
                 res.measurements.append(Measurement(
                     task=task, model=role, backend=backend, suite="accuracy", batch_size=batch, threads=threads,
-                    metrics=metrics, options=options))
+                    metrics=AccuracyMetrics(accuracy=measured, correct=None if correct is None else int(correct),
+                                            n=None if n is None else int(n)),
+                    options=options))
         elif suite != "storage":
             res.warnings.append(f"pytest-benchmark entry {name!r}: unknown extra_info.suite {suite!r}; skipped")
         acc = _num(_lookup(bench, "accuracy"))
         if suite == "latency" and acc is not None and (task, role, backend) not in measured_acc:
             res.measurements.append(Measurement(
                 task=task, model=role, backend=backend, suite="accuracy", batch_size=batch, threads=threads,
-                metrics={"accuracy": acc}, options={"benchmark": name},
+                metrics=AccuracyMetrics(accuracy=acc), options={"benchmark": name},
             ))
         entry = res.model_entry(task, role) if not multi else next(
             (e for e in res.models.values() if e.get("task") == task and e.get("role") == role), None)

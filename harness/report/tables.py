@@ -1,68 +1,29 @@
-"""The report's content as pandas tables, built from Results. No rendering here.
+"""The report's tables: the row builders and their column lists.
 
 Every table is tidy: one row per (source, task, model[, backend, batch]) with raw numbers
-(accuracy in percent, deltas in points, latencies in ms, ratios as plain floats). Render decides
-how they look. Missing pieces (older or partial runs) leave cells empty; nothing here raises
-on absence.
+(accuracy in percent, deltas in points, latencies in ms, ratios as plain floats); rendering
+decides how they look. Missing pieces (older or partial runs) leave cells empty; nothing here
+raises on absence.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import pandas as pd
 
-from harness.report.derived import Speedup, delta_vs_teacher, speedups
 from harness.measure.stats import difference, mannwhitney
-from harness.metrics import RooflineMetrics, TimingMetrics
-from harness.results import Measurement, Results
-
-from harness.report.lookup import (  # noqa: F401  (re-exported for render and gate)
-    BACKEND_ORDER, MACHINE_SUITES, REFERENCE, _acc_scale, _m_task, _pick, backend_order, comparison_block, find, git_commit, load_inputs, measured_accuracy, measured_backends, model_entry, model_value, num, opts_key, pair, parity, ratio, read_any, role_order, source_labels, summary_accuracy, summary_model, task_measurements, task_names, task_roles, task_summary, train_seconds,
+from harness.metrics import RooflineMetrics
+from harness.report.derived import Speedup, delta_vs_teacher, speedups
+from harness.report.lookup import (
+    REFERENCE, backend_order, comparison_block, find, git_commit, measured_accuracy, measured_backends, model_value,
+    num, opts_key, pair, parity, peak_by_source, ratio, role_order, roofline, summary_accuracy, task_measurements,
+    train_seconds,
 )
+from harness.report.notes import VALIDITY_TOLERANCE, is_unstable
+from harness.results import Results
 
 
-@dataclass
-class TaskReport:
-    task: str
-    accuracy: pd.DataFrame
-    size: pd.DataFrame
-    performance: pd.DataFrame
-    backends: pd.DataFrame
-    kd_vs_scratch: pd.DataFrame
-    ort_vs_torch: pd.DataFrame
-    verdicts: dict[str, str] = field(default_factory=dict)  # source label -> sentence
-    validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # paired p50 vs latency-suite p50
-    notes: dict[str, list[str]] = field(default_factory=dict)  # table key -> warnings shown under it
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        return {"accuracy": self.accuracy, "size": self.size, "performance": self.performance,
-                "validity": self.validity, "backends": self.backends, "kd_vs_scratch": self.kd_vs_scratch,
-                "ort_vs_torch": self.ort_vs_torch}
-
-
-@dataclass
-class Report:
-    results: list[Results]
-    labels: list[str]
-    sources: pd.DataFrame
-    tasks: list[TaskReport]
-    warnings: pd.DataFrame
-
-    @property
-    def multi_source(self) -> bool:
-        return len(self.labels) > 1
-
-
-def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=None if rows else columns)
-    if rows:
-        extra = [c for c in df.columns if c not in columns]
-        df = df[[c for c in columns if c in df.columns] + extra]
-    return df
-
-
-def _accuracy_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
+def accuracy_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
     rows = []
     backends = measured_backends(res, task, "accuracy")
     for role in roles:
@@ -94,7 +55,7 @@ def _accuracy_rows(res: Results, label: str, task: str, roles: list[str]) -> lis
     return rows
 
 
-def _size_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
+def size_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
     rows = []
     ref = {k: model_value(res, task, REFERENCE, k) for k in ("params", "macs", "onnx_bytes", "checkpoint_bytes")}
     for role in roles:
@@ -115,88 +76,8 @@ def _size_rows(res: Results, label: str, task: str, roles: list[str]) -> list[di
     return rows
 
 
-# -- roofline, stability, validity ----------------------------------------------------------------
 
-VALIDITY_TOLERANCE = 0.05  # paired p50 vs isolated latency p50: more than this apart is a disturbed run
-
-
-def roofline(res: Results, threads: int | None = None) -> RooflineMetrics | None:
-    """The roofline suite's metrics (peak GEMM), at `threads` when measured there, else the first."""
-    roof = [m for m in res.measurements if m.suite == "roofline" and m.metrics.peak_gflops is not None]
-    if not roof:
-        return None
-    same = [m for m in roof if threads is None or m.threads == threads]
-    return (same or roof)[0].metrics
-
-
-def peak_by_source(roof: RooflineMetrics | None) -> dict[str, float]:
-    """{"numpy": GFLOP/s, ...}: `peak_by_source`, else the older per-library fields `<lib>_gflops`."""
-    if not roof:
-        return {}
-    by = roof.peak_by_source
-    if isinstance(by, dict):
-        return {str(k): num(v) for k, v in by.items() if num(v) is not None}
-    older = {"numpy": roof.numpy_gflops, "torch": roof.torch_gflops, "onnxruntime": roof.onnxruntime_gflops}
-    return {k: v for k, v in older.items() if v is not None}
-
-
-def peak_note(res: Results, label: str, row: dict[str, Any]) -> str | None:
-    """The warning for a performance row above 100% of the measured peak, naming the cause; else None."""
-    pct, gflops = row.get("pct_peak"), row.get("gflops")
-    if pct is None or gflops is None or pct <= 100:
-        return None
-    roof = roofline(res, row.get("threads")) or RooflineMetrics()
-    peak, src = roof.peak_gflops, roof.peak_source or "unknown source"
-    backend = row["backend"]
-    by = peak_by_source(roof)
-    if by.get(backend) is None:
-        cause = (f"the peak GEMM used slower kernels than the model's runtime: it ran on "
-                 f"{', '.join(sorted(by)) or src}, never on {backend}'s own kernels, which can be faster "
-                 "(e.g. AVX-512 against a BLAS pinned to AVX2); re-bench to measure it")
-    else:
-        cause = (f"{backend}'s kernels for this model (convolutions, fused operators) outran its own GEMM "
-                 f"({by[backend]:.1f} GFLOP/s) and every other measured GEMM, so the measured peak is no "
-                 "ceiling: the GEMM timing was disturbed (other load, a lower clock at that moment), or the "
-                 "model's MAC count overstates its work")
-    theo = roof.theoretical_peak_gflops
-    if theo:
-        cause += f"; theoretical peak {theo:.1f} GFLOP/s"
-        if gflops > theo:
-            cause += (", which the model exceeds too: the clock is above the reported one (turbo), or the "
-                      "MAC count overstates the work")
-        else:
-            cause += f" (model at {100 * gflops / theo:.0f}% of it)"
-    else:
-        cause += "; theoretical peak unknown (no CPU flags or clock recorded)"
-    return (f"{row['model']} ({backend}, batch {row['batch_size']}, {row['threads']} thread(s)) at {pct:.0f}% of "
-            f"the measured GEMM peak ({peak:.1f} GFLOP/s, {src}): {cause}")
-
-
-def is_unstable(m: Measurement | None) -> bool | None:
-    """Whether a timing breaks the stability thresholds (harness.measure.stats.stability_warnings).
-
-    A structured `unstable` metric wins; else the thresholds are re-applied to the stored summary
-    (p50, p90, IQR, n, median CI), so the answer does not hang on a warning's wording; a
-    measurement without those metrics (pytest-benchmark input) counts as unstable when it carries
-    any warning."""
-    if m is None:
-        return None
-    flag = m.metrics.unstable
-    if isinstance(flag, bool):
-        return flag
-    met = m.metrics
-    if isinstance(met, TimingMetrics) and None not in (met.p50_ms, met.p90_ms, met.iqr_ms, met.n):
-        from harness.measure.stats import stability_warnings
-
-        summary = {"p50_ms": met.p50_ms, "p90_ms": met.p90_ms, "iqr_ms": met.iqr_ms, "n": met.n}
-        ci = m.metrics.median_ci95_ms
-        if ci:
-            summary["median_ci95_ms"] = list(ci)
-        return bool(stability_warnings(summary))
-    return bool(m.warnings)
-
-
-def _validity_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
+def validity_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
     """One row per paired run: both models' paired p50 beside their latency-suite p50 at the same
     task, backend, batch size, threads and options, and how far apart they are (in percent)."""
     rows = []
@@ -214,9 +95,8 @@ def _validity_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
                                "backend": m.backend, "batch_size": m.batch_size, "threads": m.threads,
                                "options": opts or None}
         checks = []
-        ref_summary = m.metrics.reference_summary or {}
         for prefix, role, p50, p10 in (("", m.model, cand_p50, m.metrics.p10_ms),
-                                       ("ref_", ref, m.metrics.teacher_p50_ms, num(ref_summary.get("p10_ms")))):
+                                       ("ref_", ref, m.metrics.teacher_p50_ms, m.metrics.reference_p10_ms)):
             lat = find(res, task, "latency", role, m.backend, m.batch_size, m.threads, opts)
             iso = lat.metrics.p50_ms if lat else None
             iso10 = lat.metrics.p10_ms if lat else None
@@ -233,32 +113,8 @@ def _validity_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
     return rows
 
 
-def validity_notes(row: dict[str, Any]) -> list[str]:
-    """A warning per model of a validity row whose paired p50 is more than 5% off its isolated p50."""
-    out = []
-    for prefix, model in (("", row["model"]), ("ref_", row["reference"])):
-        off = row.get(f"{prefix}paired_vs_latency_pct")
-        if off is None or abs(off) <= 100 * VALIDITY_TOLERANCE:
-            continue
-        other = row["reference"] if not prefix else row["model"]
-        where = (f"{model} ({row['backend']}, batch {row['batch_size']}, {row['threads']} thread(s), "
-                 f"paired with {other})")
-        off10 = row.get(f"{prefix}paired_vs_latency_p10_pct")
-        if off10 is not None and abs(off10) <= 100 * VALIDITY_TOLERANCE:
-            out.append(f"paired p50 of {where} is {off:+.0f}% off its isolated latency p50, but their 10th "
-                       f"percentiles agree ({off10:+.1f}%): the machine changed speed state between the two "
-                       "suites rather than the pairing disturbing the timing; the fast-state (p10) speedup is "
-                       "the steadier figure")
-        elif off > 0:
-            out.append(f"paired p50 of {where} is {off:.0f}% above its isolated latency p50: the paired run "
-                       "disturbed the timing, so the speedup is not the models' own")
-        else:
-            out.append(f"paired p50 of {where} is {-off:.0f}% below its isolated latency p50: the two suites saw "
-                       "different machine states, so the speedup CI misses part of the variation")
-    return out
 
-
-def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
+def perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
     keys: dict[tuple, None] = {}
     for m in task_measurements(res, task):
         if m.suite in ("latency", "paired", "throughput", "memory"):
@@ -314,7 +170,7 @@ def _perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[di
     return rows
 
 
-def _backend_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
+def backend_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
     rows = []
     backends = backend_order(m.backend for m in task_measurements(res, task)
                              if m.suite in ("throughput", "cold_start"))
@@ -368,7 +224,7 @@ def kd_vs_scratch(res: Results, task: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _ort_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
+def ort_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
     rows = []
     lat = task_measurements(res, task, "latency")
     keys = sorted({(m.batch_size, m.threads, opts_key(m)) for m in lat})
@@ -388,70 +244,8 @@ def _ort_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dic
     return rows
 
 
-def fmt_p(p: float | None) -> str:
-    if p is None:
-        return ""
-    return "p<0.001" if p < 0.001 else f"p={p:.2g}"
 
-
-def verdict(res: Results, task: str, acc_rows, perf_rows, size_rows, kd_rows, validity_rows=()) -> str:
-    roles = task_roles(res, task)
-    subject_role = "student_kd" if "student_kd" in roles else ("student_scratch" if "student_scratch" in roles
-                                                                else None)
-    if subject_role is None:
-        return "No student model to judge."
-    subject = "KD student" if subject_role == "student_kd" else "Scratch student"
-    acc_parts = []
-    acc = next((r for r in acc_rows if r["model"] == subject_role), None)
-    if acc and acc.get("delta_pts") is not None:
-        s = f"{acc['delta_pts']:+.1f} pts vs teacher"
-        if acc.get("delta_ci_lo_pts") is not None:
-            s += f" [CI {acc['delta_ci_lo_pts']:+.1f}, {acc['delta_ci_hi_pts']:+.1f}]"
-        acc_parts.append(s)
-    if subject_role == "student_kd" and kd_rows:
-        k = kd_rows[0]
-        s = f"{k['diff_pts']:+.1f} pts vs scratch"
-        if k.get("p_value") is not None:
-            s += f", {fmt_p(k['p_value'])}"
-        acc_parts.append(s)
-    other = []
-    mine = [r for r in perf_rows if r["model"] == subject_role and r.get("speedup") is not None]
-    if mine:
-        border = {b: i for i, b in enumerate(("onnxruntime", "torch"))}
-        best = min(mine, key=lambda r: (border.get(r["backend"], 9), r["batch_size"] != 1, r["batch_size"],
-                                        r["threads"]))
-        sp = best["speedup"]
-        word = "faster" if sp >= 1 else "slower"
-        val = sp if sp >= 1 else 1 / sp
-        s = f"{val:.1f}x {word} on {best['backend']} (batch {best['batch_size']})"
-        if best.get("speedup_ci_lo") is not None:
-            s += f" [CI {best['speedup_ci_lo']:.2f}, {best['speedup_ci_hi']:.2f}]"
-            if best["speedup_ci_lo"] <= 1 <= best["speedup_ci_hi"]:
-                s += " (not significant)"
-        if best.get("speedup_p10") is not None:
-            s += f"; fast-state (p10) {best['speedup_p10']:.1f}x"
-            if best.get("speedup_p10_ci_lo") is not None:
-                s += f" [CI {best['speedup_p10_ci_lo']:.2f}, {best['speedup_p10_ci_hi']:.2f}]"
-        if best.get("speedup_basis") == "paired" and any(
-                v.get("valid") is False and v["backend"] == best["backend"] and v["batch_size"] == best["batch_size"]
-                and v["threads"] == best["threads"] and v.get("options") == best.get("options")
-                and subject_role in (v["model"], v["reference"])
-                for v in validity_rows):
-            s += " (paired timing failed its validity check)"
-        other.append(s)
-    size = next((r for r in size_rows if r["model"] == subject_role), None)
-    if size and size.get("onnx_ratio"):
-        r = size["onnx_ratio"]
-        other.append(f"{1 / r:.1f}x smaller ONNX file" if r <= 1 else f"{r:.1f}x larger ONNX file")
-    if not acc_parts and not other:
-        return f"{subject}: no comparable measurements."
-    text = f"{subject}: " + ", ".join(acc_parts)
-    if other:
-        text += ("; " if acc_parts else "") + ", ".join(other)
-    return text + "."
-
-
-def _warning_rows(res: Results, label: str) -> list[dict[str, Any]]:
+def warning_rows(res: Results, label: str) -> list[dict[str, Any]]:
     rows = [{"source": label, "task": "", "where": "results", "message": str(w)} for w in res.warnings]
     for m in res.measurements:
         for w in m.warnings:
@@ -487,12 +281,20 @@ ORT_COLS = ["source", "task", "model", "batch_size", "threads", "torch_p50_ms", 
 WARN_COLS = ["source", "task", "where", "message"]
 
 
-def _acc_cols(rows: list[dict[str, Any]]) -> list[str]:
+def acc_cols(rows: list[dict[str, Any]]) -> list[str]:
     measured = list(dict.fromkeys(k for r in rows for k in r if k.startswith("acc_") and k not in ACC_COLS))
     return ACC_COLS[:7] + measured + ACC_COLS[7:]
 
 
-def _drop_empty(df: pd.DataFrame, keep: Iterable[str] = ()) -> pd.DataFrame:
+def frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=None if rows else columns)
+    if rows:
+        extra = [c for c in df.columns if c not in columns]
+        df = df[[c for c in columns if c in df.columns] + extra]
+    return df
+
+
+def drop_empty(df: pd.DataFrame, keep: Iterable[str] = ()) -> pd.DataFrame:
     if df.empty:
         return df
     keep = set(keep)
@@ -500,7 +302,7 @@ def _drop_empty(df: pd.DataFrame, keep: Iterable[str] = ()) -> pd.DataFrame:
     return df[cols]
 
 
-def _source_row(res: Results, label: str) -> dict[str, Any]:
+def source_row(res: Results, label: str) -> dict[str, Any]:
     """One line per input: where it came from and the machine (CPU model, vector ISA, GEMM peaks)."""
     from harness.measure.environment import ISA_FLAGS
 
@@ -523,57 +325,23 @@ def _source_row(res: Results, label: str) -> dict[str, Any]:
             "measurements": len(res.measurements)}
 
 
-def build_model(paths_or_results: Any) -> Report:
-    """Read inputs (paths or Results) and build every table of the report."""
-    results = load_inputs(paths_or_results)
-    labels = source_labels(results)
-    tasks: dict[str, None] = {}
-    for res in results:
-        for t in task_names(res):
-            tasks[t] = None
-    reports = []
-    warn_rows = []
-    src_rows = []
-    for res, label in zip(results, labels):
-        src_rows.append(_source_row(res, label))
-        warn_rows += _warning_rows(res, label)
-    for task in tasks:
-        acc, size, perf, back, kd, ort, valid = [], [], [], [], [], [], []
-        verdicts = {}
-        notes: dict[str, list[str]] = {}
-        for res, label in zip(results, labels):
-            if task not in task_names(res):
-                continue
-            roles = task_roles(res, task)
-            a = _accuracy_rows(res, label, task, roles)
-            s = _size_rows(res, label, task, roles)
-            p = _perf_rows(res, label, task, roles)
-            k = kd_vs_scratch(res, task)
-            acc += a
-            size += s
-            perf += p
-            back += _backend_rows(res, label, task, roles)
-            kd += [{"source": label, "task": task, **r} for r in k]
-            ort += _ort_rows(res, label, task, roles)
-            v = _validity_rows(res, label, task)
-            valid += v
-            verdicts[label] = verdict(res, task, a, p, s, k, v)
-            prefix = f"[{label}] " if len(results) > 1 else ""
-            for key, msgs in (("performance", [peak_note(res, label, r) for r in p]),
-                              ("validity", [n for r in v for n in validity_notes(r)])):
-                notes.setdefault(key, []).extend(prefix + m for m in msgs if m)
-        reports.append(TaskReport(
-            task=task,
-            accuracy=_drop_empty(_frame(acc, _acc_cols(acc)), ("source", "task", "model")),
-            size=_drop_empty(_frame(size, SIZE_COLS), ("source", "task", "model")),
-            performance=_drop_empty(_frame(perf, PERF_COLS), ("source", "task", "model", "backend", "batch_size")),
-            backends=_drop_empty(_frame(back, BACKEND_COLS), ("source", "task", "model", "backend")),
-            kd_vs_scratch=_drop_empty(_frame(kd, KD_COLS), ("source", "task", "basis", "diff_pts")),
-            ort_vs_torch=_drop_empty(_frame(ort, ORT_COLS), ("source", "task", "model", "batch_size")),
-            verdicts=verdicts,
-            validity=_drop_empty(_frame(valid, VALIDITY_COLS), ("source", "task", "model", "reference", "backend",
-                                                                "batch_size", "paired_p50_ms", "latency_p50_ms")),
-            notes={k: v for k, v in notes.items() if v},
-        ))
-    return Report(results=results, labels=labels, sources=_frame(src_rows, ["source"]), tasks=reports,
-                  warnings=_frame(warn_rows, WARN_COLS))
+
+# table key -> (its columns in order, the columns kept even when every cell is empty)
+TABLES: dict[str, tuple[list[str], tuple[str, ...]]] = {
+    "accuracy": (ACC_COLS, ("source", "task", "model")),
+    "size": (SIZE_COLS, ("source", "task", "model")),
+    "performance": (PERF_COLS, ("source", "task", "model", "backend", "batch_size")),
+    "validity": (VALIDITY_COLS, ("source", "task", "model", "reference", "backend", "batch_size", "paired_p50_ms",
+                                 "latency_p50_ms")),
+    "backends": (BACKEND_COLS, ("source", "task", "model", "backend")),
+    "kd_vs_scratch": (KD_COLS, ("source", "task", "basis", "diff_pts")),
+    "ort_vs_torch": (ORT_COLS, ("source", "task", "model", "batch_size")),
+}
+
+
+def table(key: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The rows of table `key` as a DataFrame: its columns in order, empty columns dropped."""
+    columns, keep = TABLES[key]
+    if key == "accuracy":  # one column per measured backend, between the seeds and the deltas
+        columns = acc_cols(rows)
+    return drop_empty(frame(rows, columns), keep)

@@ -1,0 +1,102 @@
+"""The report's content: per task its tables (harness.report.tables), verdicts and warnings
+(harness.report.notes), for one or several inputs side by side. No rendering here.
+
+    build_model(paths_or_results) -> Report
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from harness.report.lookup import load_inputs, source_labels, task_names, task_roles
+from harness.report.notes import peak_note, validity_notes, verdict
+from harness.report.tables import (
+    WARN_COLS, accuracy_rows, backend_rows, frame, kd_vs_scratch, ort_rows, perf_rows, size_rows, source_row, table,
+    validity_rows, warning_rows,
+)
+from harness.results import Results
+
+
+@dataclass
+class TaskReport:
+    task: str
+    accuracy: pd.DataFrame
+    size: pd.DataFrame
+    performance: pd.DataFrame
+    backends: pd.DataFrame
+    kd_vs_scratch: pd.DataFrame
+    ort_vs_torch: pd.DataFrame
+    verdicts: dict[str, str] = field(default_factory=dict)  # source label -> sentence
+    validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # paired p50 vs latency-suite p50
+    notes: dict[str, list[str]] = field(default_factory=dict)  # table key -> warnings shown under it
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"accuracy": self.accuracy, "size": self.size, "performance": self.performance,
+                "validity": self.validity, "backends": self.backends, "kd_vs_scratch": self.kd_vs_scratch,
+                "ort_vs_torch": self.ort_vs_torch}
+
+
+@dataclass
+class Report:
+    results: list[Results]
+    labels: list[str]
+    sources: pd.DataFrame
+    tasks: list[TaskReport]
+    warnings: pd.DataFrame
+
+    @property
+    def multi_source(self) -> bool:
+        return len(self.labels) > 1
+
+
+
+def build_model(paths_or_results: Any) -> Report:
+    """Read inputs (paths or Results) and build every table of the report."""
+    results = load_inputs(paths_or_results)
+    labels = source_labels(results)
+    tasks: dict[str, None] = {}
+    for res in results:
+        for t in task_names(res):
+            tasks[t] = None
+    reports = []
+    warn_rows = []
+    src_rows = []
+    for res, label in zip(results, labels):
+        src_rows.append(source_row(res, label))
+        warn_rows += warning_rows(res, label)
+    for task in tasks:
+        acc, size, perf, back, kd, ort, valid = [], [], [], [], [], [], []
+        verdicts = {}
+        notes: dict[str, list[str]] = {}
+        for res, label in zip(results, labels):
+            if task not in task_names(res):
+                continue
+            roles = task_roles(res, task)
+            a = accuracy_rows(res, label, task, roles)
+            s = size_rows(res, label, task, roles)
+            p = perf_rows(res, label, task, roles)
+            k = kd_vs_scratch(res, task)
+            acc += a
+            size += s
+            perf += p
+            back += backend_rows(res, label, task, roles)
+            kd += [{"source": label, "task": task, **r} for r in k]
+            ort += ort_rows(res, label, task, roles)
+            v = validity_rows(res, label, task)
+            valid += v
+            verdicts[label] = verdict(res, task, a, p, s, k, v)
+            prefix = f"[{label}] " if len(results) > 1 else ""
+            for key, msgs in (("performance", [peak_note(res, label, r) for r in p]),
+                              ("validity", [n for r in v for n in validity_notes(r)])):
+                notes.setdefault(key, []).extend(prefix + m for m in msgs if m)
+        reports.append(TaskReport(
+            task=task, accuracy=table("accuracy", acc), size=table("size", size),
+            performance=table("performance", perf), backends=table("backends", back),
+            kd_vs_scratch=table("kd_vs_scratch", kd), ort_vs_torch=table("ort_vs_torch", ort),
+            verdicts=verdicts, validity=table("validity", valid),
+            notes={k: v for k, v in notes.items() if v},
+        ))
+    return Report(results=results, labels=labels, sources=frame(src_rows, ["source"]), tasks=reports,
+                  warnings=frame(warn_rows, WARN_COLS))
