@@ -391,7 +391,7 @@ def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchCon
             continue
         if suite.once_per_results and any(m.suite == suite.name for m in results.measurements):
             continue
-        log.info(f"{task}: {suite.name}: {suite.describe}")
+        log.info(f"{task}: {suite.announce(ctx)}")
         measurements += suite.measure(ctx)
     results.measurements += measurements
     return results

@@ -33,128 +33,22 @@ the fixtures that need them.
 """
 from __future__ import annotations
 
-import functools
-import math
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from harness.results import ROLES  # noqa: E402  (light: no torch or onnxruntime)
-BACKENDS = ("torch", "onnxruntime")
-LATENCY_BATCH_SIZES = (1, 8)
-THROUGHPUT_BATCH_SIZES = (1, 8, 32)
-FOOTPRINT_SUITES = ("memory", "storage", "accuracy")  # figures in extra_info; their time is the measuring itself
-
-# The default run: small enough to train in well under a minute on 2 cores.
-DEFAULT_TASK = "gunpoint"
-DEFAULT_EPOCHS = 15
-DEFAULT_SEEDS = [0]
-RUN_ENV = "KD_HARNESS_RUN"
-CACHE_ENV = "KD_HARNESS_CACHE"
+from harness.pytest_onnx import OnnxModel, OnnxSessionCache
+from harness.pytest_options import (  # noqa: F401  (pytest_addoption: a hook pluggy finds here)
+    BACKENDS, LATENCY_BATCH_SIZES, THROUGHPUT_BATCH_SIZES, FOOTPRINT_SUITES, DEFAULT_TASK, DEFAULT_EPOCHS, DEFAULT_SEEDS, RUN_ENV, CACHE_ENV, pytest_addoption, latency_batch_sizes, throughput_batch_sizes, backends, physical_cores, threads, suites_enabled, cache_root, run_location,
+)
+from harness.pytest_suites import Suite, SuiteRun, _default_run_ok, _role_figures, _say, _train_default
+from harness.results import ROLES  # light: no torch or onnxruntime
 
 # Fixtures whose use makes a test a suite test: they need (and may train) a training run.
 RUN_FIXTURES = ("kd", "kd_run")
 _SKIP_REASON = ("kd-harness suites run only when benchmarks are asked for: pytest --benchmark-only "
                 "(or --kd-suites, --benchmark-json/-save/-compare); see suites/README.md")
-
-
-# -- options ------------------------------------------------------------------------------------
-def pytest_addoption(parser):
-    g = parser.getgroup("kd-harness", "kd-harness benchmark suites and the kd_session fixture (suites/README.md)")
-    g.addoption("--kd-run", default=None, metavar="DIR",
-                help=f"`harness train` output folder to benchmark (else ${RUN_ENV}; else a cached small default run)")
-    g.addoption("--kd-batch-sizes", default=None, metavar="LIST",
-                help="latency batch sizes, comma-separated (default %s)" % ",".join(map(str, LATENCY_BATCH_SIZES)))
-    g.addoption("--kd-throughput-batch-sizes", default=None, metavar="LIST",
-                help="throughput batch sizes (default %s)" % ",".join(map(str, THROUGHPUT_BATCH_SIZES)))
-    g.addoption("--kd-backends", default=None, metavar="LIST",
-                help="backends, comma-separated (default %s)" % ",".join(BACKENDS))
-    g.addoption("--kd-threads", default=None, metavar="N",
-                help="intra-op threads for the suites and for kd_session without threads= (default: physical cores)")
-    g.addoption("--kd-suites", action="store_true", default=False,
-                help="run the suites even without --benchmark-only or a benchmark output option")
-
-
-def _int_list(text: str | None, default: tuple[int, ...], name: str) -> list[int]:
-    if text is None:
-        return list(default)
-    try:
-        vals = [int(p) for p in str(text).split(",") if p.strip()]
-    except ValueError:
-        vals = []
-    if not vals or any(v < 1 for v in vals):
-        raise pytest.UsageError(f"{name} must be a comma-separated list of positive integers, got {text!r}")
-    return sorted(set(vals))
-
-
-def latency_batch_sizes(config) -> list[int]:
-    return _int_list(config.getoption("kd_batch_sizes"), LATENCY_BATCH_SIZES, "--kd-batch-sizes")
-
-
-def throughput_batch_sizes(config) -> list[int]:
-    return _int_list(config.getoption("kd_throughput_batch_sizes"), THROUGHPUT_BATCH_SIZES,
-                     "--kd-throughput-batch-sizes")
-
-
-def backends(config) -> list[str]:
-    text = config.getoption("kd_backends")
-    if text is None:
-        return list(BACKENDS)
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [n for n in names if n not in BACKENDS]
-    if not names or bad:
-        raise pytest.UsageError(f"--kd-backends takes a comma-separated subset of {','.join(BACKENDS)}, got {text!r}")
-    return list(dict.fromkeys(names))
-
-
-def physical_cores() -> int:
-    # harness.bench.default_threads computes the same, but importing harness.bench imports torch
-    import psutil
-
-    return max(1, psutil.cpu_count(logical=False) or 1)
-
-
-def threads(config) -> int:
-    text = config.getoption("kd_threads")
-    if text is None:
-        return physical_cores()
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise pytest.UsageError(f"--kd-threads must be a positive integer, got {text!r}")
-    return n
-
-
-def suites_enabled(config) -> bool:
-    opt = config.getoption
-    if opt("kd_suites", False) or opt("benchmark_only", False):
-        return True
-    if opt("benchmark_skip", False) or opt("benchmark_disable", False):
-        return False
-    return bool(opt("benchmark_json", None) or opt("benchmark_save", None) or opt("benchmark_autosave", False)
-                or opt("benchmark_compare", None))
-
-
-def cache_root(config) -> Path:
-    env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else Path(config.rootpath) / ".kd-harness-cache"
-
-
-def run_location(config) -> tuple[Path | None, str]:
-    """(run folder, where it came from): option, env, or (None, "default") for the cached default run."""
-    opt = config.getoption("kd_run")
-    if opt:
-        return Path(opt), "--kd-run"
-    env = os.environ.get(RUN_ENV)
-    if env:
-        return Path(env), RUN_ENV
-    return None, "default"
 
 
 # -- collection ---------------------------------------------------------------------------------
@@ -236,105 +130,6 @@ def _is_suite_footprint(bench: Any) -> bool:
 
 
 # -- kd_session: a project's own ONNX models ---------------------------------------------------
-class OnnxModel:
-    """One ONNX file open on the harness's ONNX Runtime backend, ready to time.
-
-    `bind(batch)` converts the batch to ONNX Runtime's feed and warms the session up, both outside
-    timing, and returns a zero-argument callable that runs only the inference: pass it to
-    pytest-benchmark's `benchmark`. `session` is the harness backend session (`run`, `prepare`,
-    `run_prepared`) for anything else."""
-
-    def __init__(self, path: Path, role: str, session, options):
-        self.path = path
-        self.role = role
-        self.session = session
-        self.options = options  # harness.backends.base.BackendOptions
-
-    @property
-    def threads(self) -> int:
-        return self.options.threads
-
-    @property
-    def input_shape(self) -> tuple[int | None, ...]:
-        """The model's input shape with the batch axis; None where the model leaves a size open."""
-        return self.session.full_input_shape
-
-    def example_batch(self, batch_size: int = 1, shape: tuple[int, ...] | None = None, seed: int = 0):
-        """Standard-normal float32 input of `batch_size` samples. `shape` (without the batch axis) is
-        needed only where the model leaves a non-batch size open."""
-        import numpy as np
-
-        sample = tuple(shape) if shape is not None else self.input_shape[1:]
-        if any(d is None for d in sample):
-            raise ValueError(f"{self.path.name}: input shape {self.input_shape} has open sizes besides the "
-                             f"batch axis; pass shape=(...) without the batch axis")
-        return np.random.default_rng(seed).standard_normal((batch_size, *sample), dtype=np.float32)
-
-    def bind(self, batch, warm_up: bool = True) -> Callable[[], Any]:
-        prepared = self.session.prepare(batch)
-        # partial, not a lambda or a method: the timed call adds no Python frame around ORT's run
-        call = functools.partial(self.session.run_prepared, prepared)
-        if warm_up:
-            warm_up_calls(call)
-        return call
-
-    def run(self, batch):
-        """Logits for `batch` as numpy (outside timing: checking outputs, comparing models)."""
-        return self.session.run(batch)
-
-    def extra_info(self, batch, suite: str = "latency", **more: Any) -> dict[str, Any]:
-        """What `harness report` reads from a benchmark's extra_info (role, backend, batch size, threads,
-        file size), plus `more` (e.g. task=..., accuracy=...)."""
-        batch_size = batch if isinstance(batch, int) else int(batch.shape[0])
-        return {"suite": suite, "role": self.role, "backend": "onnxruntime", "batch_size": batch_size,
-                "threads": self.threads, "onnx": str(self.path), "onnx_bytes": self.path.stat().st_size, **more}
-
-    def __repr__(self) -> str:
-        return f"OnnxModel({str(self.path)!r}, role={self.role!r}, threads={self.threads})"
-
-
-class OnnxSessionCache:
-    """ORT sessions shared by every test of a pytest session: one per (file, options), reopened when
-    the file changes on disk; closed at session end."""
-
-    def __init__(self, config):
-        self.config = config
-        self._open: dict[tuple, OnnxModel] = {}
-
-    def open(self, path: str | os.PathLike, role: str | None = None, **options: Any) -> OnnxModel:
-        from harness.backends.base import Artifact, BackendOptions
-        # the ONNX Runtime backend module directly: get_backend() would also import the torch backend
-        from harness.backends.onnxruntime_backend import OnnxRuntimeBackend
-        from harness.errors import HarnessError
-
-        path = Path(path)
-        if not path.is_absolute():
-            path = Path(self.config.rootpath) / path
-        path = path.resolve()
-        unknown = sorted(set(options) - set(BackendOptions.__dataclass_fields__))
-        if unknown:
-            raise TypeError(f"kd_session: unknown option {', '.join(unknown)}; "
-                            f"known: {', '.join(BackendOptions.__dataclass_fields__)}")
-        if options.get("threads") is None:
-            options["threads"] = threads(self.config)
-        backend_options = BackendOptions(**options)
-        role = role or path.stem
-        stat = path.stat() if path.is_file() else None
-        key = (str(path), stat and (stat.st_mtime_ns, stat.st_size), role, tuple(sorted(backend_options.key().items())))
-        if key not in self._open:
-            try:
-                session = OnnxRuntimeBackend().open(Artifact(role=role, onnx=str(path)), backend_options)
-            except HarnessError as exc:
-                pytest.fail(f"kd_session: {exc}", pytrace=False)
-            self._open[key] = OnnxModel(path, role, session, backend_options)
-        return self._open[key]
-
-    def close(self) -> None:
-        for model in self._open.values():
-            model.session.close()
-        self._open.clear()
-
-
 @pytest.fixture(scope="session")
 def kd_onnx_sessions(pytestconfig):
     """The sessions behind kd_session; `kd_onnx_sessions.open(...)` serves session-scoped fixtures."""
@@ -353,110 +148,6 @@ def kd_session(kd_onnx_sessions) -> Callable[..., OnnxModel]:
     harness.backends.base.BackendOptions fields (inter_op_threads, device, graph_optimization, arena).
     Sessions are shared across the pytest session per (file, options)."""
     return kd_onnx_sessions.open
-
-
-def warm_up_calls(fn, *args, min_calls: int = 10, min_s: float = 0.05, max_s: float = 2.0) -> float:
-    """Call fn(*args) outside timing until min_calls and min_s are reached (at most max_s); s/call."""
-    from harness.measure.timing import TimingConfig, warm_up
-
-    calls = warm_up(functools.partial(fn, *args),
-                    TimingConfig(warmup_min_s=min_s, warmup_min_calls=min_calls, warmup_max_s=max_s))
-    return sum(calls) / len(calls) / 1e9
-
-
-# -- the suites' run -----------------------------------------------------------------------------
-@dataclass
-class SuiteRun:
-    task: str
-    run_dir: Path
-    source: str  # --kd-run | KD_HARNESS_RUN | default
-    summary: dict[str, Any]
-    data: Any  # harness.tasks.base.Dataset
-    sources: dict[str, Any]  # role -> harness.bench.ModelSource (ONNX exported, parity checked)
-    threads: int
-    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> figures for extra_info
-
-    def source_for(self, role: str):
-        if role not in self.sources:
-            pytest.skip(f"run {self.run_dir} has no {role} model")
-        return self.sources[role]
-
-    def options(self):
-        from harness.backends.base import BackendOptions
-
-        return BackendOptions(threads=self.threads)
-
-    def batch(self, batch_size: int):
-        import numpy as np
-
-        pool = self.data.X_test
-        idx = np.arange(batch_size) % len(pool)
-        return np.ascontiguousarray(pool[idx], dtype=np.float32)
-
-    def extra_info(self, role: str, backend: str, batch_size: int, suite: str) -> dict[str, Any]:
-        return {"suite": suite, "task": self.task, "role": role, "backend": backend, "batch_size": batch_size,
-                "threads": self.threads, **self.models.get(role, {}), "run": str(self.run_dir)}
-
-
-def _default_train_config():
-    from harness.train.trainer import TrainConfig
-
-    return TrainConfig(epochs=DEFAULT_EPOCHS)
-
-
-def _default_run_ok(run_dir: Path) -> bool:
-    from harness.artifacts import run_is_complete
-
-    return run_is_complete(run_dir, _default_train_config().to_dict(), DEFAULT_SEEDS, DEFAULT_TASK)
-
-
-def _say(config, msg: str) -> None:
-    tr = config.pluginmanager.get_plugin("terminalreporter")
-    capman = config.pluginmanager.get_plugin("capturemanager")
-    if tr is None:
-        return
-
-    def write():
-        if getattr(getattr(tr, "_tw", None), "width_of_current_line", 0):
-            tr.write("\n")  # after progress dots
-        tr.write_line(f"[kd-suites] {msg}")
-
-    if capman is not None:
-        with capman.global_and_fixture_disabled():
-            write()
-    else:
-        write()
-
-
-def _train_default(config, run_dir: Path) -> None:
-    from harness.tasks import get_task
-    from harness.train.trio import train_trio
-
-    _say(config, f"training the default suite run ({DEFAULT_TASK}, {DEFAULT_EPOCHS} epochs, seeds {DEFAULT_SEEDS}) "
-                 f"into {run_dir}; later sessions reuse it")
-    t0 = time.perf_counter()
-    data = get_task(DEFAULT_TASK).load(0)
-    train_trio(data, _default_train_config(), DEFAULT_SEEDS, run_dir,
-               data_ref={"task": DEFAULT_TASK, "data_seed": 0})
-    _say(config, f"trained in {time.perf_counter() - t0:.1f}s")
-
-
-def _role_figures(summary: dict[str, Any], src) -> dict[str, Any]:
-    from harness.measure.storage import storage_metrics
-
-    entry = summary["models"].get(src.role, {})
-    acc = entry.get("accuracy") or {}
-    storage = storage_metrics(checkpoint=src.checkpoint, onnx=src.onnx, params=src.params, macs=src.macs)
-    return {
-        "accuracy": acc.get("mean"),
-        "accuracy_ci95": acc.get("ci95"),
-        "params": src.params,
-        "macs": src.macs,
-        "onnx_bytes": storage["onnx_bytes"],
-        "checkpoint_bytes": storage["checkpoint_bytes"],
-        "onnx_gzip_bytes": storage["onnx_gzip_bytes"],
-        "checkpoint_gzip_bytes": storage["checkpoint_gzip_bytes"],
-    }
 
 
 @pytest.fixture(scope="session")
@@ -485,78 +176,6 @@ def kd_run(pytestconfig) -> SuiteRun:
                    sources={s.role: s for s in sources}, threads=n_threads)
     run.models = {s.role: _role_figures(summary, s) for s in sources}
     return run
-
-
-class Suite:
-    """What a suite test needs: the run, one open backend session per (role, backend) shared by every
-    suite (closed at session end), and the timing/recording helpers. Fixture: `kd`."""
-
-    def __init__(self, run: SuiteRun, config):
-        self.run = run
-        self.config = config
-        self.batch_sizes = latency_batch_sizes(config)
-        self.backends = backends(config)
-        self._open: dict[tuple[str, str], Any] = {}
-        self._accuracy: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def session(self, role: str, backend: str):
-        key = (role, backend)
-        if key not in self._open:
-            from harness.backends.base import Artifact, get_backend
-
-            src = self.run.source_for(role)
-            art = Artifact(role=role, checkpoint=str(src.checkpoint) if src.checkpoint else None, onnx=str(src.onnx))
-            self._open[key] = get_backend(backend).open(art, self.run.options())
-        return self._open[key]
-
-    def measured_accuracy(self, role: str, backend: str, refresh: bool = False) -> dict[str, Any]:
-        """This session's accuracy on the run's test split (kept per role x backend; refresh recomputes)."""
-        key = (role, backend)
-        if refresh or key not in self._accuracy:
-            import numpy as np
-
-            from harness.measure.accuracy import predict
-
-            X = np.asarray(self.run.data.X_test, dtype=np.float32)
-            y = np.asarray(self.run.data.y_test).astype(np.int64).ravel()
-            pred = predict(self.session(role, backend), X, 64)
-            correct = int(np.sum(pred == y))
-            self._accuracy[key] = {"measured_accuracy": correct / int(y.size), "correct": correct, "n": int(y.size)}
-        return self._accuracy[key]
-
-    def close(self) -> None:
-        for s in self._open.values():
-            s.close()
-        self._open.clear()
-
-    # -- timing helpers ------------------------------------------------------------------------
-    @staticmethod
-    def warm_up(fn, arg, min_calls: int = 10, min_s: float = 0.05, max_s: float = 2.0) -> float:
-        """Call fn(arg) outside timing until min_calls and min_s are reached (at most max_s); s/call."""
-        return warm_up_calls(fn, arg, min_calls=min_calls, min_s=min_s, max_s=max_s)
-
-    def throughput_plan(self, per_call_s: float, round_s: float = 0.01) -> tuple[int, int]:
-        """(iterations, rounds): back-to-back calls per round (>= round_s of work), rounds to fill
-        --benchmark-max-time (default 1 s), at least --benchmark-min-rounds (default 5), at most 1000."""
-        per_call_s = max(per_call_s, 1e-7)
-        iterations = max(1, math.ceil(round_s / per_call_s))
-        max_time = float(self.config.getoption("benchmark_max_time", 1.0) or 1.0)
-        min_rounds = int(self.config.getoption("benchmark_min_rounds", 5) or 5)
-        rounds = max(min_rounds, min(1000, math.ceil(max_time / (iterations * per_call_s))))
-        return iterations, rounds
-
-    @staticmethod
-    def median_s(benchmark) -> float | None:
-        """The benchmark's median seconds per call (None under --benchmark-disable)."""
-        med = getattr(getattr(getattr(benchmark, "stats", None), "stats", None), "median", None)
-        return float(med) if med else None
-
-    @staticmethod
-    def record(benchmark, record_property, info: dict[str, Any]) -> None:
-        """Figures into the benchmark's extra_info (--benchmark-json/-save) and junit properties."""
-        benchmark.extra_info.update(info)
-        for k, v in info.items():
-            record_property(k, v)
 
 
 @pytest.fixture(scope="session")

@@ -88,3 +88,18 @@ def test_append_is_one_transaction(tmp_path):
     with pytest.raises(HarnessError, match="cannot write"):
         append(res, db)
     assert len(list_runs(db)) == 1  # the failed run left nothing behind
+
+
+def test_cli_history_lists_metrics_and_runs(tmp_path, capsys):
+    from harness.cli import main
+
+    db = tmp_path / "h.sqlite"
+    for i, r in enumerate(_runs(2)):
+        append(r, db, label=f"run{i}")
+    assert main(["history", "--db", str(db), "--list", "metrics"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "p50_ms" in names and "speedup_ci95_lo" in names and names == sorted(names)
+    assert main(["history", "--db", str(db), "--list", "runs"]) == 0
+    out = capsys.readouterr().out
+    assert "run0" in out and "run1" in out and "n_metrics" in out
+    assert main(["history", "--db", str(db), "--list", "everything"]) == 2  # argparse: one line, exit 2

@@ -10,7 +10,7 @@ from harness.errors import HarnessError, ModelFileError
 from harness.measure import latency, paired
 from harness.measure.base import SessionHandle
 from harness.measure.merge import merge_processes
-from harness.measure.stats import between_process_cv, hierarchical_median_ci, hierarchical_ratio_ci
+from harness.measure.hierarchical import between_process_cv, hierarchical_median_ci, hierarchical_ratio_ci
 from harness.measure.timing import TimingConfig
 from harness.measure.worker import WorkerTimer, start_workers
 

@@ -22,6 +22,9 @@ class AccuracySuite(Suite):
     def applies(self, ctx: SuiteContext) -> bool:
         return ctx.data is not None
 
+    def announce(self, ctx: SuiteContext) -> str:
+        return f"accuracy on {len(ctx.data.y_test)} test samples x {len(ctx.sources) * len(ctx.backends)} sessions"
+
     def measure(self, ctx: SuiteContext) -> list[Measurement]:
         from harness.backends.base import get_backend
         from harness.measure import accuracy
@@ -108,6 +111,9 @@ class MemorySuite(Suite):
     name = "memory"
     names = ("memory", "cold_start")
     describe = "peak RSS, load time and first inference, one child process per model x backend"
+
+    def announce(self, ctx: SuiteContext) -> str:
+        return "memory and cold start, one child process per model x backend"
 
     def measure(self, ctx: SuiteContext) -> list[Measurement]:
         from harness.measure import memory

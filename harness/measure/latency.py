@@ -16,10 +16,9 @@ import numpy as np
 
 from harness.errors import OptionError
 from harness.measure.base import SessionHandle
+from harness.measure.hierarchical import between_process_cv, hierarchical_median_ci
 from harness.measure.stats import (
     StabilityThresholds,
-    between_process_cv,
-    hierarchical_median_ci,
     stability_warnings,
     summarize_ns,
 )

@@ -2,7 +2,7 @@
 
 `harness bench --processes N` times every suite in N fresh sets of worker processes; each process
 gives its own Measurement per key. Here they become one per key, whose CIs resample processes as
-well as the samples within them (see stats.hierarchical_*). Suites that are not timed per process
+well as the samples within them (see harness/measure/hierarchical.py). Suites that are not timed per process
 pass through unchanged.
 """
 from __future__ import annotations

@@ -50,10 +50,9 @@ from harness.errors import OptionError
 from harness.options import check_int, check_number
 from harness.measure.base import SessionHandle
 from harness.measure.latency import BETWEEN_PROCESS_WARN, _check_batch_sizes, get_batch, summarize_processes, timing_metrics
+from harness.measure.hierarchical import between_process_cv, hierarchical_ratio_ci
 from harness.measure.stats import (
     StabilityThresholds,
-    between_process_cv,
-    hierarchical_ratio_ci,
     mannwhitney,
     ratio_ci,
     stability_warnings,

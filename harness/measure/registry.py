@@ -66,6 +66,10 @@ class Suite:
     def answers_to(cls) -> tuple[str, ...]:
         return cls.names or (cls.name,)
 
+    def announce(self, ctx: SuiteContext) -> str:
+        """The progress line logged when the suite starts."""
+        return f"{self.name}: {self.describe}"
+
     def applies(self, ctx: SuiteContext) -> bool:
         """Whether the suite can run on this bench (e.g. accuracy needs test data)."""
         return True

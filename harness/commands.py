@@ -1,0 +1,247 @@
+"""What each `harness` subcommand does, once cli.py has parsed its options: build configs, call one
+library function, print its result. Errors are HarnessErrors; cli.main turns them into one line."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from harness.errors import OptionError
+
+log = logging.getLogger(__name__)
+
+
+def cmd_tasks(args) -> int:
+    from tabulate import tabulate
+
+    from harness.tasks import list_tasks
+
+    rows = []
+    for spec in list_tasks():
+        info = spec.load(0).info()
+        info["description"] = spec.description
+        rows.append(info)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(tabulate([[r["name"], r["kind"], "x".join(map(str, r["input_shape"])), r["classes"], r["n_train"],
+                         r["n_test"], r["description"]] for r in rows],
+                       headers=["task", "kind", "input", "classes", "train", "test", "description"]))
+    return 0
+
+
+def train_config_from_args(args, base=None):
+    from harness.train.recipes import load_recipe
+    from harness.train.trainer import TrainConfig
+
+    cfg = base or TrainConfig()
+    if getattr(args, "recipe", None):
+        cfg = load_recipe(args.recipe, cfg)
+    overrides = dict(
+        epochs=args.epochs, student_epochs=args.student_epochs, temperature=args.temperature, alpha=args.alpha,
+        kd_loss=args.kd_loss, kd_logits=args.kd_logits, augment=args.augment, mixup=args.mixup,
+        calibrate_teacher=args.calibrate_teacher, threads=args.threads, normalize=args.normalize,
+    )
+    augment = args.augment if args.augment is not None else cfg.augment
+    mixup = args.mixup if args.mixup is not None else cfg.mixup
+    if (augment or (isinstance(mixup, (int, float)) and mixup > 0)) and args.kd_logits is None:
+        overrides["kd_logits"] = "live"  # augmented or mixed batches are labelled by the teacher itself
+    return cfg.with_overrides(**overrides)
+
+
+def _model_config(text: str | None, what: str) -> dict | None:
+    """A model config from inline JSON or a file, validated before any training starts."""
+    if text is None:
+        return None
+    import kd_models
+
+    from harness.fileio import read_json
+
+    if text.lstrip().startswith("{"):
+        try:
+            cfg = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise OptionError(f"{what} is not valid JSON: {exc.msg}") from None
+    else:
+        cfg = read_json(text, what=what)
+    if not isinstance(cfg, dict):
+        raise OptionError(f"{what} must be a JSON object with 'family', 'in_channels', 'num_classes', ...")
+    return kd_models.validate_config(cfg)
+
+
+def _data_and_config(args):
+    """The task's data and its training config: the kind's default recipe, then --recipe, then options."""
+    from harness.tasks import load_dataset
+    from harness.train.recipes import default_recipe
+
+    data = load_dataset(args.task, args.data)
+    return data, train_config_from_args(args, base=default_recipe(data.kind))
+
+
+def cmd_train(args) -> int:
+    from harness.train.summary_table import format_summary
+    from harness.train.trio import parse_seeds, train_trio
+
+    seeds = parse_seeds(args.seeds)
+    train_config_from_args(args)  # bad options fail before the data is read
+    teacher_cfg = _model_config(args.teacher_config, "--teacher-config")
+    student_cfg = _model_config(args.student_config, "--student-config")
+    data, cfg = _data_and_config(args)
+    for what, mc in (("--teacher-config", teacher_cfg), ("--student-config", student_cfg)):
+        if mc and (mc["in_channels"] != data.in_channels or mc["num_classes"] != data.classes):
+            raise OptionError(f"{what} has in_channels={mc['in_channels']}, num_classes={mc['num_classes']}; "
+                              f"the data has {data.in_channels} channels and {data.classes} classes")
+    out = args.out or os.path.join("runs", data.name)
+    data_ref = {"npz": str(Path(args.data).resolve())} if args.data else {"task": data.name, "data_seed": 0}
+    summary = train_trio(data, cfg, seeds, out, data_ref=data_ref,
+                         teacher_config=teacher_cfg, student_config=student_cfg)
+    print(format_summary(summary))
+    print(f"\nwrote {os.path.join(out, 'summary.json')}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from harness.sweep import SweepGrid, format_row, parse_float_list, run_sweep
+    from harness.train.trio import parse_seeds
+
+    grid = SweepGrid(parse_float_list(args.temperatures, "--temperatures"), parse_float_list(args.alphas, "--alphas"),
+                     args.kd_losses)
+    seeds = parse_seeds(args.seeds or "0,1,2")
+    train_config_from_args(args)  # bad options fail before the data is read
+    data, cfg = _data_and_config(args)
+    out = args.out or os.path.join("runs", f"{data.name}-sweep")
+    fixed = {k: v for k, v in cfg.to_dict().items() if k not in ("temperature", "alpha", "kd_loss", "threads")}
+    log.info("grid over kd_loss x T x alpha; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
+    doc = run_sweep(data, cfg, grid, seeds, out, val_fraction=args.val_fraction,
+                    on_row=lambda row: print(format_row(row), flush=True))
+    print(f"\nteacher val acc {100 * doc['teacher_val_accuracy']:.2f}%")
+    print("chosen: " + format_row({**doc["chosen"], "cell": doc["chosen"]["cell"]}))
+    print(f"wrote {os.path.join(out, 'recipe.json')} (use: harness train --recipe {os.path.join(out, 'recipe.json')})")
+    return 0
+
+
+def bench_config_from_args(args, quick_default: bool = False, **fixed):
+    """The BenchConfig the options ask for (validated on construction); `fixed` wins over them."""
+    from harness.bench import BenchConfig
+
+    given = {"backends": args.backends, "suites": args.suites, "batch_sizes": args.batch_sizes,
+             "throughput_batch_sizes": args.throughput_batch_sizes, "threads": args.threads,
+             "device": args.device, "graph_optimization": args.graph_optimization, "processes": args.processes}
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    kwargs.update(arena=not args.no_arena, external_data=bool(args.external_data),
+                  quick=quick_default or bool(args.quick))
+    kwargs.update(fixed)
+    return BenchConfig(**kwargs)
+
+
+def _record_history(args, results_path) -> None:
+    if args.no_history:
+        return
+    from harness import history
+
+    db = args.history or history.DEFAULT_DB
+    history.append(results_path, db)
+
+
+def cmd_bench(args) -> int:
+    from harness import bench
+    from harness.report import build_report
+    from harness.results import write_results
+    from harness.tasks import load_npz
+
+    cfg = bench_config_from_args(args)
+    if args.onnx and args.run_dir:
+        raise OptionError("give either a training run folder or --onnx files, not both")
+    if args.onnx:
+        specs = bench.parse_onnx_specs(args.onnx)
+        shape = bench.parse_input_shape(args.input_shape)
+        if args.backends is None:
+            cfg = replace(cfg, backends=["onnxruntime"])
+        out = Path(args.out or "results.json")
+        data = load_npz(args.data) if args.data else None
+        if data is None and "accuracy" in cfg.suites and args.suites is None:
+            cfg = replace(cfg, suites=[s for s in cfg.suites if s != "accuracy"])
+        sources = bench.onnx_sources(specs, shape, data, task=data.name if data else "onnx")
+    elif args.run_dir:
+        summary, run_dir = bench.load_run(args.run_dir)
+        out = Path(args.out or (run_dir / "results.json"))
+        data = bench.run_dataset(summary)
+        sources = None
+    else:
+        raise OptionError("give a training run folder (harness bench RUN_DIR) or --onnx LABEL=FILE.onnx")
+    from harness.fileio import ensure_writable_dir
+
+    ensure_writable_dir(out.parent if str(out.parent) else ".")
+    if sources is None:
+        sources = bench.export_run(summary, run_dir, data, cfg)
+    results = bench.bench_models(sources, data, cfg)
+    if args.run_dir:
+        results.tasks[summary["task"]] = summary
+    path = write_results(out, results)
+    _record_history(args, path)
+    print(build_report(results, "table"))
+    print(f"\nwrote {path}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from harness.report import build_report
+    from harness.run import main_job
+    from harness.train.trio import parse_seeds
+
+    cfg = bench_config_from_args(args, quick_default=not args.full)
+    seeds = parse_seeds(args.seeds)
+    overrides = {"epochs": args.epochs} if args.epochs else None
+    results, path = main_job(args.out, tasks=args.tasks, seeds=seeds, retrain=args.retrain, bench_cfg=cfg,
+                             train_overrides=overrides, recipe=args.recipe)
+    _record_history(args, path)
+    print(build_report(results, "table"))
+    print(f"\nwrote {path} ({results.config.get('wall_seconds', 0):.0f} s)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from harness.report import FORMATS, format_for_path, write_report
+
+    fmt = format_for_path(args.out, args.format)
+    if fmt not in FORMATS:
+        raise OptionError(f"unknown report format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    path = write_report(args.results, fmt, args.out)
+    if path is not None:
+        log.info(f"wrote {path}")
+    return 0
+
+
+def cmd_gate(args) -> int:
+    from harness import gate
+    from harness.results import load_results
+
+    rules = gate.load_rules(args.rules) if args.rules else None
+    baseline, current = load_results(args.baseline), load_results(args.current)
+    verdicts = gate.evaluate_gate(baseline, current, rules, allow_missing=args.allow_missing)
+    print(gate.format_gate(verdicts, notes=[gate.environment_note(baseline, current)]))
+    code = gate.gate_exit_code(verdicts)
+    if args.update_baseline:
+        gate.update_baseline(args.current, args.baseline)
+        log.info(f"baseline updated: {args.baseline}")
+    return code
+
+
+def cmd_history(args) -> int:
+    from harness import history
+
+    db = args.db or history.DEFAULT_DB
+    if args.append:
+        history.append(args.append, db)
+    if args.list == "metrics":
+        print("\n".join(history.list_metrics(db)))
+        return 0
+    if args.list == "runs":
+        print(history.list_runs(db).to_string(index=False))
+        return 0
+    df = history.query(db, args.metric, task=args.task, model=args.model, backend=args.backend,
+                       batch_size=args.batch_size, suite=args.suite)
+    print(history.format_history(df))
+    return 0
