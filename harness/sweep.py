@@ -76,7 +76,6 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
 
     from harness.measure.stats import mean_ci, paired_difference
 
-    grid.validate()
     out_dir = ensure_writable_dir(out_dir)
     view = validation_view(data, val_fraction, seed=0)
     t_cfg, s_cfg, _norm = normalized_configs(view, base.normalize)

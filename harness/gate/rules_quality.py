@@ -11,7 +11,7 @@ from harness.gate.config import non_negative, string
 from harness.gate.rules import Option, Rule, RuleResult, fmt_ci, mark_missing
 from harness.report.derived import delta_vs_teacher
 from harness.report.lookup import (
-    REFERENCE, measured_accuracy, model_value, num, parity, summary_accuracy, task_names,
+    REFERENCE, measured_accuracy, model_sizes, num, parity, summary_accuracy, task_names,
 )
 from harness.results import Results
 
@@ -29,7 +29,7 @@ class SizeRatio(Rule):
     def ratio(res: Results, task: str, role: str) -> float | None:
         if task not in task_names(res):
             return None
-        s, t = model_value(res, task, role, "onnx_bytes"), model_value(res, task, REFERENCE, "onnx_bytes")
+        s, t = model_sizes(res, task, role).onnx_bytes, model_sizes(res, task, REFERENCE).onnx_bytes
         return s / t if s is not None and t else None
 
     def evaluate(self, baseline: Results, current: Results) -> list[RuleResult]:

@@ -9,7 +9,7 @@ import numpy as np
 from typing import Any, Iterable, Sequence
 
 from harness.errors import SchemaError
-from harness.metrics import RooflineMetrics, as_float, as_pair
+from harness.metrics import RooflineMetrics, StorageMetrics, as_float, as_pair
 from harness.report.pytest_benchmark import from_pytest_benchmark, is_pytest_benchmark
 from harness.results import ROLES, Measurement, Results, read_json_document
 
@@ -226,16 +226,16 @@ def measured_backends(res: Results, task: str, suite: str) -> list[str]:
     return backend_order(m.backend for m in task_measurements(res, task, suite))
 
 
-def model_value(res: Results, task: str, role: str, key: str) -> float | None:
-    """params / macs / onnx_bytes / ...: model entry, then training summary, then storage suite."""
-    v = num(model_entry(res, task, role).get(key))
-    if v is None:
-        v = num(summary_model(res, task, role).get(key))
-    if v is None:
-        for m in task_measurements(res, task, "storage"):
-            if m.model == role and as_float(getattr(m.metrics, key, None)) is not None:
-                return as_float(getattr(m.metrics, key))
-    return v
+def model_sizes(res: Results, task: str, role: str) -> StorageMetrics:
+    """A model's sizes (params, macs, onnx_bytes, ...) as typed storage metrics: the results' model
+    entry first, then the training summary, then the storage suite's measurement (older files)."""
+    merged: dict[str, Any] = {}
+    for m in task_measurements(res, task, "storage"):
+        if m.model == role:
+            merged.update(m.metrics.to_dict())
+    for layer in (summary_model(res, task, role), model_entry(res, task, role)):
+        merged.update({k: v for k, v in layer.items() if num(v) is not None})
+    return StorageMetrics.from_dict(merged)
 
 
 def train_seconds(res: Results, task: str, role: str) -> float | None:

@@ -15,7 +15,7 @@ from harness.measure.stats import difference, mannwhitney
 from harness.metrics import RooflineMetrics
 from harness.report.derived import Speedup, delta_vs_teacher, speedups
 from harness.report.lookup import (
-    REFERENCE, backend_order, comparison_block, find, git_commit, measured_accuracy, measured_backends, model_value,
+    REFERENCE, backend_order, comparison_block, find, git_commit, measured_accuracy, measured_backends, model_sizes,
     num, opts_key, pair, parity, peak_by_source, ratio, role_order, roofline, summary_accuracy, task_measurements,
     train_seconds,
 )
@@ -57,19 +57,18 @@ def accuracy_rows(res: Results, label: str, task: str, roles: list[str]) -> list
 
 def size_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
     rows = []
-    ref = {k: model_value(res, task, REFERENCE, k) for k in ("params", "macs", "onnx_bytes", "checkpoint_bytes")}
+    ref = model_sizes(res, task, REFERENCE)
     for role in roles:
-        vals = {k: model_value(res, task, role, k) for k in ("params", "macs", "onnx_bytes", "onnx_gzip_bytes",
-                                                            "checkpoint_bytes")}
+        size = model_sizes(res, task, role)
         p = parity(res, task, role)
         par = None
         if p is not None and "passed" in p:
             par = "pass" if p.get("passed") else "FAIL"
         row = {"source": label, "task": task, "model": role,
-               "params": vals["params"], "params_ratio": ratio(vals["params"], ref["params"]),
-               "macs": vals["macs"], "macs_ratio": ratio(vals["macs"], ref["macs"]),
-               "onnx_bytes": vals["onnx_bytes"], "onnx_ratio": ratio(vals["onnx_bytes"], ref["onnx_bytes"]),
-               "onnx_gzip_bytes": vals["onnx_gzip_bytes"], "checkpoint_bytes": vals["checkpoint_bytes"],
+               "params": size.params, "params_ratio": ratio(size.params, ref.params),
+               "macs": size.macs, "macs_ratio": ratio(size.macs, ref.macs),
+               "onnx_bytes": size.onnx_bytes, "onnx_ratio": ratio(size.onnx_bytes, ref.onnx_bytes),
+               "onnx_gzip_bytes": size.onnx_gzip_bytes, "checkpoint_bytes": size.checkpoint_bytes,
                "train_s": train_seconds(res, task, role), "parity": par}
         if any(v is not None for k, v in row.items() if k not in ("source", "task", "model")):
             rows.append(row)
