@@ -91,6 +91,7 @@ def test_verdict_and_notes(quantized):
     (sentence,) = t.section_verdicts["variants"].values()
     assert sentence.startswith("Fastest variant keeping >= 99% of the fp32 teacher's accuracy (MLPerf's rule): "
                                "student_kd@int8, ") and "at batch 8" in sentence
+    assert "1.50 pts above its own fp32 model" in sentence
     notes = t.notes["variants"]
     assert notes[0] == "student_kd@int8-dynamic: not available: ConvInteger(10) is not implemented"
     assert notes[1] == "1 variant of osuleaf failed to build or load"
@@ -226,3 +227,24 @@ def test_gate_without_variants_is_unchanged():
     results = evaluate_gate(bench(seed=1), b)
     assert gate_exit_code(results) == 1 and any(
         line.startswith("MISSING in current: model student_kd@int8 of task osuleaf") for line in missing_lines(results))
+
+
+def test_slower_note_from_paired_suite_and_unrecorded_isa():
+    """Without the latency suite the paired p50s decide; without cpu_isa the note says it is unknown."""
+    res = bench({"student_kd@int8": {**KD_OK, "time": 1.4}}, commit=None)
+    res.measurements = [m for m in res.measurements if m.suite != "latency"]
+    s = speedup_vs_fp32(res, "osuleaf", "student_kd@int8", "onnxruntime", 1, 1, "")
+    assert s.basis == "paired p50 ratio" and s.ci is None and s.value < 1
+    (note,) = [n for n in build_model(res).tasks[0].notes["variants"] if " is slower than " in n]
+    assert note.startswith("student_kd@int8 is slower than student_kd in fp32 on this CPU (onnxruntime p50: 1.")
+    assert "ISA flags were not recorded" in note
+
+
+def test_two_sources_side_by_side():
+    a, b = bench(seed=1, source="a/results.json"), bench(seed=2, source="b/results.json", commit="2222222bbbbbbb")
+    rep = build_model([a, b])
+    t = rep.tasks[0]
+    assert len(t.section_verdicts["variants"]) == 2 and set(t.variants["source"]) == set(rep.labels)
+    md = build_report([a, b], "md")
+    assert md.count("**Verdict** [") >= 4  # the task verdicts and the variants table's, per source
+    assert "| student_kd@int8 " in md

@@ -220,8 +220,9 @@ def variant_verdict(rows: list[dict[str, Any]]) -> str | None:
         return f"Variants keeping {target}: {', '.join(r['model'] for r in keep)}; none was timed at batch {b}."
     text = (f"Fastest variant keeping {target} (MLPerf's rule): {best['model']}, {_fmt_speed(best, b)}{where}, "
             f"{best['acc_pct']:.2f}% accuracy ({best['of_teacher_pct']:.1f}% of the teacher's")
-    if best.get("drop_vs_fp32_pts") is not None:
-        text += f"; {best['drop_vs_fp32_pts']:.2f} pts below its own fp32 model"
+    drop = best.get("drop_vs_fp32_pts")
+    if drop is not None:
+        text += f"; {abs(drop):.2f} pts {'below' if drop >= 0 else 'above'} its own fp32 model"
     text += ")"
     fp32 = [r for r in rows if not is_variant(r["model"]) and r["model"] != REFERENCE and r.get("meets_target")
             and r.get(f"speedup_b{b}") is not None]
