@@ -327,3 +327,74 @@ def write_pytest_benchmark(path, *, with_data: bool = True) -> dict:
 
     Path(path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return doc
+
+
+def add_variants(res: Results, variants: dict[str, dict[str, float]], failed: dict[str, str] | None = None,
+                 seed: int = 0, n_samples: int = 300, sigma: float = 0.05) -> Results:
+    """Add quantized variants to a `make_results` bench, in the layout `harness bench` writes for them.
+
+    `variants`: {"student_kd@int8": {"accuracy": 0.895, "time": 0.6, "size": 0.3, "agreement": 0.98}}:
+    its test accuracy (fraction), its latency as a multiple of its fp32 model's (0.6 = faster, 1.3 =
+    slower), its ONNX size as a multiple of the fp32 model's and its top-1 agreement with it. A variant
+    runs on onnxruntime only: accuracy (with `base_accuracy` and `agreement`), latency, paired (vs the
+    fp32 teacher), throughput, memory and storage. `failed`: {role: reason}: entries with
+    `available: false` and no measurements, counted in `config["variant_failures"]`.
+    """
+    from harness.report.lookup import find, model_entry, task_names
+
+    rng = np.random.default_rng(1000 + seed)
+    tasks = [t for t in task_names(res) if t]
+    multi = len(tasks) > 1
+    backend = "onnxruntime"
+    batches = list(res.config.get("batch_sizes") or [1])
+    for task in tasks:
+        for role, spec in variants.items():
+            base_role, variant = role.split("@", 1)
+            base = model_entry(res, task, base_role) or {}
+            onnx_bytes = int(base.get("onnx_bytes", 100_000) * spec.get("size", 0.3))
+            res.add_model(task, role, {
+                "base_role": base_role, "variant": variant,
+                "calibration": {"method": "minmax", "samples": 128, "split": "train", "per_channel": True,
+                                "format": "QDQ", "seed": 0},
+                "onnx": f"runs/{task}/{role}.onnx", "onnx_sha256": "2" * 64, "onnx_bytes": onnx_bytes,
+                "params": base.get("params"), "macs": base.get("macs")}, multi_task=multi)
+            res.measurements.append(Measurement(
+                task=task, model=role, backend="any", suite="storage", batch_size=1, threads=1,
+                metrics={"onnx_bytes": onnx_bytes, "params": base.get("params"), "macs": base.get("macs")}))
+            base_acc = find(res, task, "accuracy", base_role, backend).metrics
+            n_test = base_acc.n or 200
+            correct = int(round(spec["accuracy"] * n_test))
+            res.measurements.append(Measurement(
+                task=task, model=role, backend=backend, suite="accuracy", batch_size=64, threads=1,
+                metrics={"accuracy": correct / n_test, "correct": correct, "n": n_test,
+                         "base_accuracy": base_acc.accuracy, "agreement": spec.get("agreement", 0.98)}))
+            for bs in batches:
+                base_p50 = find(res, task, "latency", base_role, backend, bs).metrics.p50_ms
+                teacher_p50 = find(res, task, "latency", "teacher", backend, bs).metrics.p50_ms
+                med = base_p50 * spec.get("time", 0.6)
+                s = _samples(rng, med, n_samples, sigma)
+                res.measurements.append(Measurement(
+                    task=task, model=role, backend=backend, suite="latency", batch_size=bs, threads=1,
+                    metrics=latency_metrics(s), samples_ns=s))
+                res.measurements.append(Measurement(
+                    task=task, model=role, backend=backend, suite="throughput", batch_size=bs, threads=1,
+                    metrics={"samples_per_s": bs / (np.median(s) / 1e9)}))
+                base_mem = find(res, task, "memory", base_role, backend, bs).metrics
+                res.measurements.append(Measurement(
+                    task=task, model=role, backend=backend, suite="memory", batch_size=bs, threads=1,
+                    metrics={"peak_rss_increase_mb": base_mem.peak_rss_increase_mb * 0.8, "peak_rss_mb": 300.0,
+                             "rss_baseline_mb": 290.0, "arena": True}))
+                k = 10
+                common = np.repeat(rng.lognormal(0, sigma, n_samples // k + 1), k)[:n_samples]
+                t = [int(x) for x in teacher_p50 * 1e6 * common * rng.lognormal(0, sigma / 2, n_samples)]
+                c = [int(x) for x in med * 1e6 * common * rng.lognormal(0, sigma / 2, n_samples)]
+                res.measurements.append(Measurement(
+                    task=task, model=role, backend=backend, suite="paired", batch_size=bs, threads=1,
+                    metrics=paired_metrics(rng, t, c, k), samples_ns=c))
+        for role, reason in (failed or {}).items():
+            base_role, variant = role.split("@", 1)
+            res.add_model(task, role, {"base_role": base_role, "variant": variant, "available": False,
+                                       "reason": reason}, multi_task=multi)
+    if failed:
+        res.config["variant_failures"] = len(failed) * len(tasks)
+    return res

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report_fixtures import make_results  # noqa: E402
+from report_fixtures import add_variants, make_results  # noqa: E402
 
 from harness.report import build_report  # noqa: E402
 
@@ -42,3 +42,18 @@ def test_html_report_plots_render(tmp_path):
     assert dom.count('class="main-svg"') >= 3  # plotly drew svg layers into each plot
     assert dom.count('class="scatterlayer') >= 2 and dom.count('class="boxlayer') >= 1
     assert "KD student:" in dom
+
+
+def test_html_report_plots_variants(tmp_path):
+    """Quantized variants are points of the accuracy-vs-latency plot, each under its own label."""
+    res = add_variants(make_results(tasks=("osuleaf",)), {
+        "student_kd@int8": {"accuracy": 0.895, "time": 0.7}, "teacher@int8": {"accuracy": 0.915, "time": 0.5}})
+    report = tmp_path / "report.html"
+    report.write_text(build_report(res, "html"), encoding="utf-8")
+    proc = _chromium(tmp_path, "--dump-dom", report.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scatter = proc.stdout[proc.stdout.index('id="plot-osuleaf-scatter"'):proc.stdout.index('id="plot-osuleaf-latency"')]
+    labels = re.findall(r"<text[^>]*>([a-z_@0-9-]+)</text>", scatter)
+    for role in ("teacher", "teacher@int8", "student_kd", "student_kd@int8"):
+        assert role in labels, labels
+    assert "Distill, quantize, or both" in proc.stdout

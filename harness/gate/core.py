@@ -9,7 +9,7 @@ from harness.errors import HarnessError, OptionError, SchemaError
 from harness.fileio import atomic_write_bytes
 from harness.gate.config import GateRules, default_rules, parse_rules
 from harness.gate.rules import COMPARED, RULES, Rule, RuleResult
-from harness.report.lookup import task_measurements, task_names, task_roles
+from harness.report.lookup import task_measurements, task_names, task_roles, variant_failure
 from harness.results import Results, load_results
 
 
@@ -28,6 +28,9 @@ def _missing_label(r: RuleResult, current: Results) -> str:
         return f"task {r.task}"
     if r.model not in task_roles(current, r.task):
         return f"model {r.model} of task {r.task}"
+    why = variant_failure(current, r.task, r.model)  # a variant that failed to build or load this time
+    if why is not None:
+        return f"model {r.model} of task {r.task} (not available: {why})"
     if RULES.get(r.rule, Rule).timed:
         ms = task_measurements(current, r.task)
         timed = [m for m in ms if m.suite in ("paired", "latency")]

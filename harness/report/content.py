@@ -13,8 +13,11 @@ import pandas as pd
 from harness.report.lookup import load_inputs, source_labels, task_names, task_roles
 from harness.report.notes import peak_note, validity_notes, verdict
 from harness.report.tables import (
-    WARN_COLS, accuracy_rows, backend_rows, frame, kd_vs_scratch, ort_rows, perf_rows, size_rows, source_row, table,
+    WARN_COLS, accuracy_rows, backend_rows, drop_empty, frame, kd_vs_scratch, ort_rows, perf_rows, size_rows, source_row, table,
     validity_rows, warning_rows,
+)
+from harness.report.variants import (
+    VARIANT_COLS, VARIANT_KEEP, failure_notes, has_variants, slower_notes, variant_rows, variant_verdict,
 )
 from harness.results import Results
 
@@ -31,11 +34,22 @@ class TaskReport:
     verdicts: dict[str, str] = field(default_factory=dict)  # source label -> sentence
     validity: pd.DataFrame = field(default_factory=pd.DataFrame)  # paired p50 vs latency-suite p50
     notes: dict[str, list[str]] = field(default_factory=dict)  # table key -> warnings shown under it
+    # "Distill, quantize, or both": only for a task with variants (student_kd@int8, ...); empty otherwise
+    variants: pd.DataFrame = field(default_factory=pd.DataFrame)
+    section_verdicts: dict[str, dict[str, str]] = field(default_factory=dict)  # table key -> source -> sentence
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"accuracy": self.accuracy, "size": self.size, "performance": self.performance,
-                "validity": self.validity, "backends": self.backends, "kd_vs_scratch": self.kd_vs_scratch,
-                "ort_vs_torch": self.ort_vs_torch}
+        out = {"accuracy": self.accuracy, "size": self.size, "performance": self.performance,
+               "validity": self.validity, "backends": self.backends, "kd_vs_scratch": self.kd_vs_scratch,
+               "ort_vs_torch": self.ort_vs_torch}
+        if self.has_variants:  # files without variants: the same tables as before
+            out["variants"] = self.variants
+        return out
+
+    @property
+    def has_variants(self) -> bool:
+        return not self.variants.empty or bool(self.section_verdicts.get("variants")) or bool(
+            self.notes.get("variants"))
 
 
 @dataclass
@@ -67,8 +81,9 @@ def build_model(paths_or_results: Any) -> Report:
         src_rows.append(source_row(res, label))
         warn_rows += warning_rows(res, label)
     for task in tasks:
-        acc, size, perf, back, kd, ort, valid = [], [], [], [], [], [], []
+        acc, size, perf, back, kd, ort, valid, var = [], [], [], [], [], [], [], []
         verdicts = {}
+        var_verdicts: dict[str, str] = {}
         notes: dict[str, list[str]] = {}
         for res, label in zip(results, labels):
             if task not in task_names(res):
@@ -88,8 +103,15 @@ def build_model(paths_or_results: Any) -> Report:
             valid += v
             verdicts[label] = verdict(res, task, a, p, s, k, v)
             prefix = f"[{label}] " if len(results) > 1 else ""
+            variant_msgs: list[str] = []
+            if has_variants(res, task):
+                vr = variant_rows(res, label, task)
+                var += vr
+                var_verdicts[label] = variant_verdict(vr) or "No models to compare."
+                variant_msgs = failure_notes(res, task) + slower_notes(res, task)
             for key, msgs in (("performance", [peak_note(res, label, r) for r in p]),
-                              ("validity", [n for r in v for n in validity_notes(r)])):
+                              ("validity", [n for r in v for n in validity_notes(r)]),
+                              ("variants", variant_msgs)):
                 notes.setdefault(key, []).extend(prefix + m for m in msgs if m)
         reports.append(TaskReport(
             task=task, accuracy=table("accuracy", acc), size=table("size", size),
@@ -97,6 +119,8 @@ def build_model(paths_or_results: Any) -> Report:
             kd_vs_scratch=table("kd_vs_scratch", kd), ort_vs_torch=table("ort_vs_torch", ort),
             verdicts=verdicts, validity=table("validity", valid),
             notes={k: v for k, v in notes.items() if v},
+            variants=drop_empty(frame(var, VARIANT_COLS), VARIANT_KEEP) if var else pd.DataFrame(),
+            section_verdicts={"variants": var_verdicts} if var_verdicts else {},
         ))
     return Report(results=results, labels=labels, sources=frame(src_rows, ["source"]), tasks=reports,
                   warnings=frame(warn_rows, WARN_COLS))

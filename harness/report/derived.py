@@ -4,7 +4,10 @@
   the paired suite when it ran, else the ratio of the latency suite's p50s, with its CI and the
   per-round ratios the gate's significance test needs;
 - `delta_vs_teacher(res, task, role)`: a student's accuracy minus the teacher's, in points, with its
-  CI and test (from the training summary).
+  CI and test (from the training summary);
+- `drop_vs_fp32(res, task, role)`: a variant's (`student_kd@int8`) measured accuracy lost against its
+  own fp32 model, in points, and their top-1 agreement;
+- `speedup_vs_fp32(...)`: a variant's speedup over its own fp32 model (ratio of the two p50s).
 
 Why one module: the report and the gate once derived the speedup each in its own way, and a reader
 could see one figure in the report and be gated on another.
@@ -20,7 +23,8 @@ from harness.measure.paired import FAST_STATE_QUANTILE, run_groups
 from harness.measure.stats import difference
 from harness.results import Measurement, Results
 from harness.report.lookup import (
-    REFERENCE, comparison_block, num, opts_key, pair, ratio, summary_accuracy, task_measurements,
+    REFERENCE, comparison_block, find, measured_accuracy, num, opts_key, pair, ratio, split_role, summary_accuracy,
+    task_measurements,
 )
 
 SpeedupKey = tuple  # (role, backend, batch_size, threads, options key)
@@ -110,3 +114,59 @@ def delta_vs_teacher(res: Results, task: str, role: str) -> dict[str, Any]:
         return {}
     return difference(acc.get("per_seed"), ref.get("per_seed"), acc.get("ci"), ref.get("ci"), acc.get("mean"),
                       ref.get("mean"))
+
+
+# -- variants (`<base role>@<variant>`, e.g. student_kd@int8) -------------------------------------
+
+VARIANT_BACKEND = "onnxruntime"  # the only backend a variant runs on
+
+
+def _accuracy_measurement(res: Results, task: str, role: str, backend: str) -> Measurement | None:
+    ms = [m for m in task_measurements(res, task, "accuracy")
+          if m.model == role and m.backend == backend and m.metrics.accuracy is not None]
+    return max(ms, key=lambda m: m.metrics.n or 0) if ms else None
+
+
+def drop_vs_fp32(res: Results, task: str, role: str, backend: str = VARIANT_BACKEND) -> dict[str, Any]:
+    """A variant's measured accuracy against its own fp32 model on the same test set and backend, in
+    percent: {"accuracy", "base_accuracy", "drop_pts" (fp32 minus variant: positive = points lost),
+    "agreement_pct" (top-1 agreement with the fp32 model, or None)}; {} for an fp32 role or when either
+    accuracy is missing. The fp32 accuracy is the variant's own `base_accuracy` (measured beside it),
+    else the fp32 model's accuracy measurement on that backend."""
+    base_role, variant = split_role(role)
+    m = _accuracy_measurement(res, task, role, backend) if variant else None
+    if m is None:
+        return {}
+    acc = m.metrics.accuracy * 100.0 if m.metrics.accuracy <= 1.0 else m.metrics.accuracy
+    base = m.metrics.base_accuracy
+    if base is not None:
+        base = base * 100.0 if base <= 1.0 else base
+    else:
+        base = measured_accuracy(res, task, base_role, backend)
+    if base is None:
+        return {}
+    agree = m.metrics.agreement
+    return {"accuracy": acc, "base_accuracy": base, "drop_pts": base - acc,
+            "agreement_pct": None if agree is None else agree * 100.0 if agree <= 1.0 else agree}
+
+
+def speedup_vs_fp32(res: Results, task: str, role: str, backend: str, batch: int, threads: int | None = None,
+                    opts: str | None = None) -> Speedup | None:
+    """A variant's speedup over its own fp32 model at one (backend, batch, threads, options): the ratio of
+    the two latency-suite p50s (fp32 / variant) with its CI from the two median CIs; without latency
+    measurements, the ratio of the paired candidates' p50s (no CI). Below 1: the variant is slower."""
+    base_role, variant = split_role(role)
+    if variant is None:
+        return None
+    mv, mb = (find(res, task, "latency", r, backend, batch, threads, opts) for r in (role, base_role))
+    if mv is not None and mb is not None:
+        sp = p50_ratio(mb, mv)
+        if sp is not None:
+            return sp
+    pv = find(res, task, "paired", role, backend, batch, threads, opts)
+    pb = find(res, task, "paired", base_role, backend, batch, threads, opts) if base_role != REFERENCE else None
+    vp50 = pv.metrics.student_p50_ms if pv else None
+    bp50 = pb.metrics.student_p50_ms if pb else (pv.metrics.teacher_p50_ms if pv and base_role == REFERENCE
+                                                  else None)
+    value = ratio(bp50, vp50)
+    return Speedup(value, None, "paired p50 ratio") if value is not None else None

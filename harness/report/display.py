@@ -20,7 +20,12 @@ SECTIONS = (
     ("backends", "Best throughput and cold start per backend"),
     ("kd_vs_scratch", "KD vs scratch (accuracy)"),
     ("ort_vs_torch", "ONNX Runtime vs PyTorch (p50 latency)"),
+    ("variants", "Distill, quantize, or both (accuracy: fp32 seed mean where seeds exist, else measured; variants "
+                 "measured on onnxruntime from the seed-0 checkpoint, no seed CI; speedup: paired, vs the fp32 "
+                 "teacher, onnxruntime; quality target: >= 99% of the fp32 teacher's accuracy)"),
 )
+# sections whose lines under the table are information ("Note: ..."), not warnings
+NOTE_SECTIONS = ("variants",)
 
 LABELS = {
     "source": "source", "task": "task", "model": "model", "backend": "backend", "batch_size": "batch",
@@ -44,6 +49,10 @@ LABELS = {
     "diff_pts": "KD - scratch pts", "ci_pts": "95% CI", "p_value": "p", "test": "test",
     "torch_p50_ms": "torch p50 ms", "onnxruntime_p50_ms": "onnxruntime p50 ms",
     "ort_over_torch": "ORT/torch p50", "ort_speedup": "ORT speedup",
+    # the variants table (harness.report.variants)
+    "acc_pct": "acc %", "acc_basis": "acc from", "vs_teacher_pts": "pts vs teacher",
+    "of_teacher_pct": "% of teacher", "meets_target": ">= 99%", "fp32_acc_pct": "own fp32 acc %",
+    "drop_vs_fp32_pts": "drop vs fp32 pts", "agreement_pct": "top-1 agree % w/ fp32",
 }
 HIDDEN_IN_TEXT = ("speedup_p_value",)
 # key columns that the terminal and markdown report state once in a section's heading when they
@@ -75,6 +84,12 @@ def _formatter(col: str) -> Callable[[Any], str]:
         return lambda v: f"{float(v):.1f}" + (" (!)" if float(v) > 100 else "")
     if col == "valid":
         return lambda v: "yes" if v else "NO"
+    if col == "meets_target":
+        return lambda v: "yes" if v else "no"
+    if col == "drop_vs_fp32_pts":  # points lost: positive is worse, so no sign
+        return f("{:.2f}")
+    if re.fullmatch(r"speedup_b\d+(_ci)?", col):
+        return f("{:.2f}x")
     if col.endswith("_pct"):
         return f("{:.2f}")
     if col.endswith("_pts"):
@@ -169,6 +184,12 @@ def column_label(c: str) -> str:
     m = re.fullmatch(r"acc_(.+)_pct", c)
     if m:
         return f"acc % {m.group(1)}"
+    m = re.fullmatch(r"speedup_b(\d+)(_ci)?", c)
+    if m:
+        return f"b{m.group(1)} 95% CI" if m.group(2) else f"speedup b{m.group(1)}"
+    m = re.fullmatch(r"peak_mem_b(\d+)_mb", c)
+    if m:
+        return f"peak MB b{m.group(1)}"
     return c.replace("_", " ")
 
 
@@ -235,5 +256,10 @@ def sources_lines(report: Report) -> list[str]:
 
 
 def table_notes(tr: TaskReport, key: str) -> list[str]:
-    """The warnings shown under table `key` of a task."""
+    """The warnings (or, for NOTE_SECTIONS, notes) shown under table `key` of a task."""
     return list(tr.notes.get(key) or [])
+
+
+def note_word(key: str) -> str:
+    """How a line under table `key` starts: "Note" for information, "Warning" otherwise."""
+    return "Note" if key in NOTE_SECTIONS else "Warning"

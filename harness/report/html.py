@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 from harness.report.content import Report
-from harness.report.display import SECTIONS, human_table, sources_lines, table_notes
+from harness.report.display import SECTIONS, human_table, note_word, sources_lines, table_notes
 from harness.report.lookup import (
-    backend_order, find, measured_accuracy, role_order, summary_accuracy, task_measurements, task_names, task_roles,
+    backend_order, find, measured_accuracy, role_order, split_role, summary_accuracy, task_measurements, task_names,
+    task_roles,
 )
 
 CSS = """
@@ -32,6 +33,13 @@ table.tbl th{background:#f3f3f3}table.tbl td:first-child,table.tbl th:first-chil
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#393b79", "#ad494a"]
 ROLE_SYMBOL = {"teacher": "square", "student_scratch": "circle", "student_kd": "diamond"}
+
+
+def role_symbol(role: str) -> str:
+    """A marker per role; a variant (student_kd@int8) gets its fp32 model's shape, open."""
+    base, variant = split_role(role)
+    symbol = ROLE_SYMBOL.get(base, "triangle-up")
+    return f"{symbol}-open" if variant else symbol
 
 
 def _slug(s: str) -> str:
@@ -94,7 +102,7 @@ def _scatter_fig(report: Report, task: str):
             ey_lo.append(y - yci[0] if yci else 0)
             ey_hi.append(yci[1] - y if yci else 0)
             names.append(role)
-            syms.append(ROLE_SYMBOL.get(role, "triangle-up"))
+            syms.append(role_symbol(role))
             pts.append((p50, y))
             batch_used.add(batch)
         if not xs:
@@ -181,7 +189,7 @@ def _throughput_fig(report: Report, task: str):
                     mode="lines+markers", name=name,
                     line={"dash": "solid" if bi == 0 else "dot",
                           "color": PALETTE[(ri + 3 * si) % len(PALETTE)]},  # one hue per role and source
-                    marker={"symbol": ROLE_SYMBOL.get(role, "triangle-up"), "size": 9},
+                    marker={"symbol": role_symbol(role), "size": 9},
                 ))
                 n += 1
     if not n:
@@ -228,15 +236,23 @@ def render_html(report: Report) -> str:
             body.append("<div class='plots'>" + "".join(plots) + "</div>")
         else:
             body.append("<p class='muted'>No latency or throughput measurements to plot.</p>")
+        tables = tr.tables()
         for key, heading in SECTIONS:
-            df = tr.tables()[key]
-            if df.empty:
+            df = tables.get(key)
+            if df is None or (df.empty and key not in tr.section_verdicts):
                 continue
             body.append(f"<h3>{e(heading)}</h3>")
-            body.append(_html_table(df, report))
+            for label, sentence in tr.section_verdicts.get(key, {}).items():
+                prefix = f"<b>[{e(label)}]</b> " if report.multi_source else ""
+                body.append(f"<div class='verdict'>{prefix}{e(sentence)}</div>")
+            if not df.empty:
+                body.append(_html_table(df, report))
             notes = table_notes(tr, key)
             if notes:
-                body.append("<div class='warn'>" + "".join(f"<p>Warning: {e(n)}</p>" for n in notes) + "</div>")
+                word = note_word(key)
+                style = " style='background:#f3f6fb;border-left-color:#4a6fa5'" if word == "Note" else ""
+                body.append(f"<div class='warn'{style}>"
+                            + "".join(f"<p>{word}: {e(n)}</p>" for n in notes) + "</div>")
     body.append("<h2>Warnings</h2>")
     if report.warnings.empty:
         body.append("<p>None.</p>")

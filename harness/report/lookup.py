@@ -133,10 +133,26 @@ def task_measurements(res: Results, task: str, suite: str | None = None) -> list
     return [m for m in res.measurements if _m_task(res, m, task) and (suite is None or m.suite == suite)]
 
 
+def split_role(role: str) -> tuple[str, str | None]:
+    """("student_kd", "int8") for a variant's role "student_kd@int8"; (role, None) for an fp32 model."""
+    base, sep, variant = str(role).partition("@")
+    return (base, variant) if sep and base and variant else (str(role), None)
+
+
+def is_variant(role: str) -> bool:
+    return split_role(role)[1] is not None
+
+
 def role_order(names: Iterable[str]) -> list[str]:
+    """The trio's roles in order (teacher, student_scratch, student_kd), each followed by its variants
+    (`student_kd@int8`, ...), then other names sorted (each also followed by its variants)."""
     names = list(dict.fromkeys(names))
-    known = [r for r in ROLES if r in names]
-    return known + sorted(n for n in names if n not in ROLES)
+
+    def key(name: str) -> tuple:
+        base, variant = split_role(name)
+        rank = ROLES.index(base) if base in ROLES else len(ROLES)
+        return (rank, "" if rank < len(ROLES) else base, variant is not None, variant or "")
+    return sorted(names, key=key)
 
 
 def backend_order(names: Iterable[str]) -> list[str]:
@@ -162,6 +178,27 @@ def model_entry(res: Results, task: str, role: str) -> dict[str, Any]:
     if not task and len([t for t in task_names(res) if t]) > 1:
         return {}  # no task named, several to choose from: not one of them (was: the first task's)
     return res.model_entry(task, role) or {}
+
+
+def variant_entries(res: Results, task: str) -> list[dict[str, Any]]:
+    """The model entries of `task`'s variants (role "<base>@<variant>"), failed ones included, in role order."""
+    entries = {str(e["role"]): e for e in res.models.values()
+               if is_variant(str(e.get("role") or "")) and (e.get("task") in (task, None, "") or not task)}
+    return [entries[r] for r in role_order(entries)]
+
+
+def variant_roles(res: Results, task: str) -> list[str]:
+    """Every variant role of `task`: from the model entries (failed ones included) and the measurements."""
+    return [r for r in task_roles(res, task) if is_variant(r)]
+
+
+def variant_failure(res: Results, task: str, role: str) -> str | None:
+    """The one-line reason a variant failed to build or load (its entry's `available: false`), else None."""
+    e = model_entry(res, task, role)
+    if e.get("available") is not False:
+        return None
+    reason = str(e.get("reason") or "").strip()
+    return reason.splitlines()[0] if reason else "no reason recorded"
 
 
 def task_summary(res: Results, task: str) -> dict[str, Any]:

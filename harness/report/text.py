@@ -16,7 +16,8 @@ from tabulate import tabulate
 
 from harness.report.content import Report
 from harness.report.display import (
-    FOLDED_IN_TEXT, HIDDEN_IN_TEXT, KEY_COLS, SECTIONS, human_table, is_missing, sources_lines, table_notes,
+    FOLDED_IN_TEXT, HIDDEN_IN_TEXT, KEY_COLS, SECTIONS, human_table, is_missing, note_word, sources_lines,
+    table_notes,
 )
 
 REPORT_SCHEMA = "kd-harness/report/1"
@@ -52,17 +53,23 @@ def render_text(report: Report, md: bool) -> str:
             if md:
                 out.append("")
         out.append("")
+        tables = tr.tables()
         for key, heading in SECTIONS:
-            df = tr.tables()[key]
-            if df.empty:
+            df = tables.get(key)
+            if df is None or (df.empty and key not in tr.section_verdicts):
                 continue
             table, constant = human_table(df, report, HIDDEN_IN_TEXT, fold=FOLDED_IN_TEXT)
             heading = esc(section_heading(heading, constant))
             out += [f"### {heading}" if md else heading, ""]
-            out += [_tab(table, tfmt), ""]
+            for label, sentence in tr.section_verdicts.get(key, {}).items():
+                prefix = f"[{label}] " if report.multi_source else ""
+                out += [f"**Verdict** {esc(prefix + sentence)}" if md else f"Verdict: {prefix}{sentence}", ""]
+            if not df.empty:
+                out += [_tab(table, tfmt), ""]
             notes = table_notes(tr, key)
             if notes:
-                out += [(f"- **Warning:** {esc(n)}" if md else f"Warning: {n}") for n in notes]
+                word = note_word(key)
+                out += [(f"- **{word}:** {esc(n)}" if md else f"{word}: {n}") for n in notes]
                 out.append("")
     out += ["## Warnings" if md else "Warnings", ""]
     if report.warnings.empty:
@@ -98,7 +105,11 @@ def render_json(report: Report) -> str:
         "sources": _records(report.sources),
         "tasks": [{"task": tr.task, "verdicts": tr.verdicts,
                    "tables": {k: _records(v) for k, v in tr.tables().items()},
-                   "notes": {k: list(v) for k, v in tr.notes.items()}} for tr in report.tasks],
+                   "notes": {k: list(v) for k, v in tr.notes.items()},
+                   # per-table verdicts (the variants table's): only where there are any, so files
+                   # without variants give the same document as before
+                   **({"section_verdicts": tr.section_verdicts} if tr.section_verdicts else {})}
+                  for tr in report.tasks],
         "warnings": _records(report.warnings),
     }
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
@@ -115,6 +126,10 @@ def render_csv(report: Report) -> str:
         for label, sentence in tr.verdicts.items():
             rows.append({"section": "verdict", "source": label, "task": tr.task, "metric": "verdict",
                          "value": sentence})
+        for key, by_source in tr.section_verdicts.items():
+            for label, sentence in by_source.items():
+                rows.append({"section": f"{key}_verdict", "source": label, "task": tr.task, "metric": "verdict",
+                             "value": sentence})
         for key, df in tr.tables().items():
             keys = [c for c in df.columns if c in KEY_COLS]
             for rec in _records(df):
@@ -124,8 +139,9 @@ def render_csv(report: Report) -> str:
                         continue
                     rows.append({**base, "metric": metric, "value": value})
         for key, notes in tr.notes.items():
+            word = note_word(key).lower()
             for note in notes:
-                rows.append({"section": f"{key}_warning", "task": tr.task, "metric": "warning", "value": note})
+                rows.append({"section": f"{key}_{word}", "task": tr.task, "metric": word, "value": note})
     for rec in _records(report.warnings):
         rows.append({"section": "warning", "source": rec["source"], "task": rec["task"], "model": rec["where"],
                      "metric": "warning", "value": rec["message"]})
