@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.report.derived import VARIANT_BACKEND, drop_vs_fp32, speedup_vs_fp32, speedups
 from harness.report.lookup import (
-    REFERENCE, find, is_variant, measured_accuracy, measured_backends, model_value, opts_key, ratio, split_role,
+    REFERENCE, find, is_variant, measured_accuracy, measured_backends, model_sizes, opts_key, ratio, split_role,
     summary_accuracy, task_measurements, task_roles, variant_entries, variant_failure, variant_roles,
 )
 from harness.results import Results
@@ -89,7 +89,7 @@ def variant_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
         return []
     rows = []
     sp = speedups(res, task)
-    teacher_bytes = model_value(res, task, REFERENCE, "onnx_bytes")
+    teacher_bytes = model_sizes(res, task, REFERENCE).onnx_bytes
     for threads, opts in _groups(res, task):
         batches = _batches(res, task, threads, opts, TIMED_SUITES)
         mem_batches = _batches(res, task, threads, opts, ("memory",))
@@ -118,7 +118,7 @@ def variant_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
                 row[f"speedup_b{b}"] = s[0] if s else None
                 row[f"speedup_b{b}_ci_lo"] = s[1][0] if s and s[1] else None
                 row[f"speedup_b{b}_ci_hi"] = s[1][1] if s and s[1] else None
-            row["onnx_ratio"] = ratio(model_value(res, task, role, "onnx_bytes"), teacher_bytes)
+            row["onnx_ratio"] = ratio(model_sizes(res, task, role).onnx_bytes, teacher_bytes)
             if mem_batches:
                 mem = find(res, task, "memory", role, VARIANT_BACKEND, mem_batches[0], threads, opts)
                 row[f"peak_mem_b{mem_batches[0]}_mb"] = mem.metrics.peak_mb if mem else None
