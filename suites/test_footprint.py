@@ -45,15 +45,16 @@ def test_memory(benchmark, kd, role, backend, record_property):
     by_suite = {m.suite: m for m in ms}
     assert set(by_suite) == {"memory", "cold_start"}
     mem, cold = by_suite["memory"].metrics, by_suite["cold_start"].metrics
-    for key in ("rss_baseline_mb", "rss_after_load_mb", "peak_rss_mb", "rss_steady_mb"):
-        assert mem[key] > 0, (key, mem[key])
-    assert mem["peak_rss_mb"] >= mem["rss_baseline_mb"]
-    assert mem["peak_rss_increase_mb"] >= 0
-    assert cold["load_s"] > 0 and cold["first_inference_ms"] > 0
+    for value in (mem.rss_baseline_mb, mem.rss_after_load_mb, mem.peak_rss_mb, mem.rss_steady_mb):
+        assert value is not None and value > 0, mem
+    assert mem.peak_rss_mb >= mem.rss_baseline_mb
+    assert mem.peak_rss_increase_mb >= 0
+    assert cold.load_s > 0 and cold.first_inference_ms > 0
     info = kd.run.extra_info(role, backend, bs, "memory")
-    info.update({k: mem[k] for k in ("rss_baseline_mb", "rss_after_load_mb", "load_increase_mb", "peak_rss_mb",
-                                      "peak_rss_increase_mb", "rss_steady_mb")})
-    info.update({k: cold[k] for k in ("load_s", "first_inference_ms")})
+    info.update(rss_baseline_mb=mem.rss_baseline_mb, rss_after_load_mb=mem.rss_after_load_mb,
+                load_increase_mb=mem.load_increase_mb, peak_rss_mb=mem.peak_rss_mb,
+                peak_rss_increase_mb=mem.peak_rss_increase_mb, rss_steady_mb=mem.rss_steady_mb,
+                load_s=cold.load_s, first_inference_ms=cold.first_inference_ms)
     notes = [w for m in ms for w in m.warnings]
     if notes:
         info["memory_warnings"] = notes
