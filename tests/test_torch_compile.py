@@ -173,3 +173,27 @@ def test_checkpoint_threads_worker_and_memory_child(checkpoint):
     metrics = metrics_for("cold_start", cold.metrics)
     assert isinstance(metrics, ColdStartMetrics) and "compile_s" in metrics.to_dict()
     assert metrics.compile_s is not None and metrics.compile_s > 0 and metrics.first_inference_ms > 0
+
+
+@pytest.mark.slow
+def test_past_the_recompile_limit_is_an_error_not_eager(monkeypatch):
+    from harness.backends import torch_compile_backend
+
+    monkeypatch.setattr(torch_compile_backend, "RECOMPILE_LIMIT", 1)
+    s = TorchCompileSession.from_module(_model(), BackendOptions(threads=1), input_shape=SHAPE)
+    s.prepare(_batch(4))
+    with pytest.raises(HarnessError) as err:
+        s.prepare(_batch(5))  # without fullgraph, dynamo would run this shape eagerly
+    assert "recompile limit" in _one_line(err.value) and set(s.compile_s) == {4}
+
+
+@pytest.mark.slow
+def test_two_sessions_of_one_architecture_keep_their_own_weights():
+    """The accuracy suite opens scratch and KD students (same class, other weights) in one process:
+    dynamo may share a compiled graph between them, but each must answer with its own weights."""
+    x = _batch(4)
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        model = Tiny1d().eval()
+        s = TorchCompileSession.from_module(model, BackendOptions(threads=1), input_shape=SHAPE)
+        np.testing.assert_allclose(s.run(x), _eager(model, x), atol=1e-5, rtol=1e-4)

@@ -22,6 +22,10 @@ Settings, chosen on purpose:
   * inductor `freezing` on: the weights become constants, so inductor folds batch norm into the
     convolutions and prepacks the weights in oneDNN's layout - PyTorch's recommended setting for
     CPU inference. The module is inference-only here (calls run under `torch.inference_mode`).
+  * fullgraph=True: the whole model is one graph, or `prepare` fails with one line naming the graph
+    break. Without it dynamo would silently run the unsupported part eagerly,
+    and past its recompile limit (RECOMPILE_LIMIT shapes here, per session) the whole model - eager
+    timings reported as compiled ones. With it, both are errors.
   * threads: exactly the torch backend's (`torch.set_num_threads(options.threads)` before the
     first call); inductor's generated C++ kernels take their OpenMP thread count from that value
     when they are compiled, so the compiled graph runs on `options.threads` threads as eager does.
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 
 DYNAMIC = False  # one compiled graph per batch size
 INDUCTOR_OPTIONS = {"freezing": True}  # torch.compile takes `mode` or `options`, not both: this is mode "default" + freezing
+RECOMPILE_LIMIT = 64  # graphs (batch sizes) per session; dynamo's global default of 8 is per code object
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -102,7 +107,8 @@ class TorchCompileSession(TorchSession):
         self.compile_cache_hits = 0
         self._compiled: set[tuple[int, ...]] = set()
         try:
-            self.model = torch.compile(self.eager, dynamic=dynamic, options=self.inductor_options)
+            self.model = torch.compile(self.eager, dynamic=dynamic, fullgraph=True, options=self.inductor_options,
+                                       recompile_limit=RECOMPILE_LIMIT)
         except Exception as exc:  # noqa: BLE001 - e.g. a Python version dynamo does not support
             raise HarnessError(f"torch.compile cannot wrap the model: {_describe(exc)}") from None
 
