@@ -260,6 +260,7 @@ class ColdStartMetrics(Metrics):
     first_inference_ms_min: float | None = _f()
     first_inference_ms_max: float | None = _f()
     repeats: int | None = _f(as_int)
+    compile_s: float | None = _f()  # torch-compile only: compiling for the batch's shape (median)
 
 
 @dataclass

@@ -105,4 +105,4 @@ def backend_names() -> list[str]:
 
 
 def _ensure_loaded() -> None:
-    from harness.backends import onnxruntime_backend, torch_backend  # noqa: F401
+    from harness.backends import onnxruntime_backend, torch_backend, torch_compile_backend  # noqa: F401

@@ -5,8 +5,8 @@ Reads a JSON spec on stdin (see harness.measure.memory.child_spec), prints one l
 
 Order: import the backend's libraries (their import cost is not counted) -> load the input batch
 -> reset the kernel's peak-RSS mark (/proc/self/clear_refs "5", where allowed) -> baseline RSS ->
-open the session (load_s) -> RSS after load -> first inference (first_inference_ms) -> `runs` more
-inferences -> peak RSS.
+open the session (load_s) -> RSS after load -> prepare the batch (torch-compile compiles here:
+compile_s) -> first inference (first_inference_ms) -> `runs` more inferences -> peak RSS.
 
 Peak RSS: max of the kernel's high-water mark and a psutil sampling thread (every ~1 ms). The
 high-water mark is VmHWM from /proc/self/status, NOT getrusage().ru_maxrss: ru_maxrss of a
@@ -106,6 +106,15 @@ def run(spec: dict) -> dict:
         from harness.backends.torch_backend import TorchBackend
 
         backend = TorchBackend()
+    elif backend_name == "torch-compile":
+        import torch._dynamo  # noqa: F401  (import cost not counted; compiling is)
+        import torch._inductor.compile_fx  # noqa: F401
+
+        import harness.artifacts  # noqa: F401
+        import kd_models  # noqa: F401
+        from harness.backends.torch_compile_backend import TorchCompileBackend
+
+        backend = TorchCompileBackend()
     elif backend_name == "onnxruntime":
         import onnxruntime  # noqa: F401
 
@@ -140,7 +149,8 @@ def run(spec: dict) -> dict:
     load_s = time.perf_counter() - t0
     after_load = _rss_mb(proc)
 
-    prepared = session.prepare(batch)
+    prepared = session.prepare(batch)  # torch-compile compiles here, for this batch's shape (compile_s)
+    compile_s = getattr(session, "compile_s", {}).get(int(batch.shape[0]))
     t0 = time.perf_counter_ns()
     out = session.run_prepared(prepared)
     first_ns = time.perf_counter_ns() - t0
@@ -165,6 +175,7 @@ def run(spec: dict) -> dict:
         "load_s": load_s,
         "first_inference_ms": first_ns / 1e6,
         "first_inference_ns": first_ns,
+        "compile_s": compile_s,
         "runs": runs,
         "batch_shape": list(batch.shape),
         "output_shape": list(logits.shape),

@@ -14,7 +14,9 @@ Metrics, suite "memory" (median over `repeats` children):
     peak_rss_increase_mb peak_rss_mb - rss_baseline_mb: what the model costs on top of the runtime
     rss_steady_mb        RSS after the inference runs (arena growth shows here)
 Suite "cold_start": load_s and first_inference_ms (medians, with _min/_max), samples_ns = the
-first-inference time of each child.
+first-inference time of each child. torch-compile adds compile_s (median): compiling for the batch's
+shape, which happens between the two (in `prepare`), so its time to a first answer is
+load_s + compile_s + first_inference_ms.
 
 Input: the real batch from `inputs[batch_size]`, written to a temp .npy the child loads; a
 MemorySpec with no inputs uses a seeded random batch of its `batch_shape`.
@@ -224,6 +226,9 @@ def _measurements(task, role, backend, options, batch_size, runs, config) -> lis
             "first_inference_ms_max": max(firsts),
             "repeats": len(runs),
         }
+        compiles = [r["compile_s"] for r in runs if r.get("compile_s") is not None]
+        if compiles:  # torch-compile: compiling for the batch's shape, between load and first inference
+            metrics["compile_s"] = _median(compiles)
         result.append(
             Measurement(
                 suite="cold_start",
@@ -253,7 +258,7 @@ def measure_sources(
     specs = []
     for src in sources:
         for b in backends:
-            if b == "torch" and not getattr(src, "checkpoint", None):
+            if b in ("torch", "torch-compile") and not getattr(src, "checkpoint", None):
                 continue
             onnx = getattr(src, "onnx", None)
             ckpt = getattr(src, "checkpoint", None)
