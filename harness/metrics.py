@@ -225,6 +225,10 @@ class AccuracyMetrics(Metrics):
     accuracy: float | None = _f()
     correct: int | None = _f(as_int)
     n: int | None = _f(as_int)
+    # a variant (role "<base>@<variant>"): its fp32 base's accuracy and the fraction of test samples whose
+    # top-1 class equals the base's, on the same test set and backend
+    base_accuracy: float | None = _f()
+    agreement: float | None = _f()
 
 
 @dataclass
