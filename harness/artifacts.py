@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from harness.errors import CheckpointError
+from harness.errors import CheckpointError, DataError
 from harness.fileio import atomic_write_bytes, atomic_write_json, read_json, sha256_file
 
 CHECKPOINT_FORMAT = "kd-harness/checkpoint/1"
@@ -110,3 +110,64 @@ def run_is_complete(run_dir: str | Path, train_config: dict[str, Any], seeds: li
         return False
     return all((Path(run_dir) / ck["path"]).is_file()
                for m in (summary.get("models") or {}).values() for ck in m.get("checkpoints", []))
+
+
+def verify_checkpoints(summary: dict[str, Any], run_dir: Path) -> None:
+    """Check every checkpoint the training summary lists against what it recorded; CheckpointError otherwise.
+
+    A file whose sha256 matches the summary is the one training wrote. Otherwise (or for an older summary
+    without sha256) the file is opened and its architecture (model config), parameter count and the role,
+    seed and task it was saved for are compared with the summary, so the one line names what differs:
+    a teacher replaced by a student, two students swapped, or weights changed after training.
+    """
+    import os
+
+    import kd_models
+
+    def shown(path: Path) -> str:  # as the user would type it: relative when below the working folder
+        rel = os.path.relpath(path)
+        return str(path) if rel.startswith("..") else rel
+
+    def config_diff(actual: dict[str, Any], recorded: dict[str, Any]) -> str:
+        keys = [k for k in sorted(set(actual) | set(recorded)) if actual.get(k) != recorded.get(k)]
+        text = ", ".join(f"{k} {actual.get(k)!r} vs {recorded.get(k)!r}" for k in keys[:3])
+        return f"architecture differs ({text}{', ...' if len(keys) > 3 else ''} recorded)"
+
+    task = summary.get("task")
+    for role, entry in summary["models"].items():
+        if not isinstance(entry, dict):
+            raise DataError(f"{run_dir / 'summary.json'}: the entry for {role} is not an object")
+        cks = entry.get("checkpoints") or []
+        if not cks:
+            raise DataError(f"run {run_dir} has no checkpoint for {role}")
+        for ck in cks:
+            if not isinstance(ck, dict) or not isinstance(ck.get("path"), str):
+                raise DataError(f"{run_dir / 'summary.json'}: a checkpoint entry of {role} has no path")
+            path = run_dir / ck["path"]
+            if not path.is_file():
+                raise CheckpointError(f"{shown(path)}: the checkpoint of {role} that the training summary lists is missing")
+            recorded_sha = ck.get("sha256")
+            if recorded_sha and sha256_file(path) == recorded_sha:
+                continue
+            diffs = ["sha256 differs"] if recorded_sha else []
+            try:
+                model, meta = load_checkpoint(path)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{exc} (the checkpoint of {role} in the training summary)") from None
+            config = meta.get("model_config") or {}
+            recorded_config = entry.get("model_config")
+            if isinstance(recorded_config, dict) and dict(config) != dict(recorded_config):
+                diffs.append(config_diff(dict(config), dict(recorded_config)))
+            params, recorded_params = kd_models.count_params(model), entry.get("params")
+            if isinstance(recorded_params, int) and params != recorded_params:
+                diffs.append(f"params {params:,} vs {recorded_params:,} recorded")
+            if meta.get("role") not in (None, role):
+                diffs.append(f"it was saved as {meta['role']}")
+            if meta.get("seed") is not None and ck.get("seed") is not None and meta["seed"] != ck["seed"]:
+                diffs.append(f"seed {meta['seed']} vs {ck['seed']} recorded")
+            if meta.get("task") not in (None, task):
+                diffs.append(f"task {meta['task']!r} vs {task!r} recorded")
+            if diffs == ["sha256 differs"]:
+                diffs = ["sha256 differs (same architecture and parameter count: the weights changed after training)"]
+            if diffs:
+                raise CheckpointError(f"{shown(path)} does not match the training summary for {role}: {', '.join(diffs)}")

@@ -49,8 +49,15 @@ class BenchConfig:
     quick: bool = False  # shorter timing windows: for CI and the default main job
     # Fresh worker processes the timed suites run in (None: 3, or 2 with quick); CIs span them.
     processes: int | None = None
+    # ONNX variants measured beside each fp32 model (harness/variants.py); fp32 must be one of them
+    variants: tuple[str, ...] = ("fp32",)
+    calibration: str = "minmax"  # int8 static calibration: minmax | entropy | percentile
+    calibration_samples: int = 256  # stratified training samples (capped at the training size)
+    calibration_seed: int = 0
 
     def __post_init__(self) -> None:
+        from harness.variants import CALIBRATION_METHODS, variant_names
+
         known = backend_names()
         if not self.backends:
             raise OptionError("give at least one backend")
@@ -69,6 +76,25 @@ class BenchConfig:
         check_int(self.processes, "processes", optional=True)
         check_choice(self.device, "device", ("cpu", "cuda"))
         check_choice(self.graph_optimization, "graph optimisation", ("disable", "basic", "extended", "all"))
+        if isinstance(self.variants, str) or not isinstance(self.variants, (list, tuple)) or not self.variants:
+            raise OptionError(f"variants must be a list such as fp32,int8, got {self.variants!r}")
+        object.__setattr__(self, "variants", tuple(self.variants))
+        for v in self.variants:
+            if v not in variant_names():
+                raise OptionError(f"unknown variant {v!r}; known variants: {', '.join(variant_names())}")
+        if len(set(self.variants)) != len(self.variants):
+            raise OptionError(f"a variant is given twice: {','.join(self.variants)}")
+        if "fp32" not in self.variants:
+            raise OptionError("variants must include fp32: every variant is compared with its fp32 base")
+        check_choice(self.calibration, "calibration", CALIBRATION_METHODS)
+        check_int(self.calibration_samples, "calibration samples")
+        check_int(self.calibration_seed, "calibration seed", minimum=0)
+
+    def variant_settings(self):
+        from harness.variants import VariantSettings
+
+        return VariantSettings(calibration=self.calibration, calibration_samples=self.calibration_samples,
+                               seed=self.calibration_seed)
 
     def n_processes(self) -> int:
         return self.processes if self.processes is not None else (2 if self.quick else 3)
@@ -101,6 +127,13 @@ class ModelSource:
     macs: int | None = None
     parity: dict[str, Any] | None = None
     training: dict[str, Any] | None = None  # the role's entry in summary.json
+    base_role: str | None = None  # a variant (harness/variants.py): its fp32 model's role; None for fp32
+    variant: str | None = None  # e.g. "int8"; the role is f"{base_role}@{variant}"
+    calibration: dict[str, Any] | None = None  # how a quantised variant was calibrated
+
+    def runs_on(self, backend: str) -> bool:
+        """The torch backend needs a checkpoint; a variant (ONNX only) runs on onnxruntime."""
+        return backend != "torch" or self.checkpoint is not None
 
     def artifact(self) -> Artifact:
         """What a backend opens: the checkpoint (torch) and the ONNX file (onnxruntime)."""
@@ -116,6 +149,8 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     summary = read_json(run_dir / "summary.json", what="training summary")
     if not isinstance(summary, dict) or not isinstance(summary.get("models"), dict) or "task" not in summary:
         raise DataError(f"{run_dir / 'summary.json'} is not a kd-harness training summary")
+    from harness.artifacts import verify_checkpoints
+
     verify_checkpoints(summary, run_dir)
     return summary, run_dir
 
@@ -133,72 +168,19 @@ def run_dataset(summary: dict[str, Any]) -> Dataset | None:
         raise DataError(f"cannot reload the data of run {summary.get('task')!r}: {exc}") from None
 
 
-def verify_checkpoints(summary: dict[str, Any], run_dir: Path) -> None:
-    """Check every checkpoint the training summary lists against what it recorded; CheckpointError otherwise.
+def add_variants(sources: list[ModelSource], data: Dataset | None, cfg: BenchConfig) -> list:
+    """Each fp32 source followed by its `cfg.variants` (ModelSources, or VariantFailures that bench_models
+    lists as unavailable)."""
+    from harness.variants import build_variants
 
-    A file whose sha256 matches the summary is the one training wrote. Otherwise (or for an older summary
-    without sha256) the file is opened and its architecture (model config), parameter count and the role,
-    seed and task it was saved for are compared with the summary, so the one line names what differs:
-    a teacher replaced by a student, two students swapped, or weights changed after training.
-    """
-    import os
-
-    import kd_models
-
-    from harness.artifacts import load_checkpoint
-    from harness.errors import CheckpointError
-
-    def shown(path: Path) -> str:  # as the user would type it: relative when below the working folder
-        rel = os.path.relpath(path)
-        return str(path) if rel.startswith("..") else rel
-
-    def config_diff(actual: dict[str, Any], recorded: dict[str, Any]) -> str:
-        keys = [k for k in sorted(set(actual) | set(recorded)) if actual.get(k) != recorded.get(k)]
-        text = ", ".join(f"{k} {actual.get(k)!r} vs {recorded.get(k)!r}" for k in keys[:3])
-        return f"architecture differs ({text}{', ...' if len(keys) > 3 else ''} recorded)"
-
-    task = summary.get("task")
-    for role, entry in summary["models"].items():
-        if not isinstance(entry, dict):
-            raise DataError(f"{run_dir / 'summary.json'}: the entry for {role} is not an object")
-        cks = entry.get("checkpoints") or []
-        if not cks:
-            raise DataError(f"run {run_dir} has no checkpoint for {role}")
-        for ck in cks:
-            if not isinstance(ck, dict) or not isinstance(ck.get("path"), str):
-                raise DataError(f"{run_dir / 'summary.json'}: a checkpoint entry of {role} has no path")
-            path = run_dir / ck["path"]
-            if not path.is_file():
-                raise CheckpointError(f"{shown(path)}: the checkpoint of {role} that the training summary lists is missing")
-            recorded_sha = ck.get("sha256")
-            if recorded_sha and sha256_file(path) == recorded_sha:
-                continue
-            diffs = ["sha256 differs"] if recorded_sha else []
-            try:
-                model, meta = load_checkpoint(path)
-            except CheckpointError as exc:
-                raise CheckpointError(f"{exc} (the checkpoint of {role} in the training summary)") from None
-            config = meta.get("model_config") or {}
-            recorded_config = entry.get("model_config")
-            if isinstance(recorded_config, dict) and dict(config) != dict(recorded_config):
-                diffs.append(config_diff(dict(config), dict(recorded_config)))
-            params, recorded_params = kd_models.count_params(model), entry.get("params")
-            if isinstance(recorded_params, int) and params != recorded_params:
-                diffs.append(f"params {params:,} vs {recorded_params:,} recorded")
-            if meta.get("role") not in (None, role):
-                diffs.append(f"it was saved as {meta['role']}")
-            if meta.get("seed") is not None and ck.get("seed") is not None and meta["seed"] != ck["seed"]:
-                diffs.append(f"seed {meta['seed']} vs {ck['seed']} recorded")
-            if meta.get("task") not in (None, task):
-                diffs.append(f"task {meta['task']!r} vs {task!r} recorded")
-            if diffs == ["sha256 differs"]:
-                diffs = ["sha256 differs (same architecture and parameter count: the weights changed after training)"]
-            if diffs:
-                raise CheckpointError(f"{shown(path)} does not match the training summary for {role}: {', '.join(diffs)}")
+    if tuple(cfg.variants) == ("fp32",):
+        return list(sources)
+    return build_variants(sources, cfg.variants, data, cfg.variant_settings())
 
 
-def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg: BenchConfig) -> list[ModelSource]:
-    """Export every role's first-seed checkpoint to ONNX (dynamic batch) and check parity on real inputs."""
+def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg: BenchConfig) -> list:
+    """Export every role's first-seed checkpoint to ONNX (dynamic batch), check parity on real inputs, then
+    build the requested variants (harness/variants.py: ModelSources, or VariantFailures)."""
     from harness.artifacts import load_checkpoint
     from harness.export import export_onnx, parity_check
 
@@ -222,7 +204,7 @@ def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg
         sources.append(ModelSource(task=summary["task"], role=role, onnx=onnx_path, input_shape=shape,
                                    checkpoint=ckpt, params=meta.get("params"), macs=meta.get("macs"),
                                    parity=parity, training=entry))
-    return sources
+    return add_variants(sources, data, cfg)
 
 
 # -- way in 2: ONNX files a user brings ---------------------------------------------------------
@@ -317,6 +299,8 @@ def model_entry(src: ModelSource) -> dict[str, Any]:
         "parity": src.parity,
         **{k: v for k, v in storage.items() if k not in ("params", "macs")},
     }
+    if src.variant:
+        entry.update(base_role=src.base_role, variant=src.variant, calibration=src.calibration, available=True)
     if src.training:
         entry["accuracy_train_summary"] = src.training.get("accuracy")
         entry["train_seconds"] = src.training.get("train_seconds")
@@ -340,7 +324,10 @@ def _timed_suites(ctx, timed: list) -> list[Measurement]:
     runs: list[Measurement] = []
     for p in range(n_proc):
         for b in ctx.backends:
-            order = sources[p % len(sources):] + sources[:p % len(sources)]
+            here = [s for s in sources if ctx.runs_on(s, b)]  # variants have no checkpoint: onnxruntime only
+            if not here:
+                continue
+            order = here[p % len(here):] + here[:p % len(here)]
             log.info(f"{task}: timing ({', '.join(s.name for s in timed)}) on {b}, worker process set {p + 1}/{n_proc}")
             workers = start_workers([(b, src.artifact(), ctx.options, f"{task}/{src.role}/{b}") for src in order])
             try:
@@ -356,25 +343,43 @@ def _timed_suites(ctx, timed: list) -> list[Measurement]:
     return merge_processes(runs)
 
 
-def bench_models(sources: list[ModelSource], data: Dataset | None, cfg: BenchConfig, *, results: Results | None = None,
+def _add_failures(results: Results, failures: list, multi_task: bool) -> None:
+    """Variants that could not be built: a models entry with available false and the reason, one warning
+    line each, and their count in config["variant_failures"]; no measurements."""
+    for f in failures:
+        results.add_model(f.task, f.variant_role, {"base_role": f.role, "variant": f.variant, "available": False,
+                                                   "reason": f.reason}, multi_task)
+        results.warnings.append(f"{f.task}/{f.variant_role}: variant not available: {f.reason}")
+    results.config["variant_failures"] = int(results.config.get("variant_failures") or 0) + len(failures)
+
+
+def bench_models(sources: list, data: Dataset | None, cfg: BenchConfig, *, results: Results | None = None,
                  multi_task: bool = False) -> Results:
     """Measure every source on every backend with every selected suite; append to `results` (or a new one).
 
     A loop over the registry's suites (harness/measure/registry.py), in registry order; the timed
-    ones run together, in the same worker process sets.
+    ones run together, in the same worker process sets. `sources` may hold VariantFailures
+    (harness/variants.py): they are listed as unavailable models and not measured.
     """
     from harness.measure.environment import collect
     from harness.measure.registry import SuiteContext, selected_suites
+    from harness.variants import VariantFailure
 
     results = results or Results(environment=collect(threads=cfg.threads), config=cfg.to_dict())
+    failures = [s for s in sources if isinstance(s, VariantFailure)]
+    sources = [s for s in sources if not isinstance(s, VariantFailure)]
+    if not sources:
+        raise DataError("no model to measure")
     task = sources[0].task
     for src in sources:
         results.add_model(src.task, src.role, model_entry(src), multi_task)
         if src.parity and not src.parity.get("passed", True):
             results.warnings.append(f"{src.task}/{src.role}: ONNX parity failed {src.parity}")
+    if failures or cfg.variants != ("fp32",):
+        _add_failures(results, failures, multi_task)
 
     backends = list(cfg.backends)
-    if any(s.checkpoint is None for s in sources) and "torch" in backends:
+    if any(s.checkpoint is None and s.variant is None for s in sources) and "torch" in backends:
         raise OptionError("the torch backend needs training checkpoints; ONNX-only models run on --backends onnxruntime")
 
     all_bs = sorted(set(cfg.batch_sizes) | set(cfg.throughput_batch_sizes if "throughput" in cfg.suites else []))

@@ -128,7 +128,9 @@ def bench_config_from_args(args, quick_default: bool = False, **fixed):
 
     given = {"backends": args.backends, "suites": args.suites, "batch_sizes": args.batch_sizes,
              "throughput_batch_sizes": args.throughput_batch_sizes, "threads": args.threads,
-             "device": args.device, "graph_optimization": args.graph_optimization, "processes": args.processes}
+             "device": args.device, "graph_optimization": args.graph_optimization, "processes": args.processes,
+             "variants": args.variants, "calibration": args.calibration,
+             "calibration_samples": args.calibration_samples}
     kwargs = {k: v for k, v in given.items() if v is not None}
     kwargs.update(arena=not args.no_arena, external_data=bool(args.external_data),
                   quick=quick_default or bool(args.quick))
@@ -163,7 +165,8 @@ def cmd_bench(args) -> int:
         data = load_npz(args.data) if args.data else None
         if data is None and "accuracy" in cfg.suites and args.suites is None:
             cfg = replace(cfg, suites=[s for s in cfg.suites if s != "accuracy"])
-        sources = bench.onnx_sources(specs, shape, data, task=data.name if data else "onnx")
+        sources = bench.add_variants(bench.onnx_sources(specs, shape, data, task=data.name if data else "onnx"),
+                                     data, cfg)
     elif args.run_dir:
         summary, run_dir = bench.load_run(args.run_dir)
         out = Path(args.out or (run_dir / "results.json"))

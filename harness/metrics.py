@@ -225,8 +225,8 @@ class AccuracyMetrics(Metrics):
     accuracy: float | None = _f()
     correct: int | None = _f(as_int)
     n: int | None = _f(as_int)
-    # a variant's (`student_kd@int8`) only: its fp32 base's accuracy on the same test set and backend,
-    # and the fraction of test samples whose top-1 class equals the fp32 base's
+    # a variant (role "<base>@<variant>"): its fp32 base's accuracy and the fraction of test samples whose
+    # top-1 class equals the base's, on the same test set and backend
     base_accuracy: float | None = _f()
     agreement: float | None = _f()
 

@@ -4,7 +4,9 @@
 
 Runs `session.run` over X_test in batches (the last one may be short), takes the argmax of the
 logits' last axis and compares with y_test. One Measurement per handle: metrics accuracy
-(fraction), correct, n.
+(fraction), correct, n. With `base_roles` ({variant role: base role}) in `data`, a variant whose base
+is among the handles (same task and backend) also gets base_accuracy and agreement (the fraction of
+samples whose top-1 class equals the base's).
 """
 from __future__ import annotations
 
@@ -46,10 +48,16 @@ def measure(handles: Sequence[SessionHandle], data: Any, config: Any = None) -> 
         raise DataError(f"X_test has {X.shape[0]} samples but y_test has {y.shape[0]} labels")
     if y.size == 0:
         raise DataError("the test set is empty")
+    base_roles = _get(data, "base_roles") or {}  # variant role -> its fp32 base's role
+    preds = {(h.task, h.role, h.backend): predict(h.session, X, int(batch_size)) for h in handles}
     out = []
     for h in handles:
-        pred = predict(h.session, X, int(batch_size))
+        pred = preds[(h.task, h.role, h.backend)]
         correct = int(np.sum(pred == y))
+        metrics: dict[str, Any] = {"accuracy": correct / int(y.size), "correct": correct, "n": int(y.size)}
+        base = preds.get((h.task, base_roles.get(h.role), h.backend))
+        if base is not None:
+            metrics.update(base_accuracy=float(np.mean(base == y)), agreement=float(np.mean(pred == base)))
         out.append(
             Measurement(
                 task=h.task,
@@ -58,7 +66,7 @@ def measure(handles: Sequence[SessionHandle], data: Any, config: Any = None) -> 
                 suite="accuracy",
                 batch_size=int(batch_size),
                 threads=int(h.options.threads),
-                metrics={"accuracy": correct / int(y.size), "correct": correct, "n": int(y.size)},
+                metrics=metrics,
                 options=h.options.key(),
             )
         )

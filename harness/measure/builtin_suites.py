@@ -23,7 +23,8 @@ class AccuracySuite(Suite):
         return ctx.data is not None
 
     def announce(self, ctx: SuiteContext) -> str:
-        return f"accuracy on {len(ctx.data.y_test)} test samples x {len(ctx.sources) * len(ctx.backends)} sessions"
+        n = sum(ctx.runs_on(s, b) for s in ctx.sources for b in ctx.backends)
+        return f"accuracy on {len(ctx.data.y_test)} test samples x {n} sessions"
 
     def measure(self, ctx: SuiteContext) -> list[Measurement]:
         from harness.backends.base import get_backend
@@ -34,10 +35,14 @@ class AccuracySuite(Suite):
         try:  # in this process: nothing is timed here
             for src in ctx.sources:
                 for b in ctx.backends:
+                    if not ctx.runs_on(src, b):
+                        continue
                     handles.append(SessionHandle(task=src.task, role=src.role, backend=b, options=ctx.options,
                                                  session=get_backend(b).open(src.artifact(), ctx.options),
                                                  macs=src.macs))
-            return accuracy.measure(handles, {"X_test": ctx.data.X_test, "y_test": ctx.data.y_test, "batch_size": 64})
+            bases = {s.role: s.base_role for s in ctx.sources if getattr(s, "base_role", None)}
+            return accuracy.measure(handles, {"X_test": ctx.data.X_test, "y_test": ctx.data.y_test, "batch_size": 64,
+                                              "base_roles": bases})
         finally:
             for h in handles:
                 h.session.close()

@@ -46,6 +46,12 @@ class SuiteContext:
     def task(self) -> str:
         return self.sources[0].task
 
+    @staticmethod
+    def runs_on(source: Any, backend: str) -> bool:
+        """Whether a source can open on a backend: torch needs a checkpoint, so ONNX variants
+        (harness/variants.py, role "<role>@<variant>") run on onnxruntime only."""
+        return backend != "torch" or getattr(source, "checkpoint", None) is not None
+
     def with_handles(self, handles: "Sequence[SessionHandle]") -> "SuiteContext":
         return replace(self, handles=list(handles))
 
