@@ -343,16 +343,6 @@ def _timed_suites(ctx, timed: list) -> list[Measurement]:
     return merge_processes(runs)
 
 
-def _add_failures(results: Results, failures: list, multi_task: bool) -> None:
-    """Variants that could not be built: a models entry with available false and the reason, one warning
-    line each, and their count in config["variant_failures"]; no measurements."""
-    for f in failures:
-        results.add_model(f.task, f.variant_role, {"base_role": f.role, "variant": f.variant, "available": False,
-                                                   "reason": f.reason}, multi_task)
-        results.warnings.append(f"{f.task}/{f.variant_role}: variant not available: {f.reason}")
-    results.config["variant_failures"] = int(results.config.get("variant_failures") or 0) + len(failures)
-
-
 def bench_models(sources: list, data: Dataset | None, cfg: BenchConfig, *, results: Results | None = None,
                  multi_task: bool = False) -> Results:
     """Measure every source on every backend with every selected suite; append to `results` (or a new one).
@@ -363,7 +353,7 @@ def bench_models(sources: list, data: Dataset | None, cfg: BenchConfig, *, resul
     """
     from harness.measure.environment import collect
     from harness.measure.registry import SuiteContext, selected_suites
-    from harness.variants import VariantFailure
+    from harness.variants import VariantFailure, record_failures
 
     results = results or Results(environment=collect(threads=cfg.threads), config=cfg.to_dict())
     failures = [s for s in sources if isinstance(s, VariantFailure)]
@@ -376,7 +366,7 @@ def bench_models(sources: list, data: Dataset | None, cfg: BenchConfig, *, resul
         if src.parity and not src.parity.get("passed", True):
             results.warnings.append(f"{src.task}/{src.role}: ONNX parity failed {src.parity}")
     if failures or cfg.variants != ("fp32",):
-        _add_failures(results, failures, multi_task)
+        record_failures(results, failures, multi_task)
 
     backends = list(cfg.backends)
     if any(s.checkpoint is None and s.variant is None for s in sources) and "torch" in backends:

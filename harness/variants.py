@@ -20,6 +20,7 @@ Built-in variants (a registry: `register_variant(name)` adds one):
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -83,6 +84,28 @@ def variant_names() -> tuple[str, ...]:
 def variant_path(onnx: Path, variant: str) -> Path:
     """`onnx/student_kd.onnx` -> `onnx/student_kd.int8.onnx`."""
     return onnx.with_name(f"{onnx.stem}.{variant}{onnx.suffix or '.onnx'}")
+
+
+class _ToDebug(logging.Handler):
+    """ONNX Runtime's quantisation tools log through the root logger (and `logging.info()` on an
+    unconfigured root installs a handler there for good, doubling every later harness line): while a
+    variant is built, the root holds this handler instead, which passes their lines on as our debug lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith("harness"):
+            log.debug(f"{record.name}: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def _root_logging_contained():
+    root = logging.getLogger()
+    handler, level = _ToDebug(), root.level
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -209,8 +232,9 @@ def build_variant(src: Any, variant: str, data: Any, settings: VariantSettings) 
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.onnx")
         os.close(fd)
-        info = builder(src, data, settings, Path(tmp))
-        _check_loads(Path(tmp), tuple(src.input_shape))
+        with _root_logging_contained():
+            info = builder(src, data, settings, Path(tmp))
+            _check_loads(Path(tmp), tuple(src.input_shape))
         os.replace(tmp, path)
     except Exception as exc:  # noqa: BLE001 - any failure of a variant is reported, never raised
         reason = _one_line(exc)
@@ -237,6 +261,16 @@ def build_variants(sources: list, variants: tuple[str, ...] | list[str], data: A
     return out
 
 
+def record_failures(results: Any, failures: list, multi_task: bool) -> None:
+    """Variants that could not be built: a models entry with available false and the reason, one warning
+    line each, and their count in config["variant_failures"]; no measurements."""
+    for f in failures:
+        results.add_model(f.task, f.variant_role, {"base_role": f.role, "variant": f.variant, "available": False,
+                                                   "reason": f.reason}, multi_task)
+        results.warnings.append(f"{f.task}/{f.variant_role}: variant not available: {f.reason}")
+    results.config["variant_failures"] = int(results.config.get("variant_failures") or 0) + len(failures)
+
+
 __all__ = ["CALIBRATION_METHODS", "VARIANTS", "VariantError", "VariantFailure", "VariantSettings", "build_variant",
-           "build_variants", "calibration_data", "calibration_indices", "register_variant", "variant_names",
+           "build_variants", "calibration_data", "calibration_indices", "record_failures", "register_variant", "variant_names",
            "variant_path"]

@@ -86,11 +86,26 @@ def test_calibration_is_stratified_seeded_and_capped():
     assert len(calibration_indices(y, 1000)) == 100  # capped at the training size
 
 
-def test_int8_calibrates_on_training_data_only(tiny):
+def test_int8_calibrates_on_training_data_only(tiny, monkeypatch):
+    import logging
+
     src, X, y = tiny
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # as in the CLI: the root logger unconfigured
     out = build_variant(src, "int8", TrainOnly(X, y), VariantSettings(calibration_samples=32))
     assert not isinstance(out, VariantFailure), out
     assert out.calibration["split"] == "train" and out.calibration["samples"] == 32
+    assert root.handlers == []  # ONNX Runtime's root-level log calls did not configure it for good
+
+
+def test_nan_test_split_does_not_reach_calibration(tiny):
+    from harness.tasks.base import Dataset
+
+    src, X, y = tiny
+    data = Dataset(name="tiny", kind="1d", X_train=X, y_train=y, X_test=np.full_like(X, np.nan), y_test=y, classes=3)
+    out = build_variant(src, "int8", data, VariantSettings())
+    assert not isinstance(out, VariantFailure), out
+    assert (_top1(out.onnx, X) == _top1(src.onnx, X)).mean() >= 0.8
 
 
 def test_int8_is_qdq_and_agrees_with_fp32(tiny):
