@@ -226,7 +226,7 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--processes", type=_positive_int("--processes"), default=None,
                    help="fresh worker process sets the timed suites run in; CIs span them (default 3, quick 2)")
     p.add_argument("--variants", type=_str_list, default=None, metavar="fp32,int8,int8-dynamic",
-                   help="ONNX variants measured beside each model, role <role>@<variant> (default fp32): "
+                   help="ONNX variants measured beside each model, role <role>@<variant> (bench: fp32; run: fp32,int8): "
                         "int8 = static QDQ per-channel, calibrated on training data; int8-dynamic = quantize_dynamic")
     p.add_argument("--calibration", default=None, help="int8 calibration: minmax (default), entropy or percentile")
     p.add_argument("--calibration-samples", type=_positive_int("--calibration-samples"), default=None,

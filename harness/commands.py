@@ -12,6 +12,8 @@ from harness.errors import OptionError
 
 log = logging.getLogger(__name__)
 
+MAIN_JOB_VARIANTS = ("fp32", "int8")
+
 
 def cmd_tasks(args) -> int:
     from tabulate import tabulate
@@ -194,7 +196,9 @@ def cmd_run(args) -> int:
     from harness.run import main_job
     from harness.train.trio import parse_seeds
 
-    cfg = bench_config_from_args(args, quick_default=not args.full)
+    # The main job shows "distill, quantize, or both": int8 variants unless --variants says otherwise.
+    cfg = bench_config_from_args(args, quick_default=not args.full,
+                                 **({} if args.variants is not None else {"variants": list(MAIN_JOB_VARIANTS)}))
     seeds = parse_seeds(args.seeds)
     overrides = {"epochs": args.epochs} if args.epochs else None
     results, path = main_job(args.out, tasks=args.tasks, seeds=seeds, retrain=args.retrain, bench_cfg=cfg,
