@@ -61,7 +61,7 @@ def test_model_tables(one):
 
 def test_table_and_md(one):
     table = build_report(one, "table")
-    assert "Verdict: KD student:" in table and "speedup vs teacher" in table and "ONNX Runtime vs PyTorch" in table
+    assert "Verdict: KD student:" in table and "speedup vs teacher" in table and "Runtimes vs PyTorch eager" in table
     assert "Warnings" in table and "wide spread" in table
     md = build_report(one, "md")
     assert "| model " in md and "| acc % (mean)" in md and "|---" in md

@@ -248,3 +248,24 @@ def test_two_sources_side_by_side():
     md = build_report([a, b], "md")
     assert md.count("**Verdict** [") >= 4  # the task verdicts and the variants table's, per source
     assert "| student_kd@int8 " in md
+
+
+def test_runtime_table_has_torch_compile_and_variant_vs_own_fp32():
+    import copy
+
+    res = bench({"student_kd@int8": {"accuracy": 0.895, "time": 0.5, "size": 0.3, "agreement": 0.98}})
+    # a torch-compile run of every fp32 model: 0.8x eager's p50 (and its CI)
+    for m in [m for m in res.measurements if m.suite == "latency" and m.backend == "torch"]:
+        c = copy.deepcopy(m)
+        c.backend = "torch-compile"
+        c.metrics.p50_ms *= 0.8
+        c.metrics.median_ci95_ms = tuple(v * 0.8 for v in c.metrics.median_ci95_ms)
+        res.measurements.append(c)
+    t = next(t for t in build_model(res).tasks if t.task == "osuleaf").ort_vs_torch
+    kd = t[(t["model"] == "student_kd") & (t["batch_size"] == 1)].iloc[0]
+    assert kd["compile_speedup"] == pytest.approx(1.25) and kd["compile_speedup_ci_lo"] <= 1.25 <= kd["compile_speedup_ci_hi"]
+    assert kd["ort_speedup"] > 0 and pd.isna(kd["vs_fp32_ort"])  # an fp32 model has no "own fp32"
+    q = t[(t["model"] == "student_kd@int8") & (t["batch_size"] == 1)].iloc[0]
+    assert q["torch_p50_ms"] == kd["torch_p50_ms"]  # a variant is compared with its fp32 model's eager run
+    assert q["vs_fp32_ort"] == pytest.approx(2.0, rel=0.15)  # half the fp32 model's time on ONNX Runtime
+    assert "compile speedup" in build_report(res, "table") and "vs own fp32 ORT" in build_report(res, "table")

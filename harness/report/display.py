@@ -19,7 +19,8 @@ SECTIONS = (
     ("validity", "Validity: paired-suite p50 vs isolated latency-suite p50 (same model, backend, batch, threads)"),
     ("backends", "Best throughput and cold start per backend"),
     ("kd_vs_scratch", "KD vs scratch (accuracy)"),
-    ("ort_vs_torch", "ONNX Runtime vs PyTorch (p50 latency)"),
+    ("ort_vs_torch", "Runtimes vs PyTorch eager (p50 latency; variants also vs their fp32 model on ONNX Runtime; "
+                     "CIs from the two medians' CIs)"),
     ("variants", "Distill, quantize, or both (accuracy: fp32 seed mean where seeds exist, else measured; variants "
                  "measured on onnxruntime from the seed-0 checkpoint, no seed CI; speedup: paired, vs the fp32 "
                  "teacher, onnxruntime; quality target: >= 99% of the fp32 teacher's accuracy)"),
@@ -48,7 +49,9 @@ LABELS = {
     "best_sps_ratio": "best vs teacher", "load_s": "load s", "first_inference_ms": "first inference ms",
     "diff_pts": "KD - scratch pts", "ci_pts": "95% CI", "p_value": "p", "test": "test",
     "torch_p50_ms": "torch p50 ms", "onnxruntime_p50_ms": "onnxruntime p50 ms",
-    "ort_over_torch": "ORT/torch p50", "ort_speedup": "ORT speedup",
+    "ort_over_torch": "ORT/torch p50", "ort_speedup": "ORT speedup", "ort_speedup_ci": "ORT 95% CI",
+    "torch_compile_p50_ms": "torch-compile p50 ms", "compile_speedup": "compile speedup",
+    "compile_speedup_ci": "compile 95% CI", "vs_fp32_ort": "vs own fp32 ORT", "vs_fp32_ort_ci": "own fp32 95% CI",
     # the variants table (harness.report.variants)
     "acc_pct": "acc %", "acc_basis": "acc from", "vs_teacher_pts": "pts vs teacher",
     "of_teacher_pct": "% of teacher", "meets_target": ">= 99%", "fp32_acc_pct": "own fp32 acc %",
@@ -95,7 +98,8 @@ def _formatter(col: str) -> Callable[[Any], str]:
     if col.endswith("_pts"):
         return f("{:+.2f}")
     if col.endswith("_ratio") or col in ("speedup", "speedup_ci", "speedup_p10", "speedup_p10_ci", "ort_over_torch",
-                                         "ort_speedup"):
+                                         "ort_speedup", "ort_speedup_ci", "compile_speedup", "compile_speedup_ci",
+                                         "vs_fp32_ort", "vs_fp32_ort_ci"):
         return f("{:.2f}x")
     if col.endswith("_bytes"):
         return lambda v: _human(float(v), ("B", " kB", " MB", " GB"), 1000.0)

@@ -13,11 +13,11 @@ import pandas as pd
 
 from harness.measure.stats import difference, mannwhitney
 from harness.metrics import RooflineMetrics
-from harness.report.derived import Speedup, delta_vs_teacher, speedups
+from harness.report.derived import Speedup, delta_vs_teacher, p50_ratio, speedup_vs_fp32, speedups
 from harness.report.lookup import (
     REFERENCE, backend_order, comparison_block, find, git_commit, measured_accuracy, measured_backends, model_sizes,
-    num, opts_key, pair, parity, peak_by_source, ratio, role_order, roofline, summary_accuracy, task_measurements,
-    train_seconds,
+    num, opts_key, pair, parity, peak_by_source, ratio, role_order, roofline, split_role, summary_accuracy,
+    task_measurements, train_seconds,
 )
 from harness.report.notes import VALIDITY_TOLERANCE, is_unstable
 from harness.results import Results
@@ -224,24 +224,38 @@ def kd_vs_scratch(res: Results, task: str) -> list[dict[str, Any]]:
 
 
 def ort_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
+    """Each model's p50 on every runtime against PyTorch eager (a variant against its fp32 model's eager
+    run, and against its fp32 model on ONNX Runtime), with CIs from the two medians' CIs."""
     rows = []
     lat = task_measurements(res, task, "latency")
     keys = sorted({(m.batch_size, m.threads, opts_key(m)) for m in lat})
     for role in roles:
+        base, variant = split_role(role)
         for batch, threads, opts in keys:
-            t = find(res, task, "latency", role, "torch", batch, threads, opts)
-            o = find(res, task, "latency", role, "onnxruntime", batch, threads, opts)
-            if t is None or o is None:
+            eager = find(res, task, "latency", base, "torch", batch, threads, opts)
+            if eager is None or eager.metrics.p50_ms is None:
                 continue
-            tp, op = t.metrics.p50_ms, o.metrics.p50_ms
-            if tp is None or op is None:
-                continue
-            rows.append({"source": label, "task": task, "model": role, "batch_size": batch, "threads": threads,
-                         "torch_p50_ms": tp, "onnxruntime_p50_ms": op, "ort_over_torch": ratio(op, tp),
-                         "ort_speedup": ratio(tp, op),
-                         "p_value": mannwhitney(t.samples_ns, o.samples_ns)})
+            row: dict[str, Any] = {"source": label, "task": task, "model": role, "batch_size": batch,
+                                   "threads": threads, "torch_p50_ms": eager.metrics.p50_ms}
+            for backend, prefix in (("torch-compile", "compile"), ("onnxruntime", "ort")):
+                m = find(res, task, "latency", role, backend, batch, threads, opts) if backend != "torch" else None
+                sp = p50_ratio(eager, m) if m is not None else None
+                if sp is None:
+                    continue
+                row[f"{backend.replace('-', '_')}_p50_ms"] = m.metrics.p50_ms
+                row[f"{prefix}_speedup"] = sp.value
+                row[f"{prefix}_speedup_ci_lo"], row[f"{prefix}_speedup_ci_hi"] = sp.ci or (None, None)
+                if backend == "onnxruntime":
+                    row["ort_over_torch"] = ratio(m.metrics.p50_ms, eager.metrics.p50_ms)
+                    row["p_value"] = mannwhitney(eager.samples_ns, m.samples_ns)
+            if variant is not None:
+                own = speedup_vs_fp32(res, task, role, "onnxruntime", batch, threads, opts)
+                if own is not None:
+                    row["vs_fp32_ort"] = own.value
+                    row["vs_fp32_ort_ci_lo"], row["vs_fp32_ort_ci_hi"] = own.ci or (None, None)
+            if len(row) > 6:
+                rows.append(row)
     return rows
-
 
 
 def warning_rows(res: Results, label: str) -> list[dict[str, Any]]:
@@ -275,8 +289,10 @@ VALIDITY_COLS = ["source", "task", "model", "reference", "backend", "batch_size"
 BACKEND_COLS = ["source", "task", "model", "backend", "best_sps", "best_batch", "best_sps_ratio", "load_s",
                 "first_inference_ms"]
 KD_COLS = ["source", "task", "basis", "diff_pts", "ci_lo_pts", "ci_hi_pts", "p_value", "test"]
-ORT_COLS = ["source", "task", "model", "batch_size", "threads", "torch_p50_ms", "onnxruntime_p50_ms",
-            "ort_over_torch", "ort_speedup", "p_value"]
+ORT_COLS = ["source", "task", "model", "batch_size", "threads", "torch_p50_ms",
+            "torch_compile_p50_ms", "compile_speedup", "compile_speedup_ci_lo", "compile_speedup_ci_hi",
+            "onnxruntime_p50_ms", "ort_over_torch", "ort_speedup", "ort_speedup_ci_lo", "ort_speedup_ci_hi",
+            "vs_fp32_ort", "vs_fp32_ort_ci_lo", "vs_fp32_ort_ci_hi", "p_value"]
 WARN_COLS = ["source", "task", "where", "message"]
 
 
