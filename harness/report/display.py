@@ -22,7 +22,8 @@ SECTIONS = (
     ("ort_vs_torch", "Runtimes vs PyTorch eager (p50 latency; variants also vs their fp32 model on ONNX Runtime; "
                      "CIs from the two medians' CIs)"),
     ("variants", "Distill, quantize, or both (accuracy: fp32 seed mean where seeds exist, else measured; variants "
-                 "measured on onnxruntime from the seed-0 checkpoint, no seed CI; speedup: paired, vs the fp32 "
+                 "measured on onnxruntime from the seed-0 checkpoint, no seed CI; speedup: paired, fast-state (p10) "
+                 "where recorded, vs the fp32 "
                  "teacher, onnxruntime; quality target: >= 99% of the fp32 teacher's accuracy)"),
 )
 # sections whose lines under the table are information ("Note: ..."), not warnings
