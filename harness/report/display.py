@@ -53,6 +53,7 @@ LABELS = {
     "ort_over_torch": "ORT/torch p50", "ort_speedup": "ORT speedup", "ort_speedup_ci": "ORT 95% CI",
     "torch_compile_p50_ms": "torch-compile p50 ms", "compile_speedup": "compile speedup",
     "compile_speedup_ci": "compile 95% CI", "vs_fp32_ort": "vs own fp32 ORT", "vs_fp32_ort_ci": "own fp32 95% CI",
+    "compile_speedup_p10": "compile p10 speedup", "ort_speedup_p10": "ORT p10 speedup",
     # the variants table (harness.report.variants)
     "acc_pct": "acc %", "acc_basis": "acc from", "vs_teacher_pts": "pts vs teacher",
     "of_teacher_pct": "% of teacher", "meets_target": ">= 99%", "fp32_acc_pct": "own fp32 acc %",
@@ -100,7 +101,7 @@ def _formatter(col: str) -> Callable[[Any], str]:
         return f("{:+.2f}")
     if col.endswith("_ratio") or col in ("speedup", "speedup_ci", "speedup_p10", "speedup_p10_ci", "ort_over_torch",
                                          "ort_speedup", "ort_speedup_ci", "compile_speedup", "compile_speedup_ci",
-                                         "vs_fp32_ort", "vs_fp32_ort_ci"):
+                                         "vs_fp32_ort", "vs_fp32_ort_ci", "compile_speedup_p10", "ort_speedup_p10"):
         return f("{:.2f}x")
     if col.endswith("_bytes"):
         return lambda v: _human(float(v), ("B", " kB", " MB", " GB"), 1000.0)

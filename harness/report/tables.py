@@ -245,6 +245,8 @@ def ort_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict
                 row[f"{backend.replace('-', '_')}_p50_ms"] = m.metrics.p50_ms
                 row[f"{prefix}_speedup"] = sp.value
                 row[f"{prefix}_speedup_ci_lo"], row[f"{prefix}_speedup_ci_hi"] = sp.ci or (None, None)
+                # fast-state ratio (each run's p10): steadier when runs met different VM speed states
+                row[f"{prefix}_speedup_p10"] = ratio(eager.metrics.p10_ms, m.metrics.p10_ms)
                 if backend == "onnxruntime":
                     row["ort_over_torch"] = ratio(m.metrics.p50_ms, eager.metrics.p50_ms)
                     row["p_value"] = mannwhitney(eager.samples_ns, m.samples_ns)
@@ -253,7 +255,7 @@ def ort_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict
                 if own is not None:
                     row["vs_fp32_ort"] = own.value
                     row["vs_fp32_ort_ci_lo"], row["vs_fp32_ort_ci_hi"] = own.ci or (None, None)
-            if len(row) > 6:
+            if len(row) > 6:  # something beside eager
                 rows.append(row)
     return rows
 
@@ -291,7 +293,8 @@ BACKEND_COLS = ["source", "task", "model", "backend", "best_sps", "best_batch", 
 KD_COLS = ["source", "task", "basis", "diff_pts", "ci_lo_pts", "ci_hi_pts", "p_value", "test"]
 ORT_COLS = ["source", "task", "model", "batch_size", "threads", "torch_p50_ms",
             "torch_compile_p50_ms", "compile_speedup", "compile_speedup_ci_lo", "compile_speedup_ci_hi",
-            "onnxruntime_p50_ms", "ort_over_torch", "ort_speedup", "ort_speedup_ci_lo", "ort_speedup_ci_hi",
+            "compile_speedup_p10", "onnxruntime_p50_ms", "ort_over_torch", "ort_speedup", "ort_speedup_ci_lo",
+            "ort_speedup_ci_hi", "ort_speedup_p10",
             "vs_fp32_ort", "vs_fp32_ort_ci_lo", "vs_fp32_ort_ci_hi", "p_value"]
 WARN_COLS = ["source", "task", "where", "message"]
 
