@@ -239,4 +239,6 @@ def variant_verdict(rows: list[dict[str, Any]]) -> str | None:
     faster = max(fp32, key=lambda r: r[f"speedup_b{b}"], default=None)
     if faster is not None and faster[f"speedup_b{b}"] > best[f"speedup_b{b}"]:
         text += f"; the fp32 {faster['model']} keeps it too and is faster ({faster[f'speedup_b{b}']:.2f}x)"
+        if best[f"speedup_b{b}"] < 1.0:  # every quality-keeping variant is slower than the fp32 teacher itself
+            text += f", so int8 does not pay on this task and CPU: use the fp32 {faster['model']}"
     return text + "."
