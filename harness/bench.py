@@ -16,7 +16,7 @@ from harness.backends.base import Artifact, BackendOptions, backend_names
 from harness.errors import DataError, HarnessError, OptionError
 from harness.fileio import read_json, sha256_file
 from harness.options import check_choice, check_int, check_int_list, parse_list
-from harness.measure.registry import default_suite_names, suite_names
+from harness.measure.registry import CHECKPOINT_BACKENDS, default_suite_names, suite_names
 from harness.results import Measurement, Results
 from harness.tasks.base import Dataset
 
@@ -137,7 +137,7 @@ class ModelSource:
 
     def runs_on(self, backend: str) -> bool:
         """The torch backend needs a checkpoint; a variant (ONNX only) runs on onnxruntime."""
-        return backend != "torch" or self.checkpoint is not None
+        return backend not in CHECKPOINT_BACKENDS or self.checkpoint is not None
 
     def artifact(self) -> Artifact:
         """What a backend opens: the checkpoint (torch) and the ONNX file (onnxruntime)."""
@@ -373,8 +373,10 @@ def bench_models(sources: list, data: Dataset | None, cfg: BenchConfig, *, resul
         record_failures(results, failures, multi_task)
 
     backends = list(cfg.backends)
-    if any(s.checkpoint is None and s.variant is None for s in sources) and "torch" in backends:
-        raise OptionError("the torch backend needs training checkpoints; ONNX-only models run on --backends onnxruntime")
+    needs = [b for b in backends if b in CHECKPOINT_BACKENDS]
+    if any(s.checkpoint is None and s.variant is None for s in sources) and needs:
+        raise OptionError(f"the {' and '.join(needs)} backend needs training checkpoints; ONNX-only models run on "
+                          "--backends onnxruntime")
 
     all_bs = sorted(set(cfg.batch_sizes) | set(cfg.throughput_batch_sizes if "throughput" in cfg.suites else []))
     ctx = SuiteContext(sources=list(sources), data=data, inputs=_inputs(data, sources[0].input_shape, all_bs),

@@ -31,8 +31,13 @@ def as_int(v: Any) -> int | None:
     return int(f) if f is not None and f == int(f) else None
 
 
+def _listlike(v: Any) -> Any:
+    return v.tolist() if hasattr(v, "tolist") and not isinstance(v, (int, float)) else v  # numpy arrays
+
+
 def as_pair(v: Any) -> tuple[float, float] | None:
     """A (lo, hi) interval of finite floats, or None."""
+    v = _listlike(v)
     if isinstance(v, (list, tuple)) and len(v) == 2:
         lo, hi = as_float(v[0]), as_float(v[1])
         if lo is not None and hi is not None:
@@ -49,6 +54,7 @@ def as_str(v: Any) -> str | None:
 
 
 def as_floats(v: Any) -> list[float] | None:
+    v = _listlike(v)
     if not isinstance(v, (list, tuple)):
         return None
     out = [as_float(x) for x in v]
@@ -56,6 +62,7 @@ def as_floats(v: Any) -> list[float] | None:
 
 
 def as_ints(v: Any) -> list[int] | None:
+    v = _listlike(v)
     if not isinstance(v, (list, tuple)):
         return None
     out = [as_int(x) for x in v]
@@ -64,6 +71,18 @@ def as_ints(v: Any) -> list[int] | None:
 
 def as_any(v: Any) -> Any:
     return v
+
+
+def _finite_everywhere(v: Any) -> bool:
+    """No NaN or inf anywhere inside (what strict JSON can write)."""
+    v = _listlike(v)
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, (list, tuple)):
+        return all(_finite_everywhere(x) for x in v)
+    if isinstance(v, dict):
+        return all(_finite_everywhere(x) for x in v.values())
+    return True
 
 
 def metric_field(coerce: Callable[[Any], Any] = as_float) -> Any:
@@ -99,8 +118,14 @@ class Metrics:
                 if strict:
                     raise TypeError(f"{cls.__name__} has no field {k!r}")
                 extra[k] = v
-            else:
-                kwargs[k] = f.metadata.get("coerce", as_any)(v)
+                continue
+            kwargs[k] = f.metadata.get("coerce", as_any)(v)
+            if kwargs[k] is None and v is not None and _finite_everywhere(v):
+                # a value of the wrong type: a bug in a suite (strict), or kept as written so that
+                # loading and saving a file never loses it (NaN and inf are dropped: no strict JSON for them)
+                if strict:
+                    raise TypeError(f"{cls.__name__}.{k} cannot hold {v!r}")
+                extra[k] = v
         return cls(**kwargs, extra=extra)
 
     def to_dict(self) -> dict[str, Any]:

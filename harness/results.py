@@ -75,7 +75,7 @@ class Measurement:
                 samples_ns=list(d["samples_ns"]) if d.get("samples_ns") is not None else None,
                 warnings=list(d.get("warnings") or []),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # AttributeError: not an object
             raise SchemaError(f"malformed measurement in results file: {exc}") from None
 
 

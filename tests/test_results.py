@@ -54,3 +54,27 @@ def test_failed_write_keeps_old_file(tmp_path):
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
     assert SCHEMA in before
+
+
+def test_typed_metrics_keep_unfit_values_and_refuse_them_in_strict_mode():
+    import numpy as np
+
+    from harness.metrics import LatencyMetrics, PairedMetrics
+
+    # a numpy CI is a CI; NaN and inf are dropped (strict JSON cannot hold them)
+    m = PairedMetrics.from_dict({"speedup_ci95": np.array([1.0, 2.0]), "p_value": float("nan"),
+                                 "process_speedups": [1.0, float("inf")]}, strict=True)
+    assert m.speedup_ci95 == (1.0, 2.0) and m.p_value is None and "process_speedups" not in m.to_dict()
+    # a value of the wrong type reads as None but survives a load/save round trip
+    loaded = LatencyMetrics.from_dict({"n": 2.5, "process_p50_ms": [1.2, None], "p50_ms": 1.0})
+    assert loaded.n is None and loaded.to_dict() == {"p50_ms": 1.0, "n": 2.5, "process_p50_ms": [1.2, None]}
+    with pytest.raises(TypeError, match="LatencyMetrics.n cannot hold 'x'"):
+        LatencyMetrics.from_dict({"n": "x"}, strict=True)
+
+
+def test_a_measurement_that_is_not_an_object_is_a_schema_error():
+    from harness.errors import SchemaError
+    from harness.results import Results
+
+    with pytest.raises(SchemaError, match="malformed measurement"):
+        Results.from_dict({"schema": "kd-harness/results/1", "measurements": [None]})

@@ -182,7 +182,8 @@ def test_int8_accuracy_drop_pass_fail_skip():
     kd = drop[("student_kd@int8", None)]
     assert kd.verdict == "fail" and kd.current == pytest.approx(2.0) and kd.baseline == pytest.approx(-1.5)
     assert kd.threshold == 1.0 and kd.unit == "pts" and "deterministic" in kd.note
-    assert drop[("student_kd@int8-dynamic", None)].verdict == "skip"  # new in current
+    new = drop[("student_kd@int8-dynamic", None)]  # new in current: judged on its own drop, the baseline unused
+    assert new.verdict == "pass" and new.baseline is None and "new in current" in new.note
     assert drop[("student_scratch@int8", None)].verdict == "missing"  # baseline had it, current does not
     assert gate_exit_code(results) == 1
     assert "drop <= 1.00 pts" in format_gate(results)
@@ -190,6 +191,11 @@ def test_int8_accuracy_drop_pass_fail_skip():
     assert rows_of(looser, "int8_accuracy_drop")[("student_kd@int8", None)].verdict == "pass"
     off = evaluate_gate(base, cur, {"rules": {"int8_accuracy_drop": {"enabled": False}}})
     assert not rows_of(off, "int8_accuracy_drop")
+    # a baseline without any variant (e.g. an fp32-only CI baseline) still gates a lossy new int8 model
+    lossy = bench({"student_kd@int8": {**KD_OK, "accuracy": 0.850}}, seed=2)
+    plain = bench({}, seed=1)
+    r = rows_of(evaluate_gate(plain, lossy), "int8_accuracy_drop")[("student_kd@int8", None)]
+    assert r.verdict == "fail" and r.current > 1.0
 
 
 def test_failed_variant_in_current_is_missing_with_its_reason():

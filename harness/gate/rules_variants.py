@@ -42,7 +42,10 @@ class Int8AccuracyDrop(Rule):
             if b is None:
                 why = variant_failure(baseline, task, role) if task in task_names(baseline) else None
                 r.note = (f"{role} not available in baseline: {why}" if why else
-                          f"no accuracy of {role} and {base_role} on {backend} in baseline (new in current?)")
+                          f"no accuracy of {role} and {base_role} on {backend} in baseline (new in current)")
+                if c is not None:  # the drop is judged on the current file alone: a new variant is gated too
+                    r.verdict = "fail" if c > self.spec.threshold else "pass"
+                    r.note += f"; {backend} accuracy of {base_role} minus {role} in current, same test set"
             elif c is None:
                 mark_missing(r, f"accuracy of {role} and {base_role} on {backend}")
                 why = variant_failure(current, task, role) if task in task_names(current) else None

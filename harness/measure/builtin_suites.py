@@ -140,8 +140,9 @@ class StorageSuite(Suite):
         out = []
         for src in ctx.sources:
             entry = ctx.model_entries.get((src.task, src.role), {})
+            sizes = {k: entry[k] for k in StorageMetrics.field_names() if k in entry}  # not the whole entry
             out.append(Measurement(task=src.task, model=src.role, backend="any", suite="storage", batch_size=0,
-                                   threads=ctx.config.threads, metrics=StorageMetrics.from_dict(entry)))
+                                   threads=ctx.config.threads, metrics=StorageMetrics.from_dict(sizes, strict=True)))
         return out
 
 

@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # the registry itself stays light: suites import their heavy 
     from harness.tasks.base import Dataset
 
 
+# Backends that open the training checkpoint (an ONNX-only model, e.g. a variant, cannot run on them).
+CHECKPOINT_BACKENDS = ("torch", "torch-compile")
+
+
 @dataclass(frozen=True)
 class SuiteContext:
     """Everything a suite may use. Suites read it; they never write files."""
@@ -50,7 +54,7 @@ class SuiteContext:
     def runs_on(source: Any, backend: str) -> bool:
         """Whether a source can open on a backend: torch needs a checkpoint, so ONNX variants
         (harness/variants.py, role "<role>@<variant>") run on onnxruntime only."""
-        return backend != "torch" or getattr(source, "checkpoint", None) is not None
+        return backend not in CHECKPOINT_BACKENDS or getattr(source, "checkpoint", None) is not None
 
     def with_handles(self, handles: "Sequence[SessionHandle]") -> "SuiteContext":
         return replace(self, handles=list(handles))
