@@ -135,10 +135,6 @@ class ModelSource:
     variant: str | None = None  # e.g. "int8"; the role is f"{base_role}@{variant}"
     calibration: dict[str, Any] | None = None  # how a quantised variant was calibrated
 
-    def runs_on(self, backend: str) -> bool:
-        """The torch backend needs a checkpoint; a variant (ONNX only) runs on onnxruntime."""
-        return backend not in CHECKPOINT_BACKENDS or self.checkpoint is not None
-
     def artifact(self) -> Artifact:
         """What a backend opens: the checkpoint (torch) and the ONNX file (onnxruntime)."""
         return Artifact(role=self.role, checkpoint=str(self.checkpoint) if self.checkpoint else None,

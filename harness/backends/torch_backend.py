@@ -115,7 +115,7 @@ class TorchBackend(Backend):
         from harness.artifacts import load_checkpoint
 
         if not artifact.checkpoint:
-            raise OptionError(f"the torch backend needs a checkpoint (.pt) for model {artifact.role!r}")
+            raise OptionError(f"the {self.name} backend needs a checkpoint (.pt) for model {artifact.role!r}")
         _device(options.device)  # fail on a bad device before loading anything
         model, meta = load_checkpoint(Path(artifact.checkpoint))
         shape = meta.get("input_shape")

@@ -157,8 +157,6 @@ class TorchCompileBackend(TorchBackend):
     name = "torch-compile"
 
     def open(self, artifact: Artifact, options: BackendOptions) -> TorchCompileSession:
-        if not artifact.checkpoint:
-            raise OptionError(f"the torch-compile backend needs a checkpoint (.pt) for model {artifact.role!r}")
         if options.device != "cpu":
             raise OptionError("the torch-compile backend is measured on CPU only; use --device cpu")
         check_compiler()

@@ -39,22 +39,21 @@ class Int8AccuracyDrop(Rule):
             b, c = self.drop(baseline, task, role), self.drop(current, task, role)
             r = self.row(task, role, backend, None, b, c)
             base_role = split_role(role)[0]
+            if c is not None:  # judged on the current file alone, so a variant new in current is gated too
+                r.verdict = "fail" if c > self.spec.threshold else "pass"
+                r.note = f"{backend} accuracy of {base_role} minus {role}, same test set; deterministic"
+                if b is not None:
+                    r.change = c - b
             if b is None:
                 why = variant_failure(baseline, task, role) if task in task_names(baseline) else None
-                r.note = (f"{role} not available in baseline: {why}" if why else
-                          f"no accuracy of {role} and {base_role} on {backend} in baseline (new in current)")
-                if c is not None:  # the drop is judged on the current file alone: a new variant is gated too
-                    r.verdict = "fail" if c > self.spec.threshold else "pass"
-                    r.note += f"; {backend} accuracy of {base_role} minus {role} in current, same test set"
+                r.note = "; ".join(filter(None, (
+                    f"{role} not available in baseline: {why}" if why else
+                    f"no accuracy of {role} and {base_role} on {backend} in baseline (new in current)", r.note)))
             elif c is None:
                 mark_missing(r, f"accuracy of {role} and {base_role} on {backend}")
                 why = variant_failure(current, task, role) if task in task_names(current) else None
                 if why:
                     r.note += f" ({role} not available: {why})"
-            else:
-                r.change = c - b
-                r.verdict = "fail" if c > self.spec.threshold else "pass"
-                r.note = f"{backend} accuracy of {base_role} minus {role}, same test set; deterministic"
             rows.append(r)
         return rows
 

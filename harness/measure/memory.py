@@ -37,6 +37,7 @@ import numpy as np
 
 from harness.backends.base import Artifact, BackendOptions
 from harness.errors import HarnessError, OptionError
+from harness.measure.registry import SuiteContext
 from harness.options import check_int, check_number
 from harness.results import Measurement
 
@@ -253,12 +254,12 @@ def measure_sources(
     inputs: dict[int, np.ndarray] | None = None,
 ) -> list[Measurement]:
     """Memory / cold start for model sources (anything with task, role, onnx, checkpoint, input_shape)
-    on each backend, without opening sessions in this process. The torch backend is skipped for a
-    source without a checkpoint. Without `inputs`, each child uses a seeded random batch."""
+    on each backend, without opening sessions in this process. Backends that need a checkpoint are
+    skipped for a source without one. Without `inputs`, each child uses a seeded random batch."""
     specs = []
     for src in sources:
         for b in backends:
-            if b in ("torch", "torch-compile") and not getattr(src, "checkpoint", None):
+            if not SuiteContext.runs_on(src, b):  # a model without a checkpoint runs on onnxruntime only
                 continue
             onnx = getattr(src, "onnx", None)
             ckpt = getattr(src, "checkpoint", None)
