@@ -136,6 +136,18 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int("--threads"), default=None)
 
 
+def _add_executor_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where training jobs run (each model of each seed and cell is one job)")
+    g.add_argument("--executor", default="local", choices=("local", "pool", "ray"),
+                   help="local: one job after another in this process (default); pool: --jobs local worker "
+                        "processes; ray: a Ray cluster (--ray-address, or a local one)")
+    g.add_argument("--jobs", type=_positive_int("--jobs"), default=None,
+                   help="jobs in flight at once (pool default: cores / threads-per-job; ray default: cluster CPUs)")
+    g.add_argument("--threads-per-job", type=_positive_int("--threads-per-job"), default=None,
+                   help="torch threads (and declared CPUs) per job; default --threads, else cores / jobs")
+    g.add_argument("--ray-address", default=None, help="an existing Ray cluster, e.g. ray://head:10001 or auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="kd-harness: what knowledge distillation buys a 1D or 3D CNN")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -151,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-config", default=None, help="teacher model config: JSON text or a .json file")
     p.add_argument("--student-config", default=None, help="student model config: JSON text or a .json file")
     _add_train_options(p)
+    _add_executor_options(p)
 
     p = sub.add_parser("sweep", parents=verbosity,
                        help="grid-search the KD recipe on a validation split of the training data")
@@ -162,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=_finite_float("--val-fraction"), default=0.2)
     p.add_argument("--out", default=None, help="folder for sweep.json and recipe.json (default runs/<task>-sweep)")
     _add_train_options(p)
+    _add_executor_options(p)
 
     p = sub.add_parser("bench", parents=verbosity, help="measure a training run's models, or ONNX files you bring")
     p.add_argument("run_dir", nargs="?", default=None, help="a `harness train` output folder")
@@ -182,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="full-length timing windows (default: quick windows)")
     p.add_argument("--recipe", default=None, help="a recipe JSON from `harness sweep` (default: built-in recipes)")
     _add_bench_options(p)
+    _add_executor_options(p)
 
     p = sub.add_parser("report", help="compare teacher, scratch and KD students from results files")
     p.add_argument("results", nargs="+", help="harness results JSON or pytest-benchmark JSON files")

@@ -82,6 +82,21 @@ def _data_and_config(args):
     return data, train_config_from_args(args, base=default_recipe(data.kind))
 
 
+def executor_config_from_args(args, threads: int | None = None):
+    """The executor options, validated; `threads` (train's --threads) is the per-job default."""
+    from harness.executor import ExecutorConfig
+
+    return ExecutorConfig(kind=args.executor, jobs=args.jobs, threads_per_job=args.threads_per_job or threads,
+                          ray_address=args.ray_address)
+
+
+def executor_from_args(args, threads: int | None = None):
+    """The executor the options ask for, connected (Ray) before any training."""
+    from harness.executor import make_executor
+
+    return make_executor(executor_config_from_args(args, threads))
+
+
 def cmd_train(args) -> int:
     from harness.train.summary_table import format_summary
     from harness.train.trio import parse_seeds, train_trio
@@ -97,8 +112,9 @@ def cmd_train(args) -> int:
                               f"the data has {data.in_channels} channels and {data.classes} classes")
     out = args.out or os.path.join("runs", data.name)
     data_ref = {"npz": str(Path(args.data).resolve())} if args.data else {"task": data.name, "data_seed": 0}
-    summary = train_trio(data, cfg, seeds, out, data_ref=data_ref,
-                         teacher_config=teacher_cfg, student_config=student_cfg)
+    with executor_from_args(args, args.threads) as executor:
+        summary = train_trio(data, cfg, seeds, out, data_ref=data_ref, executor=executor,
+                             teacher_config=teacher_cfg, student_config=student_cfg)
     print(format_summary(summary))
     print(f"\nwrote {os.path.join(out, 'summary.json')}")
     return 0
@@ -116,8 +132,9 @@ def cmd_sweep(args) -> int:
     out = args.out or os.path.join("runs", f"{data.name}-sweep")
     fixed = {k: v for k, v in cfg.to_dict().items() if k not in ("temperature", "alpha", "kd_loss", "threads")}
     log.info("grid over kd_loss x T x alpha; fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
-    doc = run_sweep(data, cfg, grid, seeds, out, val_fraction=args.val_fraction,
-                    on_row=lambda row: print(format_row(row), flush=True))
+    with executor_from_args(args, args.threads) as executor:
+        doc = run_sweep(data, cfg, grid, seeds, out, val_fraction=args.val_fraction, executor=executor,
+                        on_row=lambda row: print(format_row(row), flush=True))
     print(f"\nteacher val acc {100 * doc['teacher_val_accuracy']:.2f}%")
     print("chosen: " + format_row({**doc["chosen"], "cell": doc["chosen"]["cell"]}))
     print(f"wrote {os.path.join(out, 'recipe.json')} (use: harness train --recipe {os.path.join(out, 'recipe.json')})")
@@ -201,8 +218,13 @@ def cmd_run(args) -> int:
                                  **({} if args.variants is not None else {"variants": list(MAIN_JOB_VARIANTS)}))
     seeds = parse_seeds(args.seeds)
     overrides = {"epochs": args.epochs} if args.epochs else None
+    from harness.executor import make_executor
+
+    # --threads is the bench's here; training keeps its own default unless --threads-per-job says.
+    exec_cfg = executor_config_from_args(args)
     results, path = main_job(args.out, tasks=args.tasks, seeds=seeds, retrain=args.retrain, bench_cfg=cfg,
-                             train_overrides=overrides, recipe=args.recipe)
+                             train_overrides=overrides, recipe=args.recipe,
+                             executor_factory=lambda: make_executor(exec_cfg))
     _record_history(args, path)
     print(build_report(results, "table"))
     print(f"\nwrote {path} ({results.config.get('wall_seconds', 0):.0f} s)")

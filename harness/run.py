@@ -18,7 +18,9 @@ DEFAULT_TASKS = ("osuleaf", "moving-digits")
 
 def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list[int] | None = None,
              retrain: bool = False, bench_cfg: BenchConfig | None = None, train_overrides: dict | None = None,
-             recipe: str | None = None) -> tuple[Results, Path]:
+             recipe: str | None = None, executor_factory=None) -> tuple[Results, Path]:
+    """Train every task first (on the executor `executor_factory` makes; default local), release the
+    executor, then bench: timing never shares the machine with training jobs."""
     from harness.tasks import get_task
     from harness.train.recipes import default_recipe, load_recipe
     from harness.train.trio import train_trio
@@ -32,18 +34,28 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
     results = Results(environment=collect(threads=bench_cfg.threads), config={"bench": bench_cfg.to_dict(),
                                                                               "tasks": tasks, "seeds": seeds})
     t_start = time.perf_counter()
-    for spec in specs:
-        data = spec.load(0)
-        cfg = default_recipe(data.kind, data.name)
-        if recipe:
-            cfg = load_recipe(recipe, cfg)
-        cfg = cfg.with_overrides(**(train_overrides or {}))
-        run_dir = out_dir / data.name
-        if retrain or not run_is_complete(run_dir, cfg.to_dict(), seeds):
-            log.info(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}")
-            train_trio(data, cfg, seeds, run_dir, data_ref={"task": data.name, "data_seed": 0})
-        else:
-            log.info(f"reusing trained {data.name} trio in {run_dir} (--retrain to train again)")
+    loaded = []
+    executor = None
+    try:
+        for spec in specs:
+            data = spec.load(0)
+            cfg = default_recipe(data.kind, data.name)
+            if recipe:
+                cfg = load_recipe(recipe, cfg)
+            cfg = cfg.with_overrides(**(train_overrides or {}))
+            run_dir = out_dir / data.name
+            if retrain or not run_is_complete(run_dir, cfg.to_dict(), seeds):
+                log.info(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}")
+                if executor is None and executor_factory is not None:
+                    executor = executor_factory()
+                train_trio(data, cfg, seeds, run_dir, data_ref={"task": data.name, "data_seed": 0}, executor=executor)
+            else:
+                log.info(f"reusing trained {data.name} trio in {run_dir} (--retrain to train again)")
+            loaded.append((data, run_dir))
+    finally:
+        if executor is not None:
+            executor.close()
+    for data, run_dir in loaded:
         summary, run_dir = load_run(run_dir)
         results.tasks[data.name] = summary
         sources = export_run(summary, run_dir, data, bench_cfg)

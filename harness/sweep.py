@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -22,7 +22,10 @@ from harness.tasks.base import Dataset
 from harness.train.losses import check_alpha, check_temperature
 from harness.train.recipes import save_recipe
 from harness.train.trainer import TrainConfig, predict_logits
-from harness.train.trio import normalized_configs, stratified_split, train_role
+from harness.train.trio import normalized_configs, stratified_split
+
+if TYPE_CHECKING:
+    from harness.executor import Executor
 
 log = logging.getLogger(__name__)
 
@@ -70,48 +73,75 @@ def validation_view(data: Dataset, fraction: float, seed: int) -> Dataset:
 
 
 def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int], out_dir: str | Path, *,
-              val_fraction: float = 0.2,
+              val_fraction: float = 0.2, executor: "Executor | None" = None,
               on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Teacher once, then every seed's scratch student and every (cell, seed) KD student as independent
+    jobs on the executor. Finished jobs are kept in OUT/.jobs by content key: a rerun resumes."""
     from tqdm.auto import tqdm
 
+    from harness.executor import ExecutorConfig, LocalExecutor, ResultStore
     from harness.measure.stats import mean_ci, paired_difference
+    from harness.train.jobs import role_job, trained_model
 
     out_dir = ensure_writable_dir(out_dir)
+    executor = executor or LocalExecutor(ExecutorConfig())
+    cpus = executor.config.cpus()
+    store = ResultStore(out_dir / ".jobs")
     view = validation_view(data, val_fraction, seed=0)
     t_cfg, s_cfg, _norm = normalized_configs(view, base.normalize)
-    no_bar = dict(show_progress=False)  # one bar for the whole sweep, none per model
     cells = grid.cells()
     bar = tqdm(total=1 + len(seeds) * (1 + len(cells)), desc=f"sweep {data.name}", unit="model",
                disable=not log.isEnabledFor(logging.INFO), file=sys.stderr,
                mininterval=0.1 if sys.stderr.isatty() else 15.0)
     t0 = time.perf_counter()
-    teacher = train_role("teacher", t_cfg, view, view.X_train, view.y_train, base, seeds[0], **no_bar)
+    shared = {"data": view}
+    t_job = role_job(f"{data.name} sweep teacher", view, "teacher", t_cfg, base, seeds[0], cpus=cpus)
+    t_result = executor.map([t_job], shared=shared, store=store).results[t_job.key]
     bar.update(1)
-    logits = predict_logits(teacher.model, view.X_train)
-    scratch = []
-    for seed in seeds:
-        scratch.append(train_role("student_scratch", s_cfg, view, view.X_train, view.y_train, base, seed, **no_bar).accuracy)
-        bar.update(1)
-    sc_mean, sc_lo, sc_hi = mean_ci(scratch)
-    scratch_row = {"cell": "scratch", "val_accuracy": {"mean": sc_mean, "ci95": [sc_lo, sc_hi], "per_seed": scratch}}
-    if on_row:
-        on_row(scratch_row)
-    rows = []
+    teacher_acc = t_result["value"]["accuracy"]
+    live_inputs = {"teacher_state": t_result["value"]["state"], "teacher_config": t_cfg}
+    cached_inputs = {"teacher_logits": predict_logits(trained_model(t_result), view.X_train)}
+
+    scratch_jobs = [role_job(f"{data.name} sweep scratch seed {seed}", view, "student_scratch", s_cfg, base, seed,
+                             cpus=cpus) for seed in seeds]
+    cell_jobs = []
     for cell in cells:
         cfg = base.with_overrides(**cell)
-        accs = []
-        for seed in seeds:
-            live = cfg.kd_logits == "live"
-            accs.append(train_role("student_kd", s_cfg, view, view.X_train, view.y_train, cfg, seed,
-                                   teacher=teacher.model if live else None,
-                                   teacher_logits=None if live else logits, **no_bar).accuracy)
-            bar.update(1)
-        mean, lo, hi = mean_ci(accs)
-        row = {"cell": cell, "val_accuracy": {"mean": mean, "ci95": [lo, hi], "per_seed": accs},
-               "vs_scratch": paired_difference(np.array(accs) * 100, np.array(scratch) * 100)}
-        rows.append(row)
-        if on_row:
-            on_row(row)
+        inputs = live_inputs if cfg.kd_logits == "live" else cached_inputs
+        label = f"{cell['kd_loss']} T={cell['temperature']:g} alpha={cell['alpha']:g}"
+        cell_jobs.append([role_job(f"{data.name} sweep {label} seed {seed}", view, "student_kd", s_cfg, cfg, seed,
+                                   cpus=cpus, **inputs) for seed in seeds])
+
+    # Rows are printed as soon as all of a cell's seeds are in (any order under a parallel executor).
+    accs: dict[str, float] = {}
+    rows: list[dict[str, Any] | None] = [None] * len(cells)
+    scratch: list[float] = []
+    scratch_row: dict[str, Any] = {}
+
+    def on_result(job, result) -> None:
+        bar.update(1)
+        accs[job.key] = result["value"]["accuracy"]
+        if not scratch_row and all(j.key in accs for j in scratch_jobs):
+            scratch[:] = [accs[j.key] for j in scratch_jobs]
+            sc_mean, sc_lo, sc_hi = mean_ci(scratch)
+            scratch_row.update({"cell": "scratch",
+                                "val_accuracy": {"mean": sc_mean, "ci95": [sc_lo, sc_hi], "per_seed": scratch}})
+            if on_row:
+                on_row(scratch_row)
+        if not scratch_row:
+            return
+        for i, jobs in enumerate(cell_jobs):
+            if rows[i] is None and all(j.key in accs for j in jobs):
+                cell_accs = [accs[j.key] for j in jobs]
+                mean, lo, hi = mean_ci(cell_accs)
+                rows[i] = {"cell": cells[i], "val_accuracy": {"mean": mean, "ci95": [lo, hi], "per_seed": cell_accs},
+                           "vs_scratch": paired_difference(np.array(cell_accs) * 100, np.array(scratch) * 100)}
+                if on_row:
+                    on_row(rows[i])
+
+    # Scratch jobs go first so the scratch row (the baseline every cell is compared with) prints early.
+    outcome = executor.map([*scratch_jobs, *(j for jobs in cell_jobs for j in jobs)], shared=shared, store=store,
+                           on_result=on_result)
     bar.close()
     # Highest mean validation accuracy; ties go to the smaller spread, then to the earlier cell.
     best = max(rows, key=lambda r: (round(r["val_accuracy"]["mean"], 6),
@@ -123,12 +153,16 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
         "seeds": seeds,
         "validation": {"fraction": val_fraction, "n_fit": int(len(view.y_train)), "n_val": int(len(view.y_test)),
                        "stratified": True, "selected_on": "validation split of train (test split never used)"},
-        "teacher_val_accuracy": teacher.accuracy,
+        "teacher_val_accuracy": teacher_acc,
         "scratch": scratch_row,
         "cells": rows,
         "chosen": {"cell": best["cell"], "val_accuracy": best["val_accuracy"], "vs_scratch": best["vs_scratch"]},
         "base_config": base.to_dict(),
         "seconds": time.perf_counter() - t0,
+        "executor": {**executor.config.describe(), "jobs_resumed": len(outcome.resumed),
+                     "jobs_ran_on": sorted({r.get("host", "?") for r in outcome.results.values()})},
+        "per_cell_weights_sha256": {j.name: outcome.results[j.key]["value"]["weights_sha256"]
+                                    for jobs in cell_jobs for j in jobs},
     }
     atomic_write_json(out_dir / "sweep.json", doc)
     save_recipe(out_dir / "recipe.json", chosen, task=data.name,

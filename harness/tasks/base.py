@@ -38,6 +38,18 @@ class Dataset:
     def in_channels(self) -> int:
         return int(self.X_train.shape[1])
 
+    def fingerprint(self) -> dict:
+        """What decides a model trained on this data: the arrays' digests and the label space
+        (a training job's content key; `source` and class names are descriptions, not content)."""
+        import hashlib
+
+        def digest(a: np.ndarray) -> str:
+            a = np.ascontiguousarray(a)
+            return hashlib.sha256(a.tobytes() + str((a.dtype, a.shape)).encode()).hexdigest()[:16]
+
+        return {"kind": self.kind, "classes": int(self.classes),
+                "arrays": [digest(a) for a in (self.X_train, self.y_train, self.X_test, self.y_test)]}
+
     def info(self) -> dict:
         return {
             "name": self.name,

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from harness.options import parse_list
 from harness.tasks.base import Dataset
 from harness.train.losses import build_loss
 from harness.train.trainer import TrainConfig, accuracy, fit, fit_temperature, predict_logits
+
+if TYPE_CHECKING:
+    from harness.executor import Executor
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +167,17 @@ def train_role(
     return TrainedModel(role, seed, model, acc, result.seconds, meta)
 
 
+def _trained(result: dict[str, Any], model=None) -> TrainedModel:
+    """A job's result as the TrainedModel the summary is written from (the model rebuilt here)."""
+    from harness.train.jobs import trained_model
+
+    value = result["value"]
+    meta = dict(value["meta"])
+    meta["weights_sha256"] = value["weights_sha256"]
+    return TrainedModel(meta["role"], meta["seed"], model if model is not None else trained_model(result),
+                        value["accuracy"], value["seconds"], meta)
+
+
 def train_trio(
     data: Dataset,
     cfg: TrainConfig,
@@ -173,27 +187,42 @@ def train_trio(
     teacher_config: dict | None = None,
     student_config: dict | None = None,
     data_ref: dict[str, Any] | None = None,
+    executor: "Executor | None" = None,
 ) -> dict[str, Any]:
-    """Train, checkpoint and summarise; returns the summary written to OUT/summary.json."""
+    """Train, checkpoint and summarise; returns the summary written to OUT/summary.json.
+
+    The teacher is one job; then every seed's scratch and KD students are independent jobs on the
+    executor (default: one after another in this process). Finished jobs are kept in OUT/.jobs, so
+    a rerun of the same command resumes where an interrupted one stopped.
+    """
+    from harness.executor import ExecutorConfig, LocalExecutor, ResultStore
     from harness.measure.stats import mean_ci
+    from harness.train.jobs import role_job, trained_model
 
     seeds = parse_seeds(seeds)
     out_dir = ensure_writable_dir(out_dir)
     ckpt_dir = out_dir / "checkpoints"
+    executor = executor or LocalExecutor(ExecutorConfig())
+    cpus = executor.config.cpus()
+    store = ResultStore(out_dir / ".jobs")
+    progress = executor.config.kind == "local"  # per-model bars only where the driver itself trains
     t_cfg, s_cfg, norm = normalized_configs(data, cfg.normalize, teacher_config, student_config)
     log.info(f"input normalisation: {norm['mode']} ({norm['why']})")
     common = {"task": data.name, "kind": data.kind, "dataset": data.info(), "train_config": cfg.to_dict(),
               "data_ref": data_ref or {"task": data.name, "data_seed": 0}, "library_versions": library_versions(),
               "normalize": norm}
 
-    X_fit, y_fit = data.X_train, data.y_train
+    fit_idx = val_idx = None
     teacher_T = 1.0
     calib = None
     if cfg.calibrate_teacher:
         fit_idx, val_idx = stratified_split(data.y_train, 0.2, seeds[0])
-        X_fit, y_fit = data.X_train[fit_idx], data.y_train[fit_idx]
 
-    teacher = train_role("teacher", t_cfg, data, X_fit, y_fit, cfg, seeds[0])
+    shared = {"data": data}
+    t_job = role_job(f"{data.name} teacher", data, "teacher", t_cfg, cfg, seeds[0], cpus=cpus,
+                     show_progress=progress, fit_idx=fit_idx)
+    t_result = executor.map([t_job], shared=shared, store=store).results[t_job.key]
+    teacher = _trained(t_result, trained_model(t_result))
     if cfg.calibrate_teacher:
         teacher_T = fit_temperature(predict_logits(teacher.model, data.X_train[val_idx]), data.y_train[val_idx])
         calib = {"method": "temperature scaling on a stratified 20% validation split of train", "temperature": teacher_T}
@@ -205,14 +234,20 @@ def train_trio(
         t0 = time.perf_counter()
         cached_logits = predict_logits(teacher.model, data.X_train)
         logits_seconds = time.perf_counter() - t0
+    teacher_inputs = ({"teacher_state": t_result["value"]["state"], "teacher_config": t_cfg}
+                      if cfg.kd_logits == "live" else {"teacher_logits": cached_logits})
 
+    jobs = {}
     for seed in seeds:
-        scratch = train_role("student_scratch", s_cfg, data, data.X_train, data.y_train, cfg, seed)
-        kd = train_role(
-            "student_kd", s_cfg, data, data.X_train, data.y_train, cfg, seed,
-            teacher=teacher.model if cfg.kd_logits == "live" else None,
-            teacher_logits=cached_logits, teacher_temperature=teacher_T,
-        )
+        jobs[("student_scratch", seed)] = role_job(f"{data.name} student_scratch seed {seed}", data, "student_scratch",
+                                                   s_cfg, cfg, seed, cpus=cpus, show_progress=progress)
+        jobs[("student_kd", seed)] = role_job(f"{data.name} student_kd seed {seed}", data, "student_kd", s_cfg, cfg,
+                                              seed, cpus=cpus, show_progress=progress,
+                                              teacher_temperature=teacher_T, **teacher_inputs)
+    results = executor.map(jobs.values(), shared=shared, store=store).results
+    for seed in seeds:
+        scratch = _trained(results[jobs[("student_scratch", seed)].key])
+        kd = _trained(results[jobs[("student_kd", seed)].key])
         # Cached mode pays for one teacher pass over the training set: charge it to the KD student.
         kd.seconds += logits_seconds
         kd.meta["train_seconds"] = kd.seconds
@@ -230,7 +265,7 @@ def train_trio(
             meta = save_checkpoint(path, item.model, {**common, **item.meta})
             log.debug(f"saved {path} ({meta['bytes']} bytes, sha256 {meta['sha256'][:12]})")
             paths.append({"seed": item.seed, "path": str(path.relative_to(out_dir)), "sha256": meta["sha256"],
-                          "bytes": meta["bytes"]})
+                          "bytes": meta["bytes"], "weights_sha256": item.meta["weights_sha256"]})
         accs = [it.accuracy for it in items]
         secs = [it.seconds for it in items]
         mean, lo, hi = mean_ci(accs)
@@ -260,6 +295,9 @@ def train_trio(
         log.warning(summary["student_sizing"]["note"])
     if calib:
         summary["teacher_calibration"] = calib
+    # Where the models trained (timing is separate: benches never share a node with training jobs).
+    summary["executor"] = {**executor.config.describe(),
+                           "jobs_ran_on": sorted({r.get("host", "?") for r in [t_result, *results.values()]})}
     summary["comparison"] = compare_students(summary)
     atomic_write_json(out_dir / "summary.json", summary)
     return summary
