@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, help="table (default), md, csv, html or json")
     p.add_argument("--out", default=None, help="write to this file (format from suffix if --format not given)")
 
+    p = sub.add_parser("merge", help="combine results files from several hosts into one (hosts kept apart)")
+    p.add_argument("results", nargs="+", help="harness results JSON files (two or more)")
+    p.add_argument("--out", required=True, help="the merged results JSON (written atomically)")
+
     p = sub.add_parser("gate", help="fail (exit 1) when the current results regress against a baseline")
     p.add_argument("--baseline", required=True)
     p.add_argument("--current", required=True)
@@ -254,7 +258,7 @@ def _commands() -> dict:
     from harness import commands as c
 
     return {"tasks": c.cmd_tasks, "train": c.cmd_train, "sweep": c.cmd_sweep, "bench": c.cmd_bench,
-            "run": c.cmd_run, "report": c.cmd_report, "gate": c.cmd_gate, "history": c.cmd_history}
+            "run": c.cmd_run, "report": c.cmd_report, "merge": c.cmd_merge, "gate": c.cmd_gate, "history": c.cmd_history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

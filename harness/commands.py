@@ -243,6 +243,27 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_merge(args) -> int:
+    from harness.fileio import ensure_writable_dir
+    from harness.hosts import host_label
+    from harness.results import load_results, write_results
+    from harness.results_merge import merge_results
+
+    if len(args.results) < 2:
+        raise OptionError("merge needs at least two results files")
+    out = Path(args.out)
+    if out.is_dir():
+        raise OptionError(f"--out is a directory, not a file: {out}")
+    ensure_writable_dir(out.parent if str(out.parent) else ".")  # fail before reading anything large
+    merged = merge_results([load_results(p) for p in args.results])
+    path = write_results(out, merged)
+    for fp, env in merged.hosts.items():
+        n = sum(1 for m in merged.measurements if m.host == fp)
+        print(f"host {host_label(env, fp)}: {n} measurements")
+    print(f"wrote {path} ({len(args.results)} files, {len(merged.hosts)} host(s))")
+    return 0
+
+
 def cmd_gate(args) -> int:
     from harness import gate
     from harness.results import load_results

@@ -118,24 +118,31 @@ def _metric_rows(res: Results) -> Iterator[tuple]:
 
 
 def append(results: Results | str | Path, db_path: str | Path = DEFAULT_DB, label: str | None = None) -> int:
-    """Store one run and its numeric metrics in one transaction; returns the run id."""
+    """Store one run and its numeric metrics in one transaction; returns the run id. A file merged from
+    several hosts (`harness merge`) is stored as one run per host (host column: "<name> (<fingerprint>)"),
+    so no trend mixes two hosts' numbers; the last one's id is returned."""
+    from harness.hosts import host_views
+
     if not isinstance(results, Results):
         results = load_results(results)
-    commit, dirty, host = _env(results)
-    rows = list(_metric_rows(results))
+    views = host_views(results)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     with closing(_connect(db_path, create=True)) as con:
         try:
             with con:  # one transaction: all or nothing
-                cur = con.execute(
-                    "INSERT INTO runs (created, appended, git_commit, dirty, host, source, schema, label) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (results.created or now, now, commit, dirty, host, results.source, results.schema, label))
-                run_id = int(cur.lastrowid)
-                con.executemany(
-                    "INSERT INTO metrics (run_id, task, model, backend, suite, batch_size, threads, options, metric, "
-                    "value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id,) + r for r in rows])
+                for fp, view in views:
+                    commit, dirty, host = _env(view)
+                    if len(views) > 1:
+                        host = f"{host or 'unknown'} ({fp})"
+                    cur = con.execute(
+                        "INSERT INTO runs (created, appended, git_commit, dirty, host, source, schema, label) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (view.created or now, now, commit, dirty, host, view.source, view.schema, label))
+                    run_id = int(cur.lastrowid)
+                    con.executemany(
+                        "INSERT INTO metrics (run_id, task, model, backend, suite, batch_size, threads, options, "
+                        "metric, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(run_id,) + r for r in _metric_rows(view)])
         except sqlite3.DatabaseError as exc:
             raise HarnessError(f"cannot write history database {db_path}: {exc}") from None
     return run_id

@@ -11,8 +11,9 @@ A results document (schema `kd-harness/results/1`, documented in docs/results-sc
       "models": {"teacher": {...}, ...}, # by model id: role when one task, "task:role" when several
       "measurements": [ {"task", "model", "backend", "suite", "batch_size", "threads",
                          "options", "metrics", "samples_ns", "warnings"}, ... ],
-      "warnings": [...]
-    }
+      "warnings": [...],
+      "hosts": {"<fingerprint>": {...}}  # only in files from `harness merge` (harness/hosts.py); each
+    }                                    # measurement then carries "host": "<fingerprint>"
 
 Each model entry holds at least: task, role, params, macs, checkpoint, checkpoint_sha256,
 checkpoint_bytes, onnx, onnx_sha256, onnx_bytes (graph + external data), onnx_gzip_bytes, parity.
@@ -47,6 +48,7 @@ class Measurement:
     options: dict[str, Any] = field(default_factory=dict)
     samples_ns: list[int] | None = None  # raw per-call timings, kept for significance tests and plots
     warnings: list[str] = field(default_factory=list)
+    host: str | None = None  # host fingerprint (harness.hosts); set in files from `harness merge`
 
     def __post_init__(self) -> None:
         self.metrics = metrics_for(self.suite, self.metrics)
@@ -58,6 +60,8 @@ class Measurement:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)  # recurses into metrics; replaced by its JSON form below
         d["metrics"] = self.metrics.to_dict()
+        if self.host is None:  # files of one bench name no host: they stay as they were
+            del d["host"]
         return d
 
     @classmethod
@@ -74,6 +78,7 @@ class Measurement:
                 options=dict(d.get("options") or {}),
                 samples_ns=list(d["samples_ns"]) if d.get("samples_ns") is not None else None,
                 warnings=list(d.get("warnings") or []),
+                host=None if d.get("host") is None else str(d["host"]),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:  # AttributeError: not an object
             raise SchemaError(f"malformed measurement in results file: {exc}") from None
@@ -87,9 +92,12 @@ class Results:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # host fingerprint -> environment, in files from `harness merge` (harness.hosts); {} for one bench
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     schema: str = SCHEMA
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     source: str | None = None  # path it was read from; not serialised
+    host: str | None = None  # the one host a per-host view of a merged file holds (harness.hosts); not serialised
 
     # -- model lookup -------------------------------------------------------------------------
     def model_entry(self, task: str, role: str) -> dict[str, Any] | None:
@@ -107,7 +115,7 @@ class Results:
 
     # -- (de)serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "schema": self.schema,
             "created": self.created,
             "environment": self.environment,
@@ -117,6 +125,9 @@ class Results:
             "measurements": [m.to_dict() for m in self.measurements],
             "warnings": self.warnings,
         }
+        if self.hosts:
+            d["hosts"] = self.hosts
+        return d
 
     @classmethod
     def from_dict(cls, d: Any, source: str | None = None) -> "Results":
@@ -133,6 +144,14 @@ class Results:
             )
         if not isinstance(d.get("measurements", []), list) or not isinstance(d.get("models", {}), dict):
             raise SchemaError(f"malformed results file{where}: 'measurements' must be a list, 'models' an object")
+        hosts = d.get("hosts") or {}
+        if not isinstance(hosts, dict) or not all(isinstance(v, dict) for v in hosts.values()):
+            raise SchemaError(f"malformed results file{where}: 'hosts' must map fingerprints to environments")
+        measurements = [Measurement.from_dict(m) for m in d.get("measurements") or []]
+        unknown = sorted({m.host for m in measurements if m.host is not None and m.host not in hosts})
+        if unknown:
+            raise SchemaError(f"malformed results file{where}: measurements name host {unknown[0]!r}, "
+                              "which 'hosts' does not hold")
         return cls(
             schema=schema,
             created=str(d.get("created", "")),
@@ -140,8 +159,9 @@ class Results:
             config=dict(d.get("config") or {}),
             tasks=dict(d.get("tasks") or {}),
             models={str(k): dict(v) for k, v in (d.get("models") or {}).items()},
-            measurements=[Measurement.from_dict(m) for m in d.get("measurements") or []],
+            measurements=measurements,
             warnings=list(d.get("warnings") or []),
+            hosts={str(k): dict(v) for k, v in hosts.items()},
             source=source,
         )
 
@@ -168,7 +188,8 @@ def load_results(path: str | Path) -> Results:
 def measurements_frame(results: Results | str | Path | Iterable[Results]):
     """All measurements as one pandas DataFrame: key columns plus one column per metric.
 
-    Several results (machines, commits) stack, with `source` telling them apart.
+    Several results (machines, commits) stack, with `source` telling them apart; `host` is the
+    measurement's host fingerprint in a file from `harness merge` (None in a file of one bench).
     """
     import pandas as pd
 
@@ -181,6 +202,7 @@ def measurements_frame(results: Results | str | Path | Iterable[Results]):
         for m in res.measurements:
             row = {
                 "source": res.source or res.created,
+                "host": m.host,
                 "task": m.task,
                 "model": m.model,
                 "backend": m.backend,
@@ -197,5 +219,5 @@ def measurements_frame(results: Results | str | Path | Iterable[Results]):
             for k, (lo, hi) in m.metrics.intervals().items():
                 row[f"{k}_lo"], row[f"{k}_hi"] = lo, hi
             rows.append(row)
-    columns = ["source", "task", "model", "backend", "suite", "batch_size", "threads", "options", "n_samples", "warnings"]
+    columns = ["source", "host", "task", "model", "backend", "suite", "batch_size", "threads", "options", "n_samples", "warnings"]
     return pd.DataFrame(rows, columns=None if rows else columns)

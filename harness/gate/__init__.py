@@ -17,7 +17,7 @@ Modules: `rules` (the registry, the `Rule` base class, `RuleResult`), `rules_spe
 latency_p50), `rules_quality` (size_ratio, accuracy_delta, parity), `rules_variants`
 (int8_accuracy_drop: a quantized variant's accuracy lost against its own fp32 model), `config` (RuleSpec, GateRules,
 rules files), `core` (evaluate_gate, exit code, update_baseline), `format` (text output),
-`environment` (environment differences). A new rule is one `Rule` subclass plus `register_rule`
+`environment` (environment differences), `hosts` (files merged from several hosts are gated host by host). A new rule is one `Rule` subclass plus `register_rule`
 (docs/extending.md).
 """
 from __future__ import annotations

@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.errors import HarnessError, OptionError, SchemaError
 from harness.fileio import atomic_write_bytes
 from harness.gate.config import GateRules, default_rules, parse_rules
+from harness.gate.hosts import host_pairs
 from harness.gate.rules import COMPARED, RULES, Rule, RuleResult
 from harness.report.lookup import task_measurements, task_names, task_roles, variant_failure
 from harness.results import Results, load_results
@@ -52,7 +53,8 @@ def evaluate_gate(baseline: Results | str | Path, current: Results | str | Path,
     Data absent from the baseline (or from both) -> "skip". A baseline row that the current file has no
     counterpart for (renamed task or model, dropped backend, thread count or batch size) -> "missing",
     which fails the gate; with `allow_missing` it is a "skip" whose note says what is missing. Rows only
-    the current file has (a new model) are not compared.
+    the current file has (a new model) are not compared. Files merged from several hosts are gated host
+    by host (harness.gate.hosts); each row's `host` names its host then.
     """
     baseline = as_results(baseline, "baseline")
     current = as_results(current, "current")
@@ -63,11 +65,19 @@ def evaluate_gate(baseline: Results | str | Path, current: Results | str | Path,
     elif not isinstance(rules, GateRules):
         raise OptionError(f"gate rules must be GateRules or a mapping, not {type(rules).__name__}")
     out: list[RuleResult] = []
-    for spec in rules.enabled():
-        out += spec.rule(spec).evaluate(baseline, current)
+    for pair in host_pairs(baseline, current):  # files merged from several hosts: host by host, never across
+        rows: list[RuleResult] = []
+        for spec in rules.enabled():
+            rows += spec.rule(spec).evaluate(pair.baseline, pair.current)
+        for r in rows:
+            r.host = pair.label
+            if r.verdict == "missing":
+                r.missing = _missing_label(r, pair.current)
+                if pair.label:
+                    r.missing = f"host {pair.label}: {r.missing}"
+        out += rows
     for r in out:
         if r.verdict == "missing":
-            r.missing = _missing_label(r, current)
             if allow_missing:
                 r.verdict = "skip"
                 r.note += f" (missing in current: {r.missing}; allowed)"

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.gate.core import as_results
+from harness.gate.hosts import host_pairs
 from harness.results import Results
 
 
@@ -69,7 +70,14 @@ def environment_differences(baseline: Results | str | Path, current: Results | s
 
 
 def environment_note(baseline: Results | str | Path, current: Results | str | Path) -> str:
-    """One line naming every environment difference between baseline and current, "" when none."""
+    """One line naming every environment difference between baseline and current, "" when none; for
+    files merged from several hosts, one per pair of hosts the gate compared (harness.gate.hosts)."""
+    pairs = host_pairs(as_results(baseline, "baseline"), as_results(current, "current"))
+    notes = [_note(p.baseline, p.current) for p in pairs]
+    return "\n".join(f"host {p.label}: {n}" if p.label else n for p, n in zip(pairs, notes) if n)
+
+
+def _note(baseline: Results, current: Results) -> str:
     diffs, unrecorded = environment_differences(baseline, current)
     if diffs:
         return ("environment differs: " + "; ".join(diffs + unrecorded) + ": timing rules compare ratios within "

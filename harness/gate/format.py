@@ -30,8 +30,11 @@ def missing_lines(results: list[RuleResult]) -> list[str]:
             groups.setdefault((r.missing, r.verdict == "missing"), []).append(r)
     order = ("task ", "model ", "paired/latency ", "backend ", "batch size ")  # coarsest first
 
+    def bare(label: str) -> str:  # without the "host <CPU> · <fingerprint>: " of a several-host file
+        return label.split(": ", 1)[1] if label.startswith("host ") and ": " in label else label
+
     def rank(key: tuple[str, bool]) -> int:
-        label = key[0]
+        label = bare(key[0])
         hit = [i for i, p in enumerate(order) if label.startswith(p)]
         return hit[0] if hit else (len(order) if "-thread" in label else len(order) + 1)
 
@@ -39,7 +42,7 @@ def missing_lines(results: list[RuleResult]) -> list[str]:
     for (label, failing), rows in sorted(groups.items(), key=lambda kv: rank(kv[0])):
         rules = ", ".join(dict.fromkeys(r.rule for r in rows))
         head = "MISSING in current" if failing else "missing in current, skipped (allowed)"
-        if label.startswith(tuple(f"{m} data of" for m in RULES)):  # no coarser cause: list the rows
+        if bare(label).startswith(tuple(f"{m} data of" for m in RULES)):  # no coarser cause: list the rows
             items = []
             for r in rows:
                 bits = [r.model] + ([r.backend] if r.backend not in ("-", "any", "") else []) + \
@@ -64,16 +67,18 @@ def format_gate(results: list[RuleResult], tablefmt: str = "simple", notes: Iter
     from tabulate import tabulate
 
     rows = []
+    by_host = any(r.host for r in results)  # a file merged from several hosts: a host column
     for r in results:
         if r.missing:
             continue
         p = "" if r.p_value is None else ("<0.001" if r.p_value < 0.001 else f"{r.p_value:.2g}")
-        rows.append([r.rule, r.task, r.model, r.backend, "-" if r.batch is None else r.batch,
+        rows.append(([r.host] if by_host else []) + [
+                     r.rule, r.task, r.model, r.backend, "-" if r.batch is None else r.batch,
                      format_value(r.baseline, r.rule), format_value(r.current, r.rule), fmt_change(r.change, r.unit),
                      RULES.get(r.rule, Rule).format_threshold(r), p, r.ci or "",
                      r.verdict.upper() if r.verdict == "fail" else r.verdict, r.note])
-    headers = ["rule", "task", "model", "backend", "batch", "baseline", "current", "change", "threshold", "p",
-               "CI", "verdict", "note"]
+    headers = (["host"] if by_host else []) + ["rule", "task", "model", "backend", "batch", "baseline", "current",
+                                               "change", "threshold", "p", "CI", "verdict", "note"]
     table = tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True) if rows else ""
     extra = missing_lines(results) + [n for n in notes if n]
     return (table + "\n\n" if table else "") + "".join(f"{ln}\n" for ln in extra) + gate_summary(results) + "\n"

@@ -51,6 +51,7 @@ class RuleResult:
     threads: int | None = None
     note: str = ""
     missing: str = ""  # what the current file lacks ("task osuleaf", ...) when a baseline row has no counterpart
+    host: str = ""  # the host ("<CPU model> · <fingerprint>") when a file was merged from several hosts
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -172,6 +172,26 @@ def _timed_metrics(groups, calibrations, overhead, thresholds, bs: int, macs: in
     return metrics, warnings
 
 
+def _process_parts(run: Measurement) -> list[tuple[np.ndarray, dict[str, Any], float, Any]]:
+    """(samples, calibration, harness overhead p50 ns, worker) per process of a run: one for a raw
+    run; one per process for a run that is itself pooled (two benches of one host merged by
+    `harness merge`), split by each process's `n_samples`, so the CI still resamples processes."""
+    met = run.metrics
+    samples = np.asarray(run.samples_ns, dtype=np.int64)
+    overhead = float(met.harness_overhead["p50_ns"])
+    cals = met.calibration.get("processes") if isinstance(met.calibration, dict) else None
+    counts = [c.get("n_samples") for c in cals] if isinstance(cals, list) else []
+    if len(counts) > 1 and all(isinstance(n, int) for n in counts) and sum(counts) == len(samples):
+        groups = np.split(samples, np.cumsum(counts)[:-1])
+        over = met.harness_overhead.get("process_p50_ns")
+        overs = [float(o) for o in over] if isinstance(over, list) and len(over) == len(counts) else \
+            [overhead] * len(counts)
+        workers = met.workers if isinstance(met.workers, list) and len(met.workers) == len(counts) else \
+            [None] * len(counts)
+        return list(zip(groups, cals, overs, workers))
+    return [(samples, met.calibration, overhead, met.worker)]
+
+
 def merge_runs(runs: Sequence[Measurement], thresholds: StabilityThresholds | None = None) -> Measurement:
     """One latency (or throughput) Measurement from the same key measured in several worker processes.
 
@@ -182,16 +202,16 @@ def merge_runs(runs: Sequence[Measurement], thresholds: StabilityThresholds | No
     first = runs[0]
     if any(r.samples_ns is None for r in runs):
         raise ValueError("merging processes needs the raw samples of every run")
-    groups = [np.asarray(r.samples_ns, dtype=np.int64) for r in runs]
-    calibrations = [r.metrics.calibration for r in runs]
-    overheads = [r.metrics.harness_overhead for r in runs]
-    overhead = dict(overheads[0])
-    overhead["p50_ns"] = float(np.median([o["p50_ns"] for o in overheads]))
-    overhead["process_p50_ns"] = [float(o["p50_ns"]) for o in overheads]
+    parts = [part for r in runs for part in _process_parts(r)]
+    groups = [p[0] for p in parts]
+    calibrations = [p[1] for p in parts]
+    overhead = dict(first.metrics.harness_overhead)
+    overhead["p50_ns"] = float(np.median([p[2] for p in parts]))
+    overhead["process_p50_ns"] = [p[2] for p in parts]
     macs = first.metrics.macs_per_sample
     metrics, warnings = _timed_metrics(groups, calibrations, overhead, thresholds or StabilityThresholds(),
                                        first.batch_size, macs)
-    metrics["workers"] = [r.metrics.worker for r in runs]
+    metrics["workers"] = [p[3] for p in parts]
     # a raw run (no statistics yet) carries only warnings about the run itself, e.g. a stopped sweep
     warnings += list(dict.fromkeys(w for r in runs if r.metrics.p50_ms is None for w in r.warnings))
     return Measurement(task=first.task, model=first.model, backend=first.backend, suite=first.suite,

@@ -24,10 +24,15 @@ def merge_processes(measurements: Sequence[Measurement], thresholds: StabilityTh
     out: list[Measurement] = []
     for runs in groups.values():
         out.append(merge_runs(runs, thresholds))  # each timed suite's own merge (harness.measure.registry)
+    mark_best_throughput(out)
+    return out
+
+
+def mark_best_throughput(measurements: Sequence[Measurement]) -> None:
+    """Mark the best batch of every throughput sweep (model, backend, threads, options) afresh."""
     sweeps: dict[tuple, list[Measurement]] = {}
-    for m in out:
+    for m in measurements:
         if m.suite == "throughput":
             sweeps.setdefault((m.task, m.model, m.backend, m.threads, str(sorted(m.options.items()))), []).append(m)
     for sweep in sweeps.values():
         throughput.mark_best(sweep)
-    return out

@@ -5,7 +5,8 @@
 
 Inputs are harness results files (schema kd-harness/results/1), pytest-benchmark JSON files, or
 Results objects. Several inputs (machines, commits) go side by side, labelled by file name and
-git commit.
+git commit; a file merged from several hosts (`harness merge`) goes side by side host by host,
+labelled by CPU model and host fingerprint (harness/hosts.py), never pooled.
 
 The package, by job:
     lookup.py    tolerant lookups over Results (measurement for a key, accuracies, sizes, roofline)

@@ -240,6 +240,8 @@ def sources_lines(report: Report) -> list[str]:
             bits.append(cpu)
         if present(r, "cpu_isa"):
             bits.append(f"ISA {r['cpu_isa']}")
+        if present(r, "fingerprint"):
+            bits.append(f"host fingerprint {r['fingerprint']}")
         bits.append(f"{r['measurements']} measurements")
         lines.append(f"{r['source']}: " + ", ".join(bits))
         if present(r, "peak_gflops"):

@@ -9,6 +9,7 @@ import numpy as np
 from typing import Any, Iterable, Sequence
 
 from harness.errors import SchemaError
+from harness.hosts import host_label, host_views
 from harness.metrics import RooflineMetrics, StorageMetrics, as_float, as_pair
 from harness.report.pytest_benchmark import from_pytest_benchmark, is_pytest_benchmark
 from harness.results import ROLES, Measurement, Results, read_json_document
@@ -28,7 +29,8 @@ def read_any(path: str | Path) -> Results:
 
 
 def load_inputs(paths_or_results: Any) -> list[Results]:
-    """Accept one path/Results or a sequence of them; read each."""
+    """Accept one path/Results or a sequence of them; read each. A file merged from several hosts
+    (`harness merge`) becomes one Results per host, so no table picks or pools across hosts."""
     if isinstance(paths_or_results, (str, Path, Results)):
         items: Sequence[Any] = [paths_or_results]
     else:
@@ -43,7 +45,7 @@ def load_inputs(paths_or_results: Any) -> list[Results]:
             out.append(read_any(item))
         else:
             raise SchemaError(f"cannot read results from a {type(item).__name__}")
-    return out
+    return [view for res in out for _, view in host_views(res)]
 
 
 def git_commit(res: Results) -> str | None:
@@ -65,6 +67,8 @@ def source_labels(results: Sequence[Results]) -> list[str]:
         commit = git_commit(res)
         if commit:
             name += f"@{commit[:8]}"
+        if res.host:  # one host of a merged file: its CPU model and fingerprint
+            name += f" [{host_label(res.environment, res.host)}]"
         return name
 
     labels = [base(r, i, 0) for i, r in enumerate(results)]

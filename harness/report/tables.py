@@ -322,6 +322,7 @@ def drop_empty(df: pd.DataFrame, keep: Iterable[str] = ()) -> pd.DataFrame:
 
 def source_row(res: Results, label: str) -> dict[str, Any]:
     """One line per input: where it came from and the machine (CPU model, vector ISA, GEMM peaks)."""
+    from harness.hosts import host_fingerprint
     from harness.measure.environment import ISA_FLAGS
 
     env = res.environment or {}
@@ -332,6 +333,8 @@ def source_row(res: Results, label: str) -> dict[str, Any]:
     by = peak_by_source(roof)
     return {"source": label, "path": res.source, "created": res.created, "git_commit": git_commit(res),
             "host": env.get("hostname") or env.get("host"),
+            # what a merged file keeps hosts apart by (harness/hosts.py); same fingerprint = same machine kind
+            "fingerprint": res.host or host_fingerprint(env),
             # harness results write cpu_model; pytest-benchmark input and older tools wrote cpu
             "cpu": env.get("cpu_model") or env.get("cpu"), "cpu_isa": isa or None,
             "cpu_mhz": num(env.get("cpu_mhz")),
