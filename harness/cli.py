@@ -177,6 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p)
     _add_executor_options(p)
 
+    p = sub.add_parser("panel", parents=verbosity,
+                       help="the default recipe over many datasets x seeds, against published accuracies")
+    p.add_argument("--tasks", type=_str_list, default=None,
+                   help="built-in tasks (default: osuleaf,gunpoint,arrowhead,acsf1,italypowerdemand,basicmotions,"
+                        "japanesevowels,plaid unless --data is given)")
+    p.add_argument("--data", action="append", default=None, metavar="[NAME=]FILE.npz",
+                   help="a dataset of your own (repeatable)")
+    p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
+    p.add_argument("--epochs", type=_positive_int("--epochs"), default=None, help="epochs for every role")
+    p.add_argument("--student-epochs", type=_positive_int("--student-epochs"), default=None)
+    p.add_argument("--format", default="simple", choices=("simple", "github"), help="table style (github: markdown)")
+    p.add_argument("--out", default="runs/panel", help="folder: one run per dataset + panel.json (default runs/panel)")
+    _add_executor_options(p)
+
     p = sub.add_parser("bench", parents=verbosity, help="measure a training run's models, or ONNX files you bring")
     p.add_argument("run_dir", nargs="?", default=None, help="a `harness train` output folder")
     p.add_argument("--onnx", action="append", default=[], metavar="LABEL=FILE.onnx",
@@ -258,7 +272,7 @@ def _commands() -> dict:
     from harness import commands as c
 
     return {"tasks": c.cmd_tasks, "train": c.cmd_train, "sweep": c.cmd_sweep, "bench": c.cmd_bench,
-            "run": c.cmd_run, "report": c.cmd_report, "merge": c.cmd_merge, "gate": c.cmd_gate, "history": c.cmd_history}
+            "run": c.cmd_run, "panel": c.cmd_panel, "report": c.cmd_report, "merge": c.cmd_merge, "gate": c.cmd_gate, "history": c.cmd_history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

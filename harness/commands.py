@@ -141,6 +141,24 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_panel(args) -> int:
+    from harness.panel import format_panel, parse_entries, run_panel
+    from harness.train.trio import parse_seeds
+
+    seeds = parse_seeds(args.seeds)
+    entries = parse_entries(args.tasks, args.data)
+    overrides = {"epochs": args.epochs, "student_epochs": args.student_epochs}
+    with executor_from_args(args) as executor:
+        doc = run_panel(entries, seeds, args.out, executor=executor, train_overrides=overrides,
+                        on_row=lambda row: log.info(
+                            f"{row['dataset']}: teacher {100 * row['teacher']['mean']:.2f}%, "
+                            f"KD {100 * row['student_kd']['mean']:.2f}% ({row['kd_vs_teacher']['diff_pts']:+.2f} pts), "
+                            f"scratch {100 * row['student_scratch']['mean']:.2f}%"))
+    print(format_panel(doc, args.format))
+    print(f"\nwrote {os.path.join(args.out, 'panel.json')} ({doc['seconds']:.0f} s)")
+    return 0
+
+
 def bench_config_from_args(args, quick_default: bool = False, **fixed):
     """The BenchConfig the options ask for (validated on construction); `fixed` wins over them."""
     from harness.bench import BenchConfig

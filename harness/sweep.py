@@ -72,6 +72,14 @@ def validation_view(data: Dataset, fraction: float, seed: int) -> Dataset:
                    class_names=data.class_names, source=f"{data.source} (validation split of train)")
 
 
+def _accuracy_ci(accs: list[float]) -> tuple[float, float, float]:
+    """Mean and t-interval of accuracies, clipped to [0, 1]: with two seeds a t-interval overshoots."""
+    from harness.measure.stats import mean_ci
+
+    mean, lo, hi = mean_ci(accs)
+    return mean, max(0.0, lo), min(1.0, hi)
+
+
 def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int], out_dir: str | Path, *,
               val_fraction: float = 0.2, executor: "Executor | None" = None,
               on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -80,7 +88,7 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
     from tqdm.auto import tqdm
 
     from harness.executor import ExecutorConfig, LocalExecutor, ResultStore
-    from harness.measure.stats import mean_ci, paired_difference
+    from harness.measure.stats import paired_difference
     from harness.train.jobs import role_job, trained_model
 
     out_dir = ensure_writable_dir(out_dir)
@@ -123,7 +131,7 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
         accs[job.key] = result["value"]["accuracy"]
         if not scratch_row and all(j.key in accs for j in scratch_jobs):
             scratch[:] = [accs[j.key] for j in scratch_jobs]
-            sc_mean, sc_lo, sc_hi = mean_ci(scratch)
+            sc_mean, sc_lo, sc_hi = _accuracy_ci(scratch)
             scratch_row.update({"cell": "scratch",
                                 "val_accuracy": {"mean": sc_mean, "ci95": [sc_lo, sc_hi], "per_seed": scratch}})
             if on_row:
@@ -133,7 +141,7 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
         for i, jobs in enumerate(cell_jobs):
             if rows[i] is None and all(j.key in accs for j in jobs):
                 cell_accs = [accs[j.key] for j in jobs]
-                mean, lo, hi = mean_ci(cell_accs)
+                mean, lo, hi = _accuracy_ci(cell_accs)
                 rows[i] = {"cell": cells[i], "val_accuracy": {"mean": mean, "ci95": [lo, hi], "per_seed": cell_accs},
                            "vs_scratch": paired_difference(np.array(cell_accs) * 100, np.array(scratch) * 100)}
                 if on_row:

@@ -178,6 +178,24 @@ def _trained(result: dict[str, Any], model=None) -> TrainedModel:
                         value["accuracy"], value["seconds"], meta)
 
 
+def teacher_split(data: Dataset, cfg: TrainConfig, seeds: list[int]):
+    """(fit, validation) indices of the training split when the teacher is calibrated, else (None, None)."""
+    if cfg.calibrate_teacher:
+        return stratified_split(data.y_train, 0.2, seeds[0])
+    return None, None
+
+
+def teacher_job(data: Dataset, cfg: TrainConfig, seeds: list[int], t_cfg: dict, *, cpus: int,
+                show_progress: bool = False):
+    """The trio's teacher as an executor job; the same key wherever it is built (a panel trains every
+    task's teacher up front, and train_trio then finds it finished)."""
+    from harness.train.jobs import role_job
+
+    fit_idx, _ = teacher_split(data, cfg, seeds)
+    return role_job(f"{data.name} teacher", data, "teacher", t_cfg, cfg, seeds[0], cpus=cpus,
+                    show_progress=show_progress, fit_idx=fit_idx)
+
+
 def train_trio(
     data: Dataset,
     cfg: TrainConfig,
@@ -212,15 +230,11 @@ def train_trio(
               "data_ref": data_ref or {"task": data.name, "data_seed": 0}, "library_versions": library_versions(),
               "normalize": norm}
 
-    fit_idx = val_idx = None
+    fit_idx, val_idx = teacher_split(data, cfg, seeds)
     teacher_T = 1.0
     calib = None
-    if cfg.calibrate_teacher:
-        fit_idx, val_idx = stratified_split(data.y_train, 0.2, seeds[0])
-
     shared = {"data": data}
-    t_job = role_job(f"{data.name} teacher", data, "teacher", t_cfg, cfg, seeds[0], cpus=cpus,
-                     show_progress=progress, fit_idx=fit_idx)
+    t_job = teacher_job(data, cfg, seeds, t_cfg, cpus=cpus, show_progress=progress)
     t_result = executor.map([t_job], shared=shared, store=store).results[t_job.key]
     teacher = _trained(t_result, trained_model(t_result))
     if cfg.calibrate_teacher:
