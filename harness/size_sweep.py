@@ -75,7 +75,7 @@ def parse_widths(text: str) -> list[list[int]]:
     out: list[list[int]] = []
     for part in raw:
         items = [s.strip() for s in part.split("-")]
-        if any(not s.isdigit() or int(s) < 1 for s in items):
+        if any(not (s.isascii() and s.isdigit()) or int(s) < 1 for s in items):
             raise OptionError(f"--student-widths must be {want}; {part!r} in {text!r} is not")
         out.append([int(s) for s in items])
     if len({tuple(w) for w in out}) != len(out):
@@ -301,6 +301,16 @@ def selection_line(rows: Sequence[dict[str, Any]], teacher: dict[str, Any], with
 
 # --------------------------------------------------------------------------- the sweep
 
+def _kd_vs_scratch(kd: Sequence[float], scratch: Sequence[float]) -> dict[str, Any]:
+    """Paired KD - scratch difference in points (a t-test on the per-seed gaps). The gaps are rounded
+    to 1e-9 pts first: two seeds that gain the same k/n must give equal gaps, not gaps 1e-13 apart
+    that a t-test reads as near-zero spread (p ~ 1e-15)."""
+    from harness.measure.stats import paired_difference
+
+    gaps = np.round((np.asarray(kd, dtype=float) - np.asarray(scratch, dtype=float)) * 100, 9)
+    return paired_difference(gaps, np.zeros_like(gaps))
+
+
 def run_size_sweep(data: Dataset, base: TrainConfig, seeds: list[int], out_dir: str | Path, *,
                    scales: list[float] | None = None, widths: list[list[int]] | None = None,
                    val_fraction: float = 0.2, within_pts: float = 1.0, timing=None,
@@ -310,7 +320,7 @@ def run_size_sweep(data: Dataset, base: TrainConfig, seeds: list[int], out_dir: 
     OUT/size_sweep.json and OUT/size_sweep.html. Returns the JSON document."""
     from tqdm.auto import tqdm
 
-    from harness.measure.stats import mean_ci, paired_difference
+    from harness.measure.stats import mean_ci
     from harness.sweep import validation_view
     from harness.train.trainer import predict_logits
     from harness.train.trio import normalized_configs, train_role
@@ -363,8 +373,7 @@ def run_size_sweep(data: Dataset, base: TrainConfig, seeds: list[int], out_dir: 
             "params_ratio": teacher_doc["params"] / params, "macs_ratio": teacher_doc["macs"] / max(1, macs),
             "latency": lat, "speedup": t_lat["p50_ms"] / lat["p50_ms"],
             "val_accuracy": acc,
-            "kd_vs_scratch": paired_difference(np.array(acc["kd"]["per_seed"]) * 100,
-                                               np.array(acc["scratch"]["per_seed"]) * 100),
+            "kd_vs_scratch": _kd_vs_scratch(acc["kd"]["per_seed"], acc["scratch"]["per_seed"]),
             "loss_vs_teacher_pts": {k: 100 * (teacher_doc["val_accuracy"] - acc[k]["mean"]) for k in acc},
             "train_seconds": {k: [r["train_seconds"] for r in by_role[role]]
                               for role, k in (("student_scratch", "scratch"), ("student_kd", "kd"))},

@@ -36,7 +36,7 @@ def test_bad_scales(text):
         size_sweep.parse_scales(text)
 
 
-@pytest.mark.parametrize("text", ["", "6-12,", "6--12", "6-0", "6-x", "6-12,6-12", "-6", "6.5-12", " , "])
+@pytest.mark.parametrize("text", ["", "6-12,", "6--12", "6-0", "6-x", "6-12,6-12", "-6", "6.5-12", " , ", "²-4"])
 def test_bad_widths(text):
     with pytest.raises(OptionError):
         size_sweep.parse_widths(text)
