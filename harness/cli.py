@@ -174,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kd-losses", type=_str_list, default=["hinton"], help="hinton and/or dkd")
     p.add_argument("--val-fraction", type=_finite_float("--val-fraction"), default=0.2)
     p.add_argument("--out", default=None, help="folder for sweep.json and recipe.json (default runs/<task>-sweep)")
+    p.add_argument("--student-scale", default=None, metavar="0.25,0.5,1,2",
+                   help="size sweep instead: students at these multiples of the default student's widths")
+    p.add_argument("--student-widths", default=None, metavar="6-12,12-24",
+                   help="size sweep instead: students with these widths (sizes by commas, layers by hyphens)")
+    p.add_argument("--within-pts", type=_finite_float("--within-pts"), default=None,
+                   help="size sweep: name the smallest student within this many points of the teacher (default 1)")
     _add_train_options(p)
     _add_executor_options(p)
 

@@ -124,6 +124,10 @@ def cmd_sweep(args) -> int:
     from harness.sweep import SweepGrid, format_row, parse_float_list, run_sweep
     from harness.train.trio import parse_seeds
 
+    if args.student_scale is not None or args.student_widths is not None:
+        return cmd_size_sweep(args)
+    if args.within_pts is not None:
+        raise OptionError("--within-pts belongs to a size sweep (--student-scale or --student-widths)")
     grid = SweepGrid(parse_float_list(args.temperatures, "--temperatures"), parse_float_list(args.alphas, "--alphas"),
                      args.kd_losses)
     seeds = parse_seeds(args.seeds or "0,1,2")
@@ -156,6 +160,33 @@ def cmd_panel(args) -> int:
                             f"scratch {100 * row['student_scratch']['mean']:.2f}%"))
     print(format_panel(doc, args.format))
     print(f"\nwrote {os.path.join(args.out, 'panel.json')} ({doc['seconds']:.0f} s)")
+    return 0
+
+
+def cmd_size_sweep(args) -> int:
+    """`harness sweep --student-scale/--student-widths`: students of several sizes, with and without KD."""
+    from harness.size_sweep import GRID_DEFAULTS, format_table, parse_scales, parse_widths, parse_within, run_size_sweep
+    from harness.train.trio import parse_seeds
+
+    if args.student_scale is not None and args.student_widths is not None:
+        raise OptionError("give --student-scale or --student-widths, not both")
+    scales = parse_scales(args.student_scale) if args.student_scale is not None else None
+    widths = parse_widths(args.student_widths) if args.student_widths is not None else None
+    changed = [f"--{k.replace('_', '-')}" for k, v in GRID_DEFAULTS.items() if getattr(args, k) != v]
+    if changed:
+        raise OptionError(f"{', '.join(changed)} belong to the recipe sweep; a size sweep trains one recipe "
+                          f"(set it with --recipe, --temperature, --alpha, --kd-loss)")
+    within = parse_within(1.0 if args.within_pts is None else args.within_pts)
+    seeds = parse_seeds(args.seeds or "0,1,2")
+    train_config_from_args(args)  # bad options fail before the data is read
+    data, cfg = _data_and_config(args)
+    out = args.out or os.path.join("runs", f"{data.name}-size-sweep")
+    with executor_from_args(args, args.threads) as executor:
+        doc = run_size_sweep(data, cfg, seeds, out, scales=scales, widths=widths, val_fraction=args.val_fraction,
+                             within_pts=within, executor=executor)
+    print(format_table(doc))
+    print(f"\nwrote {os.path.join(out, 'size_sweep.json')} and {os.path.join(out, 'size_sweep.html')} "
+          f"({doc['seconds']['total']:.0f} s)")
     return 0
 
 
