@@ -138,18 +138,13 @@ class ResultStore:
 # Inside a job
 # ---------------------------------------------------------------------------------------------------
 
-def _set_threads(cpus: int) -> None:
-    import torch
-
-    os.environ["OMP_NUM_THREADS"] = str(cpus)
-    torch.set_num_threads(cpus)
-
-
 def run_job(fn: Callable[..., Any], kwargs: dict[str, Any], shared: dict[str, Any], cpus: int) -> dict[str, Any]:
     """Run one job with torch's threads set to its CPUs; the result says where and how long it ran."""
     import socket
 
-    _set_threads(cpus)
+    import torch
+
+    torch.set_num_threads(cpus)
     t0 = time.perf_counter()
     value = fn(**shared, **kwargs)
     return {"value": value, "host": socket.gethostname(), "pid": os.getpid(), "cpus": cpus,
@@ -159,7 +154,9 @@ def run_job(fn: Callable[..., Any], kwargs: dict[str, Any], shared: dict[str, An
 _WORKER_SHARED: dict[str, Any] = {}
 
 
-def _pool_init(shared_blob: bytes) -> None:
+def _pool_init(shared_blob: bytes, cpus: int) -> None:
+    # A fresh worker process: OpenMP reads OMP_NUM_THREADS when torch first starts it.
+    os.environ["OMP_NUM_THREADS"] = str(cpus)
     # The shared arguments (the dataset) travel once per worker, not once per job.
     _WORKER_SHARED.clear()
     _WORKER_SHARED.update(pickle.loads(shared_blob))
@@ -196,14 +193,29 @@ class ExecutorConfig:
             _import_ray()  # "Ray is not installed" before any work, not after the first task trained
 
     def cpus(self) -> int:
+        """Torch threads (and declared CPUs) per job. Without --threads-per-job: local keeps torch's own
+        default (0 here), as before executors existed; pool splits this machine's cores over --jobs (one
+        each when --jobs is not given); ray declares one CPU per job, or this machine's cores / --jobs
+        for a local cluster (a remote cluster's nodes are checked when connecting)."""
         if self.threads_per_job:
             return self.threads_per_job
         if self.kind == "local":
-            return 0  # keep torch's own default, as before executors existed
-        return max(1, (os.cpu_count() or 1) // (self.jobs or 1))
+            return 0
+        if self.jobs is None or (self.kind == "ray" and self.ray_address):
+            return 1
+        return max(1, (os.cpu_count() or 1) // self.jobs)
+
+    def workers(self) -> int | None:
+        """Jobs in flight at once: --jobs, else this machine's cores / threads per job (pool); None for
+        ray (the cluster's CPUs decide) and 1 for local."""
+        if self.jobs:
+            return self.jobs
+        if self.kind == "pool":
+            return max(1, (os.cpu_count() or 1) // self.cpus())
+        return None if self.kind == "ray" else 1
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "jobs": self.jobs or 1, "threads_per_job": self.cpus() or None,
+        return {"kind": self.kind, "jobs": self.workers(), "threads_per_job": self.cpus() or None,
                 "ray_address": self.ray_address, "retries": self.retries}
 
 
@@ -308,26 +320,31 @@ class PoolExecutor(Executor):
         if self._pool is None or self._pool_shared != blob:
             self.close()
             ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state in workers
-            self._pool = ProcessPoolExecutor(max_workers=self.config.jobs or 1, mp_context=ctx,
-                                             initializer=_pool_init, initargs=(blob,))
+            self._pool = ProcessPoolExecutor(max_workers=self.config.workers(), mp_context=ctx,
+                                             initializer=_pool_init, initargs=(blob, self.config.cpus()))
             self._pool_shared = blob
         return self._pool
 
     def _run(self, jobs, shared, finish, failed) -> None:
         blob = pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)
         attempts = {job.key: 0 for job in jobs}
-        pending = list(jobs)
-        while pending:
+        queue = list(jobs)
+        limit = self.config.workers()
+        while queue:
             pool = self._workers(blob)
-            futures = {pool.submit(_pool_entry, job.fn, job.kwargs, self.config.cpus()): job for job in pending}
-            pending = []
+            # At most one job per worker in flight: when a worker dies, the pool fails every unfinished
+            # future, and only jobs that were really running should be charged an attempt.
+            running: dict[Any, Job] = {}
             broken = False
-            while futures:
-                done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+            while (queue or running) and not broken:
+                while queue and len(running) < limit:
+                    job = queue.pop(0)
+                    running[pool.submit(_pool_entry, job.fn, job.kwargs, self.config.cpus())] = job
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for fut in done:
-                    job = futures.pop(fut)
+                    job = running.pop(fut)
                     try:
-                        finish(job, fut.result())
+                        result = fut.result()
                     except BrokenProcessPool:
                         broken = True
                         attempts[job.key] += 1
@@ -336,10 +353,20 @@ class PoolExecutor(Executor):
                         else:
                             log.warning(f"a worker died while running {job.name}; retrying "
                                         f"({attempts[job.key]}/{self.config.retries})")
-                            pending.append(job)
+                            queue.insert(0, job)
+                        continue
                     except Exception as exc:  # the job's own error: not retried, it would fail again
                         failed[job.name] = f"{type(exc).__name__}: {exc}"
+                        continue
+                    finish(job, result)  # the driver's own errors (a full disk) are not the job's
             if broken:
+                # The other jobs in flight died with the pool: charge them too (they were running).
+                for fut, job in running.items():
+                    attempts[job.key] += 1
+                    if attempts[job.key] > self.config.retries:
+                        failed[job.name] = f"worker died {attempts[job.key]} times"
+                    else:
+                        queue.insert(0, job)
                 self.close()
 
     def close(self) -> None:
@@ -388,6 +415,10 @@ class RayExecutor(Executor):
         cpus = self.config.cpus()
         remote = ray.remote(num_cpus=cpus, max_retries=self.config.retries,
                             retry_exceptions=False)(run_job)
+        largest = max((n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+        if cpus > largest:  # Ray would queue the task forever
+            raise OptionError(f"a job needs {cpus} CPUs but the largest Ray node has {largest:g}; "
+                              f"lower --threads-per-job")
         shared_ref = ray.put(shared)
         limit = self.config.jobs or max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus)
         queue = list(jobs)
@@ -400,7 +431,7 @@ class RayExecutor(Executor):
             for ref in ready:
                 job = running.pop(ref)
                 try:
-                    finish(job, ray.get(ref))
+                    result = ray.get(ref)
                 except ray.exceptions.WorkerCrashedError:
                     failed[job.name] = f"worker died {self.config.retries + 1} times"
                 except ray.exceptions.RayTaskError as exc:
@@ -408,6 +439,8 @@ class RayExecutor(Executor):
                     failed[job.name] = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1][:200]}"
                 except ray.exceptions.RayError as exc:
                     failed[job.name] = f"{type(exc).__name__}"
+                else:
+                    finish(job, result)
 
     def close(self) -> None:
         if self._started and self._ray.is_initialized():

@@ -280,13 +280,10 @@ def selection_line(rows: Sequence[dict[str, Any]], teacher: dict[str, Any], with
 # --------------------------------------------------------------------------- the sweep
 
 def _kd_vs_scratch(kd: Sequence[float], scratch: Sequence[float]) -> dict[str, Any]:
-    """Paired KD - scratch difference in points (a t-test on the per-seed gaps). The gaps are rounded
-    to 1e-9 pts first: two seeds that gain the same k/n must give equal gaps, not gaps 1e-13 apart
-    that a t-test reads as near-zero spread (p ~ 1e-15)."""
-    from harness.measure.stats import paired_difference
+    """Paired KD - scratch difference in points (`trio.paired_gain`: gaps rounded to 1e-9 pts)."""
+    from harness.train.trio import paired_gain
 
-    gaps = np.round((np.asarray(kd, dtype=float) - np.asarray(scratch, dtype=float)) * 100, 9)
-    return paired_difference(gaps, np.zeros_like(gaps))
+    return paired_gain(kd, scratch)
 
 
 def run_size_sweep(data: Dataset, base: TrainConfig, seeds: list[int], out_dir: str | Path, *,
@@ -337,6 +334,7 @@ def run_size_sweep(data: Dataset, base: TrainConfig, seeds: list[int], out_dir: 
                         "params": int(value["meta"]["params"]), "macs": int(value["meta"]["macs"]),
                         "train_seconds": float(value["seconds"])})
     bar.close()
+    executor.close()  # timing below never shares the machine with training workers (pool, local Ray)
     train_s = time.perf_counter() - t0
 
     onnx_dir = out_dir / "onnx"

@@ -192,3 +192,23 @@ def test_cli_ray_not_installed_one_line_exit_2(npz_1d, tmp_path, capsys, monkeyp
                  "--executor", "ray"]) == 2
     err = capsys.readouterr().err.strip()
     assert "pip install -e '.[ray]'" in err and len(err.splitlines()) == 1
+
+
+def test_pool_charges_a_dead_worker_only_to_jobs_in_flight(tmp_path):
+    # One worker, a job that always dies first in the queue: the queued jobs behind it never ran when the
+    # pool broke, so they must not use up their retries and fail with it.
+    counter = str(tmp_path / "count")
+    plain = [_job(f"plain {v}", jobs.counted, counter_dir=counter, value=v) for v in (1, 2, 3)]
+    doomed = _job("doomed", jobs.always_die)
+    with PoolExecutor(ExecutorConfig(kind="pool", jobs=1, threads_per_job=1, retries=1)) as ex:
+        with pytest.raises(JobsFailed) as err:
+            ex.map([doomed, *plain], store=ResultStore(tmp_path / "store"))
+    assert list(err.value.failed) == ["doomed"]
+    assert _ran(counter) == 3
+
+
+def test_pool_defaults_to_one_job_per_core():
+    cfg = ExecutorConfig(kind="pool", threads_per_job=1)
+    assert cfg.workers() == (os.cpu_count() or 1) and cfg.cpus() == 1
+    assert ExecutorConfig(kind="pool", jobs=2).cpus() == max(1, (os.cpu_count() or 1) // 2)
+    assert ExecutorConfig().cpus() == 0 and ExecutorConfig().workers() == 1  # local: torch's own default

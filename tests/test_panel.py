@@ -45,21 +45,23 @@ def test_conclusion_follows_the_ci_not_the_mean(ci, n, says):
     assert says in conclusion({"diff_pts": sum(ci) / 2, "ci95": ci, "n": n}, 3.0)
 
 
-def _row(name, kd_vs_teacher, kd_vs_scratch, p, teacher_vs_pub):
+def _row(name, kd_vs_teacher, kd_vs_scratch, p, teacher_vs_pub, per_pair=(1.0, 2.0, 3.0)):
     return {"dataset": name, "kd_vs_teacher": {"diff_pts": kd_vs_teacher, "ci95": [kd_vs_teacher - 1] * 2, "n": 3},
-            "kd_vs_scratch": {"diff_pts": kd_vs_scratch, "p_value": p},
+            "kd_vs_scratch": {"diff_pts": kd_vs_scratch, "p_value": p, "per_pair": list(per_pair)},
             "kd_vs_teacher_conclusion": "CI too wide to conclude" if name == "c" else "within 3 pts",
             "published_resnet": None if teacher_vs_pub is None else 90.0, "teacher_vs_published_pts": teacher_vs_pub}
 
 
 def test_panel_summary_counts():
-    rows = [_row("a", -1.0, 2.0, 0.01, -2.0), _row("b", -2.0, 2.0, 0.2, -6.0), _row("c", -5.0, -1.0, 0.01, None)]
+    rows = [_row("a", -1.0, 2.0, 0.01, -2.0), _row("b", -2.0, 2.0, 0.2, -6.0), _row("c", -5.0, -1.0, 0.01, None),
+            _row("d", -9.0, 1.0, 0.0, None, per_pair=(1.0, 1.0, 1.0))]  # zero spread: p = 0 is no evidence
     s = panel_summary(rows)
     assert s["kd_within_pts_of_teacher"] == {"1.5": 1, "3": 2}
-    assert s["kd_beats_scratch_significantly"] == ["a"]  # b is not significant, c is significantly worse
+    assert s["kd_beats_scratch_significantly"] == ["a"]  # b: p too high; c: worse; d: degenerate test
     assert s["inconclusive"] == ["c"]
+    assert s["kd_within_3_pts_by_ci"] == 3  # a, b and d say "within 3 pts" by their CI; c is too wide
     assert (s["teachers_within_5_pts_of_published"], s["teachers_with_published"]) == (1, 2)
-    assert "within 3 pts on 2/3" in s["text"]
+    assert "within 3 pts on 2/4 (by the 95% CI: 3/4)" in s["text"]
 
 
 class _MustNotRun(LocalExecutor):
@@ -86,6 +88,10 @@ def test_panel_rows_and_resume(tmp_path):
     keep = ("teacher", "student_scratch", "student_kd", "kd_vs_scratch")
     assert [{k: r[k] for k in keep} for r in again["rows"]] == [{k: r[k] for k in keep} for r in doc["rows"]]
     assert again["rows"][0]["seconds"] is None  # reused, not retrained
+    # The same name over changed data is not the same run: it trains again.
+    make_npz(files[1], classes=4, seed=2)
+    with pytest.raises(AssertionError, match="two teacher"):
+        run_panel(entries, [0, 1], out, train_overrides={"epochs": 1}, executor=_MustNotRun(ExecutorConfig()))
 
 
 @pytest.mark.slow
@@ -95,7 +101,7 @@ def test_panel_cli_prints_table(tmp_path, capsys):
                  str(tmp_path / "p"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "gunpoint" in out and "99.1" in out  # a file named like a published set gets its reference
-    assert "KD student within 1.5 pts" in out
+    assert "KD student's mean within 1.5 pts" in out
 
 
 @pytest.mark.parametrize("argv, msg", [

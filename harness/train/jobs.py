@@ -15,6 +15,15 @@ from harness.tasks.base import Dataset
 from harness.train.trainer import TrainConfig
 
 JOB_VERSION = "train_job/1"  # bump when training code changes what a stored result means
+# What only a KD student's training reads: a teacher or scratch student is the same job without them.
+_KD_ONLY = ("temperature", "alpha", "kd_loss", "dkd_beta", "kd_logits")
+
+
+def _versions() -> dict[str, str]:
+    # Another torch or numpy can round differently: a stored result from before an upgrade is not reused.
+    import torch
+
+    return {"torch": torch.__version__, "numpy": np.__version__}
 
 
 def train_job(data: Dataset, role: str, model_config: dict, cfg: TrainConfig, seed: int, *,
@@ -35,7 +44,9 @@ def role_job(name: str, data: Dataset, role: str, model_config: dict, cfg: Train
              cpus: int, show_progress: bool = False, **inputs: Any) -> Job:
     """A `train_job` for the executor; `inputs` are train_job's keyword inputs (teacher, subset)."""
     cfg = cfg.with_overrides(threads=cpus or None)
-    key = content_key(JOB_VERSION, data.fingerprint(), role, model_config, cfg, seed,
+    keyed_cfg = {k: v for k, v in cfg.to_dict().items() if role == "student_kd" or k not in _KD_ONLY}
+    keyed_cfg["epochs_resolved"] = cfg.epochs_for(data.kind, role)  # the default epoch table may change
+    key = content_key(JOB_VERSION, _versions(), data.fingerprint(), role, model_config, keyed_cfg, seed,
                       {k: v for k, v in inputs.items() if v is not None})
     return Job(name=name, fn=train_job, key=key, cpus=max(1, cpus or 1),
                kwargs={"role": role, "model_config": model_config, "cfg": cfg, "seed": seed,

@@ -228,7 +228,7 @@ def train_trio(
     log.info(f"input normalisation: {norm['mode']} ({norm['why']})")
     common = {"task": data.name, "kind": data.kind, "dataset": data.info(), "train_config": cfg.to_dict(),
               "data_ref": data_ref or {"task": data.name, "data_seed": 0}, "library_versions": library_versions(),
-              "normalize": norm}
+              "normalize": norm, "data_fingerprint": data.fingerprint()}
 
     fit_idx, val_idx = teacher_split(data, cfg, seeds)
     teacher_T = 1.0
@@ -317,6 +317,16 @@ def train_trio(
     return summary
 
 
+def paired_gain(a, b) -> dict[str, Any]:
+    """Paired a - b in points over seeds (a t-test on the per-seed gaps). The gaps are rounded to 1e-9 pts
+    first: two seeds that gain the same k/n give equal gaps, not gaps 1e-13 apart that a t-test reads as a
+    near-zero spread (p ~ 1e-15)."""
+    from harness.measure.stats import paired_difference
+
+    gaps = np.round((np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) * 100, 9)
+    return paired_difference(gaps, np.zeros_like(gaps))
+
+
 def compare_students(summary: dict[str, Any]) -> dict[str, Any]:
     """KD vs scratch (paired by seed) and each student vs the teacher, in accuracy points."""
     from harness.measure.stats import paired_difference
@@ -325,7 +335,7 @@ def compare_students(summary: dict[str, Any]) -> dict[str, Any]:
     kd = np.asarray(models["student_kd"]["accuracy"]["per_seed"], dtype=float)
     sc = np.asarray(models["student_scratch"]["accuracy"]["per_seed"], dtype=float)
     teacher = float(models["teacher"]["accuracy"]["mean"])
-    out = {"kd_vs_scratch": paired_difference(kd * 100, sc * 100)}
+    out = {"kd_vs_scratch": paired_gain(kd, sc)}
     for role, arr in (("student_kd", kd), ("student_scratch", sc)):
         out[f"{role}_vs_teacher"] = paired_difference(arr * 100, np.full_like(arr, teacher * 100))
     return out
