@@ -34,17 +34,26 @@ def _name(res: Results, i: int) -> str:
     return Path(res.source).name if res.source else f"input {i + 1}"
 
 
+def _benches(res: Results) -> list[tuple]:
+    """The benches a results file holds: its own, or for a merged file those it was merged from."""
+    inner = [tuple(b) for e in (res.config or {}).get("merged_from") or [] for b in e.get("benches") or []]
+    if inner:
+        return inner
+    env = res.environment or {}
+    return [(res.created, env.get("timestamp"), len(res.measurements))]
+
+
 def _check_not_same_bench(inputs: Sequence[Results]) -> None:
-    """One bench given twice (the same file, or a copy) would count its samples twice and narrow the CIs."""
+    """One bench given twice (the same file, a copy, or a merged file and one of its inputs) would count
+    its samples twice and narrow the CIs."""
     seen: dict[tuple, int] = {}
     for i, res in enumerate(inputs):
-        env = res.environment or {}
-        stamp = (res.created, env.get("timestamp"), tuple(host_ids(res)), len(res.measurements))
-        if stamp in seen:
-            j = seen[stamp]
-            raise SchemaError(f"{_name(inputs[j], j)} and {_name(res, i)} are the same bench (created {res.created}): "
-                              "merging it twice would count its samples twice")
-        seen[stamp] = i
+        for stamp in _benches(res):
+            if stamp in seen and seen[stamp] != i:
+                j = seen[stamp]
+                raise SchemaError(f"{_name(inputs[j], j)} and {_name(res, i)} hold the same bench (created "
+                                  f"{stamp[0]}): merging it twice would count its samples twice")
+            seen[stamp] = i
 
 
 def _merge_models(inputs: Sequence[Results], several_hosts: bool) -> dict[str, dict]:
@@ -114,7 +123,7 @@ def merge_results(inputs: Sequence[Results]) -> Results:
             m.host = fp
             by_host.setdefault(fp, {}).setdefault(m.key(), []).append((_name(res, i), m))
         merged_from.append({"file": _name(res, i), "hosts": host_ids(res), "created": res.created,
-                            "config": res.config})
+                            "benches": [list(b) for b in _benches(res)], "config": res.config})
     several = len(hosts) > 1
     warnings: list[str] = []
     for i, res in enumerate(inputs):

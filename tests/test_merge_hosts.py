@@ -281,3 +281,12 @@ def test_history_stores_each_host_as_its_own_run(tmp_path, two_hosts):
     runs = history.list_runs(db)
     assert len(runs) == 2 and all(f"({fp})" in h for fp, h in zip(load_results(out).hosts, runs["host"]))
     assert len(history.query(db, "speedup", model="student_kd", backend="onnxruntime")) == 2  # one per host
+
+
+def test_a_merged_file_and_one_of_its_inputs_are_the_same_bench(capsys, tmp_path, two_hosts):
+    a, b = two_hosts
+    out = tmp_path / "all.json"
+    assert _run(capsys, "merge", a, b, "--out", out)[0] == 0
+    code, _, err = _run(capsys, "merge", out, a, "--out", tmp_path / "again.json")
+    assert code == 2 and "same bench" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "again.json").exists()
