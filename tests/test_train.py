@@ -145,3 +145,33 @@ def test_epochs_override_means_every_role():
     assert recipe.with_overrides(epochs=5).epochs_for("3d", "student_kd") == 5
     assert recipe.with_overrides(epochs=5, student_epochs=7).epochs_for("3d", "student_kd") == 7
     assert recipe.with_overrides(alpha=0.9).student_epochs == 60
+
+
+def test_teacher_that_cannot_fit_its_training_data_retrains_without_augmentation(npz_1d, tmp_path, monkeypatch):
+    import harness.train.trio as trio
+    from harness.train.summary_table import format_summary
+
+    real = trio.accuracy
+    data = load_npz(npz_1d)
+    fit_checks = []
+
+    def first_fit_fails(model, X, y):
+        if len(y) != len(data.y_train):  # a test-split score inside training: left alone
+            return real(model, X, y)
+        fit_checks.append(1)
+        return 0.0 if len(fit_checks) == 1 else real(model, X, y)  # only the first fit check fails
+
+    monkeypatch.setattr(trio, "accuracy", first_fit_fails)
+    summary = train_trio(data, TrainConfig(epochs=2, augment=True, kd_logits="live"), [0], tmp_path / "run")
+    check = summary["teacher_fit_check"]
+    assert check["train_accuracy"] == 0.0 and check["floor"] == pytest.approx(1 / 3 + (2 / 3) / 2)
+    assert check["retrain_without_augment"] and "without augmentation" in check["why"]
+    assert summary["train_config"]["augment"] is True  # as asked: a rerun of the same command matches
+    assert summary["effective_train_config"]["augment"] is False
+    assert "teacher fit check" in format_summary(summary)
+
+
+def test_fit_floor_is_halfway_from_chance():
+    from harness.train.trio import fit_floor
+
+    assert fit_floor(2) == 0.75 and fit_floor(10) == pytest.approx(0.55)

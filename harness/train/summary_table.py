@@ -39,4 +39,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"KD vs scratch: {comp['diff_pts']:+.2f} pts "
                      f"[{comp['ci95'][0]:+.2f}, {comp['ci95'][1]:+.2f}]"
                      + (f", p={p:.3g} ({comp['test']})" if p is not None else " (one seed: no test)"))
+    check = summary.get("teacher_fit_check") or {}
+    if check.get("why"):
+        after = check.get("without_augment")
+        lines.append(f"teacher fit check: {check['why']}"
+                     + ("" if after is None else f"; without augmentation it fits {100 * after:.1f}%"
+                        + (" (no better: augmentation kept)" if check.get("kept_augment") else "")))
     return "\n".join(lines)
