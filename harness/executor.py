@@ -339,7 +339,14 @@ class PoolExecutor(Executor):
             while (queue or running) and not broken:
                 while queue and len(running) < limit:
                     job = queue.pop(0)
-                    running[pool.submit(_pool_entry, job.fn, job.kwargs, self.config.cpus())] = job
+                    try:
+                        running[pool.submit(_pool_entry, job.fn, job.kwargs, self.config.cpus())] = job
+                    except BrokenProcessPool:  # a worker died while idle: this job never started
+                        queue.insert(0, job)
+                        broken = True
+                        break
+                if broken:
+                    break
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for fut in done:
                     job = running.pop(fut)

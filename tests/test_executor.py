@@ -212,3 +212,16 @@ def test_pool_defaults_to_one_job_per_core():
     assert cfg.workers() == (os.cpu_count() or 1) and cfg.cpus() == 1
     assert ExecutorConfig(kind="pool", jobs=2).cpus() == max(1, (os.cpu_count() or 1) // 2)
     assert ExecutorConfig().cpus() == 0 and ExecutorConfig().workers() == 1  # local: torch's own default
+
+
+def test_pool_survives_a_worker_that_died_while_idle(tmp_path):
+    # The pool outlives one map: a worker killed between two maps must not fail the next map's jobs.
+    import time
+
+    with PoolExecutor(ExecutorConfig(kind="pool", jobs=1, threads_per_job=1, retries=0)) as ex:
+        first = ex.map([_job("who", jobs.pid)])
+        (worker,) = [r["value"] for r in first.results.values()]
+        os.kill(worker, 9)
+        time.sleep(0.5)
+        out = ex.map([_job(f"after {v}", jobs.counted, counter_dir=str(tmp_path / "c"), value=v) for v in (1, 2)])
+    assert sorted(r["value"] for r in out.results.values()) == [2, 4]
