@@ -94,6 +94,8 @@ def conclusion(diff: dict[str, Any], bound: float) -> str:
         return f"within {bound:g} pts (95% CI)"
     if hi < -bound:
         return f"loses > {bound:g} pts (95% CI)"
+    if hi - lo <= 2 * bound:  # narrow, but -bound lies inside it: the loss is about the bound itself
+        return f"about {bound:g} pts: CI [{lo:+.1f}, {hi:+.1f}] holds -{bound:g}"
     return f"CI too wide to conclude ([{lo:+.1f}, {hi:+.1f}] pts)"
 
 

@@ -39,6 +39,7 @@ def test_entries_from_files_and_bad_entries(tmp_path):
     ([-1.0, 0.5], 3, "within 3 pts"),
     ([-9.0, -4.0], 3, "loses > 3 pts"),
     ([-12.0, 6.0], 3, "CI too wide"),
+    ([-4.1, -2.1], 3, "about 3 pts"),  # narrow, straddling the bound: not "too wide"
     ([-2.0, -2.0], 1, "one seed"),
 ])
 def test_conclusion_follows_the_ci_not_the_mean(ci, n, says):
