@@ -84,13 +84,13 @@ def content_key(*parts: Any) -> str:
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of training work. `fn(**shared, **kwargs)` must be a module-level function."""
+    """One unit of training work. `fn(**shared, **kwargs)` must be a module-level function; the CPUs it
+    runs with are the executor's (`ExecutorConfig.cpus`), the same for every job."""
 
     name: str
     fn: Callable[..., Any]
     kwargs: dict[str, Any]
     key: str
-    cpus: int = 1
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -165,7 +165,7 @@ def _prefetch_teachers(pending, seeds, executor: "Executor") -> None:
         if store.get(job.key) is None:
             stores[job.key] = store
             # The data travels in the job's own arguments here: each teacher has different data.
-            jobs.append(Job(job.name, job.fn, {**job.kwargs, "data": data}, job.key, job.cpus))
+            jobs.append(Job(job.name, job.fn, {**job.kwargs, "data": data}, job.key))
     if jobs:
         log.info(f"training {len(jobs)} teachers side by side ({executor.config.kind}, "
                  f"{executor.config.jobs or 1} jobs)")

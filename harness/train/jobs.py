@@ -48,7 +48,7 @@ def role_job(name: str, data: Dataset, role: str, model_config: dict, cfg: Train
     keyed_cfg["epochs_resolved"] = cfg.epochs_for(data.kind, role)  # the default epoch table may change
     key = content_key(JOB_VERSION, _versions(), data.fingerprint(), role, model_config, keyed_cfg, seed,
                       {k: v for k, v in inputs.items() if v is not None})
-    return Job(name=name, fn=train_job, key=key, cpus=max(1, cpus or 1),
+    return Job(name=name, fn=train_job, key=key,
                kwargs={"role": role, "model_config": model_config, "cfg": cfg, "seed": seed,
                        "show_progress": show_progress, **inputs})
 
