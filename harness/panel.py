@@ -150,26 +150,16 @@ def panel_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _prefetch_teachers(pending, seeds, executor: "Executor") -> None:
-    """Every pending dataset's teacher in one batch of jobs, each result put in its dataset's job store
-    (where train_trio then finds it): with a parallel executor the teachers train side by side."""
-    from harness.executor import Job, ResultStore
-    from harness.train.trio import normalized_configs, teacher_job
+def _prefetch_independent(pending, seeds, executor: "Executor") -> None:
+    """Every pending dataset's teacher and scratch students in one batch of jobs, each result kept in its
+    dataset's job store (where train_trio then finds it): with a parallel executor they train side by side."""
+    from harness.train.trio import TrioTraining, map_across
 
-    stores, jobs = {}, []
-    cpus = executor.config.cpus()
-    for entry, data, cfg, run_dir in pending:
-        t_cfg, _s, _n = normalized_configs(data, cfg.normalize)
-        job = teacher_job(data, cfg, seeds, t_cfg, cpus=cpus)
-        store = ResultStore(run_dir / ".jobs")
-        if store.get(job.key) is None:
-            stores[job.key] = store
-            # The data travels in the job's own arguments here: each teacher has different data.
-            jobs.append(Job(job.name, job.fn, {**job.kwargs, "data": data}, job.key))
-    if jobs:
-        log.info(f"training {len(jobs)} teachers side by side ({executor.config.kind}, "
-                 f"{executor.config.jobs or 1} jobs)")
-        executor.map(jobs, on_result=lambda job, result: stores[job.key].put(job.key, result))
+    trios = [TrioTraining(data, cfg, seeds, run_dir, executor=executor, data_ref=entry.data_ref())
+             for entry, data, cfg, run_dir in pending]
+    log.info(f"training {len(trios)} teachers and their scratch students side by side ({executor.config.kind}, "
+             f"{executor.config.jobs or 1} jobs)")
+    map_across(executor, trios, TrioTraining.independent_jobs)
 
 
 def _same_data(run_dir: Path, data: "Dataset") -> bool:
@@ -211,7 +201,7 @@ def run_panel(entries: list[PanelEntry], seeds: list[int], out_dir: str | Path, 
         if not run_is_complete(run_dir, cfg.to_dict(), seeds) or not _same_data(run_dir, data):
             pending.append(item)
     if executor.config.kind != "local" and len(pending) > 1:
-        _prefetch_teachers(pending, seeds, executor)
+        _prefetch_independent(pending, seeds, executor)
 
     rows = []
     doc: dict[str, Any] = {"schema": PANEL_SCHEMA, "seeds": seeds, "published_source": SOURCE,

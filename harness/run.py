@@ -23,7 +23,8 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
     executor, then bench: timing never shares the machine with training jobs."""
     from harness.tasks import get_task
     from harness.train.recipes import default_recipe, load_recipe
-    from harness.train.trio import train_trio
+    from harness.executor import ExecutorConfig, LocalExecutor
+    from harness.train.trio import TrioTraining, train_trios
     from harness.measure.environment import collect
 
     out_dir = ensure_writable_dir(out_dir)
@@ -34,26 +35,28 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
     results = Results(environment=collect(threads=bench_cfg.threads), config={"bench": bench_cfg.to_dict(),
                                                                               "tasks": tasks, "seeds": seeds})
     t_start = time.perf_counter()
-    loaded = []
-    executor = None
-    try:
-        for spec in specs:
-            data = spec.load(0)
-            cfg = default_recipe(data.kind, data.name)
-            if recipe:
-                cfg = load_recipe(recipe, cfg)
-            cfg = cfg.with_overrides(**(train_overrides or {}))
-            run_dir = out_dir / data.name
-            if retrain or not run_is_complete(run_dir, cfg.to_dict(), seeds):
-                log.info(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}")
-                if executor is None and executor_factory is not None:
-                    executor = executor_factory()
-                train_trio(data, cfg, seeds, run_dir, data_ref={"task": data.name, "data_seed": 0}, executor=executor)
-            else:
-                log.info(f"reusing trained {data.name} trio in {run_dir} (--retrain to train again)")
-            loaded.append((data, run_dir))
-    finally:
-        if executor is not None:
+    loaded, pending = [], []
+    for spec in specs:
+        data = spec.load(0)
+        cfg = default_recipe(data.kind, data.name)
+        if recipe:
+            cfg = load_recipe(recipe, cfg)
+        cfg = cfg.with_overrides(**(train_overrides or {}))
+        run_dir = out_dir / data.name
+        if retrain or not run_is_complete(run_dir, cfg.to_dict(), seeds):
+            log.info(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}")
+            pending.append((data, cfg, run_dir))
+        else:
+            log.info(f"reusing trained {data.name} trio in {run_dir} (--retrain to train again)")
+        loaded.append((data, run_dir))
+    if pending:
+        # Every task's trio on one executor: with a parallel one, both tasks' jobs share its batches.
+        executor = executor_factory() if executor_factory is not None else LocalExecutor(ExecutorConfig())
+        try:
+            train_trios([TrioTraining(data, cfg, seeds, run_dir, executor=executor,
+                                      data_ref={"task": data.name, "data_seed": 0})
+                         for data, cfg, run_dir in pending])
+        finally:
             executor.close()
     for data, run_dir in loaded:
         summary, run_dir = load_run(run_dir)

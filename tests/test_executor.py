@@ -135,6 +135,39 @@ def test_same_weights_serial_and_pool(npz_1d, tmp_path):
     assert pooled["executor"]["kind"] == "pool" and pooled["executor"]["threads_per_job"] == 1
 
 
+class _CountingPool(PoolExecutor):
+    """A pool that records the tasks each batch of jobs spans."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.batches = []
+
+    def _run(self, jobs, shared, finish, failed):
+        self.batches.append(sorted({j.name.split()[0] for j in jobs}))
+        return super()._run(jobs, shared, finish, failed)
+
+
+@pytest.mark.slow
+def test_train_trios_batches_tasks_together_with_same_weights(npz_1d, npz_3d, tmp_path):
+    """The main job trains several tasks on one executor: teachers and scratch students of every task in one
+    batch, every KD student in the next. Weights must match each task trained on its own, serially."""
+    from harness.train.trio import TrioTraining, train_trios
+
+    datas = [load_npz(npz_1d), load_npz(npz_3d)]
+    datas[1].name = "other"
+    cfg = TrainConfig(epochs=1)
+    alone = [train_trio(d, cfg, [0, 1], tmp_path / f"alone-{d.name}",
+                        executor=make_executor(ExecutorConfig(threads_per_job=1))) for d in datas]
+    with _CountingPool(ExecutorConfig(kind="pool", jobs=2, threads_per_job=1)) as ex:
+        together = train_trios([TrioTraining(d, cfg, [0, 1], tmp_path / f"together-{d.name}", executor=ex)
+                                for d in datas])
+    assert [_weights(s) for s in together] == [_weights(s) for s in alone]
+    names = sorted(d.name for d in datas)
+    # batch 1: both teachers + all scratch students; batch 2: all KD students; nothing ran alone
+    assert ex.batches == [names, names]
+    assert all((tmp_path / f"together-{d.name}" / "summary.json").exists() for d in datas)
+
+
 class _MustNotRun(LocalExecutor):
     def _run(self, jobs, shared, finish, failed):
         raise AssertionError(f"should have resumed, but ran {[j.name for j in jobs]}")

@@ -218,6 +218,220 @@ def teacher_job(data: Dataset, cfg: TrainConfig, seeds: list[int], t_cfg: dict, 
                     show_progress=show_progress, fit_idx=fit_idx)
 
 
+class TrioTraining:
+    """One task's trio in stages, so that several tasks' independent jobs can share one executor batch:
+    (1) the teacher and the scratch students, which need nothing from each other; (2) the teacher's fit
+    check (and, if it fails, a teacher retrained without augmentation); (3) the KD students, which need
+    the teacher (and scratch students again only if (2) changed the recipe); (4) checkpoints + summary.
+    """
+
+    def __init__(self, data: Dataset, cfg: TrainConfig, seeds: list[int], out_dir: str | Path, *,
+                 executor: "Executor", teacher_config: dict | None = None, student_config: dict | None = None,
+                 data_ref: dict[str, Any] | None = None):
+        from harness.executor import ResultStore
+
+        self.data, self.cfg, self.seeds = data, cfg, parse_seeds(seeds)
+        self.out_dir = ensure_writable_dir(out_dir)
+        self.executor = executor
+        self.cpus = executor.config.cpus()
+        self.store = ResultStore(self.out_dir / ".jobs")
+        self.progress = executor.config.kind == "local"  # per-model bars only where the driver itself trains
+        self.t_cfg, self.s_cfg, self.norm = normalized_configs(data, cfg.normalize, teacher_config, student_config)
+        log.info(f"input normalisation: {self.norm['mode']} ({self.norm['why']}) [{data.name}]")
+        self.common = {"task": data.name, "kind": data.kind, "dataset": data.info(), "train_config": cfg.to_dict(),
+                       "data_ref": data_ref or {"task": data.name, "data_seed": 0},
+                       "library_versions": library_versions(), "normalize": self.norm,
+                       "data_fingerprint": data.fingerprint()}
+        self.fit_idx, self.val_idx = teacher_split(data, cfg, self.seeds)
+        self.teacher_T, self.calib, self.fit_check = 1.0, None, None
+        self.t_result = self.teacher = None
+        self.cached_logits, self.logits_seconds = None, 0.0
+
+    # ---- stage 1
+    def teacher_job(self):
+        return teacher_job(self.data, self.cfg, self.seeds, self.t_cfg, cpus=self.cpus, show_progress=self.progress)
+
+    def scratch_jobs(self) -> dict:
+        from harness.train.jobs import role_job
+
+        return {("student_scratch", seed): role_job(f"{self.data.name} student_scratch seed {seed}", self.data,
+                                                    "student_scratch", self.s_cfg, self.cfg, seed, cpus=self.cpus,
+                                                    show_progress=self.progress)
+                for seed in self.seeds}
+
+    def independent_jobs(self) -> list:
+        """Jobs that need nothing from another job of this trio (stage 1)."""
+        return [self.teacher_job(), *self.scratch_jobs().values()]
+
+    # ---- stage 2
+    def settle_teacher(self) -> None:
+        """The teacher from the store (or trained now), its fit check, and calibration if asked."""
+        from harness.train.jobs import trained_model
+
+        t_job = self.teacher_job()
+        t_result = self._map([t_job])[t_job.key]
+        teacher = _trained(t_result, trained_model(t_result))
+        fit_check = teacher_fit_check(teacher.model, self.data, self.fit_idx, self.cfg)
+        if fit_check.get("retrain_without_augment"):
+            # The augmentation kept the teacher from fitting its own training set (seen on ACSF1, whose
+            # 1-sample pulse trains do not survive the shift): train the trio without it, and say so.
+            log.warning(f"{fit_check['why']} [{self.data.name}]")
+            self.cfg = self.cfg.with_overrides(augment=False)
+            t_job = self.teacher_job()
+            retry = self._map([t_job])[t_job.key]
+            retry_teacher = _trained(retry, trained_model(retry))
+            fit_check["without_augment"] = teacher_fit_check(retry_teacher.model, self.data, self.fit_idx,
+                                                             self.cfg)["train_accuracy"]
+            if fit_check["without_augment"] >= fit_check["train_accuracy"]:
+                t_result, teacher = retry, retry_teacher
+            else:  # no better without: keep the recipe as asked
+                self.cfg = self.cfg.with_overrides(augment=True)
+                fit_check["kept_augment"] = True
+        if self.cfg.calibrate_teacher:
+            self.teacher_T = fit_temperature(predict_logits(teacher.model, self.data.X_train[self.val_idx]),
+                                             self.data.y_train[self.val_idx])
+            self.calib = {"method": "temperature scaling on a stratified 20% validation split of train",
+                          "temperature": self.teacher_T}
+        log.info(f"teacher: accuracy {teacher.accuracy:.4f}, {teacher.seconds:.1f}s [{self.data.name}]")
+        if self.cfg.kd_logits == "cached":
+            t0 = time.perf_counter()
+            self.cached_logits = predict_logits(teacher.model, self.data.X_train)
+            self.logits_seconds = time.perf_counter() - t0
+        self.t_result, self.teacher, self.fit_check = t_result, teacher, fit_check
+
+    # ---- stage 3
+    def student_jobs(self) -> dict:
+        """Every seed's scratch and KD students (the scratch ones usually already finished in stage 1)."""
+        from harness.train.jobs import role_job
+
+        teacher_inputs = ({"teacher_state": self.t_result["value"]["state"], "teacher_config": self.t_cfg}
+                          if self.cfg.kd_logits == "live" else {"teacher_logits": self.cached_logits})
+        jobs = self.scratch_jobs()
+        for seed in self.seeds:
+            jobs[("student_kd", seed)] = role_job(f"{self.data.name} student_kd seed {seed}", self.data, "student_kd",
+                                                  self.s_cfg, self.cfg, seed, cpus=self.cpus,
+                                                  show_progress=self.progress, teacher_temperature=self.teacher_T,
+                                                  **teacher_inputs)
+        return jobs
+
+    def _map(self, jobs) -> dict:
+        return self.executor.map(jobs, shared={"data": self.data}, store=self.store).results
+
+    # ---- stage 4
+    def finish(self, results: dict | None = None) -> dict[str, Any]:
+        """Checkpoints and OUT/summary.json from the finished jobs (run here if `results` lacks them)."""
+        from harness.measure.stats import mean_ci
+
+        jobs = self.student_jobs()
+        if results is None or any(j.key not in results for j in jobs.values()):
+            results = self._map(jobs.values())
+        cfg, data, out_dir, common = self.cfg, self.data, self.out_dir, self.common
+        ckpt_dir = out_dir / "checkpoints"
+        trained: dict[str, list[TrainedModel]] = {"teacher": [self.teacher], "student_scratch": [], "student_kd": []}
+        for seed in self.seeds:
+            scratch = _trained(results[jobs[("student_scratch", seed)].key])
+            kd = _trained(results[jobs[("student_kd", seed)].key])
+            # Cached mode pays for one teacher pass over the training set: charge it to the KD student.
+            kd.seconds += self.logits_seconds
+            kd.meta["train_seconds"] = kd.seconds
+            kd.meta.update({"kd_logits": cfg.kd_logits, "teacher_logits_seconds": self.logits_seconds,
+                            "kd_loss": cfg.kd_loss, "kd_params": cfg.kd_params(), "teacher_temperature": self.teacher_T})
+            trained["student_scratch"].append(scratch)
+            trained["student_kd"].append(kd)
+            log.info(f"seed {seed}: scratch {scratch.accuracy:.4f}, kd {kd.accuracy:.4f} [{data.name}]")
+
+        summary: dict[str, Any] = {"schema": SUMMARY_SCHEMA, **common, "seeds": self.seeds, "models": {}}
+        for role, items in trained.items():
+            paths = []
+            for item in items:
+                path = ckpt_dir / f"{role}-seed{item.seed}.pt"
+                meta = save_checkpoint(path, item.model, {**common, **item.meta})
+                log.debug(f"saved {path} ({meta['bytes']} bytes, sha256 {meta['sha256'][:12]})")
+                paths.append({"seed": item.seed, "path": str(path.relative_to(out_dir)), "sha256": meta["sha256"],
+                              "bytes": meta["bytes"], "weights_sha256": item.meta["weights_sha256"]})
+            accs = [it.accuracy for it in items]
+            secs = [it.seconds for it in items]
+            mean, lo, hi = mean_ci(accs)
+            lo, hi = max(0.0, lo), min(1.0, hi)  # a t-interval can overshoot; accuracy cannot
+            first = items[0].meta
+            summary["models"][role] = {
+                "family": first["family"],
+                "model_config": first["model_config"],
+                "params": first["params"],
+                "macs": first["macs"],
+                "epochs": first["epochs"],
+                "accuracy": {"mean": mean, "ci95": [lo, hi], "per_seed": accs},
+                "train_seconds": {"mean": float(np.mean(secs)), "per_seed": secs},
+                "seeds": [it.seed for it in items],
+                "checkpoints": paths,
+            }
+        summary["models"]["student_kd"].update(
+            {"kd_logits": cfg.kd_logits, "kd_loss": cfg.kd_loss, "kd_params": cfg.kd_params(),
+             "teacher_logits_seconds": self.logits_seconds}
+        )
+        ratio = summary["models"]["teacher"]["params"] / max(1, summary["models"]["student_kd"]["params"])
+        summary["student_sizing"] = {"params_ratio": ratio, "at_least_10x_smaller": ratio >= 10}
+        if ratio < 10:
+            summary["student_sizing"]["note"] = (
+                f"the student has only {ratio:.1f}x fewer parameters than the teacher (the promise is >= 10x): "
+                f"no layer may be narrower than the {data.classes}-class head it feeds, or a custom config says so")
+            log.warning(summary["student_sizing"]["note"])
+        if self.calib:
+            summary["teacher_calibration"] = self.calib
+        summary["teacher_fit_check"] = self.fit_check
+        if cfg.to_dict() != common["train_config"]:
+            summary["effective_train_config"] = cfg.to_dict()  # what the fit check changed (train_config: as asked)
+        # Where the models trained (timing is separate: benches never share a node with training jobs).
+        ran = [self.t_result, *(results[j.key] for j in jobs.values())]
+        summary["executor"] = {**self.executor.config.describe(),
+                               "jobs_ran_on": sorted({r.get("host", "?") for r in ran})}
+        summary["comparison"] = compare_students(summary)
+        atomic_write_json(out_dir / "summary.json", summary)
+        return summary
+
+
+def map_across(executor: "Executor", trios: list[TrioTraining], jobs_of) -> dict[str, dict]:
+    """One executor batch over several trios' jobs (`jobs_of(trio)`), each result kept in its own trio's
+    store; finished ones are resumed, not rerun. Returns results by job key."""
+    from harness.executor import Job
+
+    if len(trios) == 1:
+        return trios[0]._map(jobs_of(trios[0]))
+    results, stores, todo = {}, {}, []
+    for trio in trios:
+        for job in jobs_of(trio):
+            done = trio.store.get(job.key)
+            if done is not None:
+                results[job.key] = done
+            elif job.key not in stores:
+                stores[job.key] = trio.store
+                # Each trio has its own data, so it travels in the job's arguments, not as shared.
+                todo.append(Job(job.name, job.fn, {**job.kwargs, "data": trio.data}, job.key))
+    if results:
+        log.info(f"resumed {len(results)} finished job(s)")
+    if todo:
+        def keep(job, result):
+            stores[job.key].put(job.key, result)
+            results[job.key] = result
+
+        executor.map(todo, on_result=keep)
+    return results
+
+
+def train_trios(trios: list[TrioTraining]) -> list[dict[str, Any]]:
+    """Train several tasks' trios on their (shared) executor in three batches: every teacher and scratch
+    student at once, then every KD student at once; a parallel executor thus never waits on one task."""
+    if not trios:
+        return []
+    executor = trios[0].executor
+    if executor.config.kind != "local":
+        map_across(executor, trios, TrioTraining.independent_jobs)
+    for trio in trios:
+        trio.settle_teacher()
+    results = map_across(executor, trios, lambda t: list(t.student_jobs().values()))
+    return [trio.finish(results) for trio in trios]
+
+
 def train_trio(
     data: Dataset,
     cfg: TrainConfig,
@@ -235,126 +449,12 @@ def train_trio(
     executor (default: one after another in this process). Finished jobs are kept in OUT/.jobs, so
     a rerun of the same command resumes where an interrupted one stopped.
     """
-    from harness.executor import ExecutorConfig, LocalExecutor, ResultStore
-    from harness.measure.stats import mean_ci
-    from harness.train.jobs import role_job, trained_model
+    from harness.executor import ExecutorConfig, LocalExecutor
 
-    seeds = parse_seeds(seeds)
-    out_dir = ensure_writable_dir(out_dir)
-    ckpt_dir = out_dir / "checkpoints"
     executor = executor or LocalExecutor(ExecutorConfig())
-    cpus = executor.config.cpus()
-    store = ResultStore(out_dir / ".jobs")
-    progress = executor.config.kind == "local"  # per-model bars only where the driver itself trains
-    t_cfg, s_cfg, norm = normalized_configs(data, cfg.normalize, teacher_config, student_config)
-    log.info(f"input normalisation: {norm['mode']} ({norm['why']})")
-    common = {"task": data.name, "kind": data.kind, "dataset": data.info(), "train_config": cfg.to_dict(),
-              "data_ref": data_ref or {"task": data.name, "data_seed": 0}, "library_versions": library_versions(),
-              "normalize": norm, "data_fingerprint": data.fingerprint()}
-
-    fit_idx, val_idx = teacher_split(data, cfg, seeds)
-    teacher_T = 1.0
-    calib = None
-    shared = {"data": data}
-    t_job = teacher_job(data, cfg, seeds, t_cfg, cpus=cpus, show_progress=progress)
-    t_result = executor.map([t_job], shared=shared, store=store).results[t_job.key]
-    teacher = _trained(t_result, trained_model(t_result))
-    fit_check = teacher_fit_check(teacher.model, data, fit_idx, cfg)
-    if fit_check.get("retrain_without_augment"):
-        # The augmentation kept the teacher from fitting its own training set (seen on ACSF1, whose
-        # 1-sample pulse trains do not survive the shift): train the trio without it, and say so.
-        log.warning(fit_check["why"])
-        cfg = cfg.with_overrides(augment=False)
-        t_job = teacher_job(data, cfg, seeds, t_cfg, cpus=cpus, show_progress=progress)
-        retry = executor.map([t_job], shared=shared, store=store).results[t_job.key]
-        retry_teacher = _trained(retry, trained_model(retry))
-        fit_check["without_augment"] = teacher_fit_check(retry_teacher.model, data, fit_idx, cfg)["train_accuracy"]
-        if fit_check["without_augment"] >= fit_check["train_accuracy"]:
-            t_result, teacher = retry, retry_teacher
-        else:  # no better without: keep the recipe as asked
-            cfg = cfg.with_overrides(augment=True)
-            fit_check["kept_augment"] = True
-    if cfg.calibrate_teacher:
-        teacher_T = fit_temperature(predict_logits(teacher.model, data.X_train[val_idx]), data.y_train[val_idx])
-        calib = {"method": "temperature scaling on a stratified 20% validation split of train", "temperature": teacher_T}
-    log.info(f"teacher: accuracy {teacher.accuracy:.4f}, {teacher.seconds:.1f}s")
-    trained: dict[str, list[TrainedModel]] = {"teacher": [teacher], "student_scratch": [], "student_kd": []}
-
-    cached_logits, logits_seconds = None, 0.0
-    if cfg.kd_logits == "cached":
-        t0 = time.perf_counter()
-        cached_logits = predict_logits(teacher.model, data.X_train)
-        logits_seconds = time.perf_counter() - t0
-    teacher_inputs = ({"teacher_state": t_result["value"]["state"], "teacher_config": t_cfg}
-                      if cfg.kd_logits == "live" else {"teacher_logits": cached_logits})
-
-    jobs = {}
-    for seed in seeds:
-        jobs[("student_scratch", seed)] = role_job(f"{data.name} student_scratch seed {seed}", data, "student_scratch",
-                                                   s_cfg, cfg, seed, cpus=cpus, show_progress=progress)
-        jobs[("student_kd", seed)] = role_job(f"{data.name} student_kd seed {seed}", data, "student_kd", s_cfg, cfg,
-                                              seed, cpus=cpus, show_progress=progress,
-                                              teacher_temperature=teacher_T, **teacher_inputs)
-    results = executor.map(jobs.values(), shared=shared, store=store).results
-    for seed in seeds:
-        scratch = _trained(results[jobs[("student_scratch", seed)].key])
-        kd = _trained(results[jobs[("student_kd", seed)].key])
-        # Cached mode pays for one teacher pass over the training set: charge it to the KD student.
-        kd.seconds += logits_seconds
-        kd.meta["train_seconds"] = kd.seconds
-        kd.meta.update({"kd_logits": cfg.kd_logits, "teacher_logits_seconds": logits_seconds,
-                        "kd_loss": cfg.kd_loss, "kd_params": cfg.kd_params(), "teacher_temperature": teacher_T})
-        trained["student_scratch"].append(scratch)
-        trained["student_kd"].append(kd)
-        log.info(f"seed {seed}: scratch {scratch.accuracy:.4f}, kd {kd.accuracy:.4f}")
-
-    summary: dict[str, Any] = {"schema": SUMMARY_SCHEMA, **common, "seeds": seeds, "models": {}}
-    for role, items in trained.items():
-        paths = []
-        for item in items:
-            path = ckpt_dir / f"{role}-seed{item.seed}.pt"
-            meta = save_checkpoint(path, item.model, {**common, **item.meta})
-            log.debug(f"saved {path} ({meta['bytes']} bytes, sha256 {meta['sha256'][:12]})")
-            paths.append({"seed": item.seed, "path": str(path.relative_to(out_dir)), "sha256": meta["sha256"],
-                          "bytes": meta["bytes"], "weights_sha256": item.meta["weights_sha256"]})
-        accs = [it.accuracy for it in items]
-        secs = [it.seconds for it in items]
-        mean, lo, hi = mean_ci(accs)
-        lo, hi = max(0.0, lo), min(1.0, hi)  # a t-interval can overshoot; accuracy cannot
-        first = items[0].meta
-        summary["models"][role] = {
-            "family": first["family"],
-            "model_config": first["model_config"],
-            "params": first["params"],
-            "macs": first["macs"],
-            "epochs": first["epochs"],
-            "accuracy": {"mean": mean, "ci95": [lo, hi], "per_seed": accs},
-            "train_seconds": {"mean": float(np.mean(secs)), "per_seed": secs},
-            "seeds": [it.seed for it in items],
-            "checkpoints": paths,
-        }
-    summary["models"]["student_kd"].update(
-        {"kd_logits": cfg.kd_logits, "kd_loss": cfg.kd_loss, "kd_params": cfg.kd_params(),
-         "teacher_logits_seconds": logits_seconds}
-    )
-    ratio = summary["models"]["teacher"]["params"] / max(1, summary["models"]["student_kd"]["params"])
-    summary["student_sizing"] = {"params_ratio": ratio, "at_least_10x_smaller": ratio >= 10}
-    if ratio < 10:
-        summary["student_sizing"]["note"] = (
-            f"the student has only {ratio:.1f}x fewer parameters than the teacher (the promise is >= 10x): "
-            f"no layer may be narrower than the {data.classes}-class head it feeds, or a custom config says so")
-        log.warning(summary["student_sizing"]["note"])
-    if calib:
-        summary["teacher_calibration"] = calib
-    summary["teacher_fit_check"] = fit_check
-    if cfg.to_dict() != common["train_config"]:
-        summary["effective_train_config"] = cfg.to_dict()  # what the fit check changed (train_config: as asked)
-    # Where the models trained (timing is separate: benches never share a node with training jobs).
-    summary["executor"] = {**executor.config.describe(),
-                           "jobs_ran_on": sorted({r.get("host", "?") for r in [t_result, *results.values()]})}
-    summary["comparison"] = compare_students(summary)
-    atomic_write_json(out_dir / "summary.json", summary)
-    return summary
+    trio = TrioTraining(data, cfg, seeds, out_dir, executor=executor, teacher_config=teacher_config,
+                        student_config=student_config, data_ref=data_ref)
+    return train_trios([trio])[0]
 
 
 def paired_gain(a, b) -> dict[str, Any]:
