@@ -139,7 +139,10 @@ def cmd_sweep(args) -> int:
     with executor_from_args(args, args.threads) as executor:
         doc = run_sweep(data, cfg, grid, seeds, out, val_fraction=args.val_fraction, executor=executor,
                         on_row=lambda row: print(format_row(row), flush=True))
-    print(f"\nteacher val acc {100 * doc['teacher_val_accuracy']:.2f}%")
+    check = doc["teacher_fit_check"]
+    print(f"\nteacher val acc {100 * doc['teacher_val_accuracy']:.2f}%; fits "
+          f"{100 * max(check['train_accuracy'], check.get('without_augment', 0.0)):.1f}% of its training data"
+          + (" (trained without augmentation: with it, it did not fit)" if "effective_base_config" in doc else ""))
     print("chosen: " + format_row({**doc["chosen"], "cell": doc["chosen"]["cell"]}))
     print(f"wrote {os.path.join(out, 'recipe.json')} (use: harness train --recipe {os.path.join(out, 'recipe.json')})")
     return 0

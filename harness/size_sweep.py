@@ -273,6 +273,12 @@ def selection_line(rows: Sequence[dict[str, Any]], teacher: dict[str, Any], with
             line += ("; without KD no size does" if sc is None else
                      f"; without KD the smallest is {sc['label']}" if sc["label"] != r["label"] else
                      "; that size does it without KD too")
+    check = teacher.get("fit_check") or {}
+    if check and not check.get("passed", True) and not (check.get("without_augment", 0) >= check.get("floor", 1)):
+        # A teacher that learned nothing makes every student "within X pts" of it: say so, in the line itself.
+        fitted = max(check["train_accuracy"], check.get("without_augment", 0.0))
+        line += (f". WARNING: the teacher fits only {100 * fitted:.1f}% of its own training data (floor "
+                 f"{100 * check['floor']:.1f}%), so this comparison says nothing about the sizes")
     return {"within_pts": within_pts, "judged_on": "mean validation accuracy vs the teacher's validation accuracy",
             "kd": kd["label"] if kd else None, "scratch": sc["label"] if sc else None, "line": line}
 
@@ -299,8 +305,8 @@ def run_size_sweep(data: Dataset, base: TrainConfig, seeds: list[int], out_dir: 
     from harness.sweep import validation_view
     from harness.train.trainer import predict_logits
     from harness.executor import ExecutorConfig, LocalExecutor, ResultStore
-    from harness.train.jobs import role_job, trained_model
-    from harness.train.trio import normalized_configs
+    from harness.train.jobs import role_job
+    from harness.train.trio import normalized_configs, train_checked_teacher
 
     within_pts = parse_within(within_pts)
     t0 = time.perf_counter()
@@ -316,13 +322,15 @@ def run_size_sweep(data: Dataset, base: TrainConfig, seeds: list[int], out_dir: 
     cpus = executor.config.cpus()
     store = ResultStore(out_dir / ".jobs")
     shared = {"data": view}
-    t_job = role_job(f"{data.name} size-sweep teacher", view, "teacher", t_cfg, base, seeds[0], cpus=cpus)
-    t_result = executor.map([t_job], shared=shared, store=store).results[t_job.key]
+    asked = base
+    t_result, t_model, base, fit_check = train_checked_teacher(
+        executor, view, base, lambda cfg: role_job(f"{data.name} size-sweep teacher", view, "teacher", t_cfg, cfg,
+                                                   seeds[0], cpus=cpus), store=store)
     teacher = t_result["value"]
     bar.update(1)
     log.info(f"teacher: val acc {100 * teacher['accuracy']:.2f}%, {teacher['meta']['params']:,} params")
     kd_inputs = ({"teacher_state": teacher["state"], "teacher_config": t_cfg} if base.kd_logits == "live"
-                 else {"teacher_logits": predict_logits(trained_model(t_result), view.X_train)})
+                 else {"teacher_logits": predict_logits(t_model, view.X_train)})
     jobs = {u: role_job(f"{data.name} size {u.size} {u.role} seed {u.seed}", view, u.role, u.model_config, base,
                         u.seed, cpus=cpus, **(kd_inputs if u.role == "student_kd" else {}))
             for u in units}
@@ -371,6 +379,7 @@ def run_size_sweep(data: Dataset, base: TrainConfig, seeds: list[int], out_dir: 
     rows.sort(key=lambda r: (r["params"], r["latency"]["p50_ms"]))
     for r, flag in zip(rows, pareto_flags(rows, "kd")):
         r["pareto"] = flag
+    teacher_doc["fit_check"] = fit_check
     selection = selection_line(rows, teacher_doc, within_pts)
     doc = {
         "schema": SIZE_SWEEP_SCHEMA,
@@ -383,7 +392,8 @@ def run_size_sweep(data: Dataset, base: TrainConfig, seeds: list[int], out_dir: 
                        "stratified": True,
                        "selected_on": "validation split of train (test split never used)"},
         "normalize": norm,
-        "train_config": base.to_dict(),
+        "train_config": asked.to_dict(),
+        **({"effective_train_config": base.to_dict()} if base != asked else {}),
         "teacher": teacher_doc,
         "rows": rows,
         "pareto_definition": PARETO_DEFINITION,

@@ -22,7 +22,7 @@ from harness.tasks.base import Dataset
 from harness.train.losses import check_alpha, check_temperature
 from harness.train.recipes import save_recipe
 from harness.train.trainer import TrainConfig, predict_logits
-from harness.train.trio import normalized_configs, stratified_split
+from harness.train.trio import normalized_configs, stratified_split, train_checked_teacher
 
 if TYPE_CHECKING:
     from harness.executor import Executor
@@ -89,7 +89,7 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
 
     from harness.executor import ExecutorConfig, LocalExecutor, ResultStore
     from harness.measure.stats import paired_difference
-    from harness.train.jobs import role_job, trained_model
+    from harness.train.jobs import role_job
 
     out_dir = ensure_writable_dir(out_dir)
     executor = executor or LocalExecutor(ExecutorConfig())
@@ -103,12 +103,14 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
                mininterval=0.1 if sys.stderr.isatty() else 15.0)
     t0 = time.perf_counter()
     shared = {"data": view}
-    t_job = role_job(f"{data.name} sweep teacher", view, "teacher", t_cfg, base, seeds[0], cpus=cpus)
-    t_result = executor.map([t_job], shared=shared, store=store).results[t_job.key]
+    asked = base
+    t_result, t_model, base, fit_check = train_checked_teacher(
+        executor, view, base, lambda cfg: role_job(f"{data.name} sweep teacher", view, "teacher", t_cfg, cfg,
+                                                   seeds[0], cpus=cpus), store=store)
     bar.update(1)
     teacher_acc = t_result["value"]["accuracy"]
     live_inputs = {"teacher_state": t_result["value"]["state"], "teacher_config": t_cfg}
-    cached_inputs = {"teacher_logits": predict_logits(trained_model(t_result), view.X_train)}
+    cached_inputs = {"teacher_logits": predict_logits(t_model, view.X_train)}
 
     scratch_jobs = [role_job(f"{data.name} sweep scratch seed {seed}", view, "student_scratch", s_cfg, base, seed,
                              cpus=cpus) for seed in seeds]
@@ -162,10 +164,12 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
         "validation": {"fraction": val_fraction, "n_fit": int(len(view.y_train)), "n_val": int(len(view.y_test)),
                        "stratified": True, "selected_on": "validation split of train (test split never used)"},
         "teacher_val_accuracy": teacher_acc,
+        "teacher_fit_check": fit_check,
         "scratch": scratch_row,
         "cells": rows,
         "chosen": {"cell": best["cell"], "val_accuracy": best["val_accuracy"], "vs_scratch": best["vs_scratch"]},
-        "base_config": base.to_dict(),
+        "base_config": asked.to_dict(),
+        **({"effective_base_config": base.to_dict()} if base != asked else {}),
         "seconds": time.perf_counter() - t0,
         "executor": {**executor.config.describe(), "jobs_resumed": len(outcome.resumed),
                      "jobs_ran_on": sorted({r.get("host", "?") for r in outcome.results.values()})},

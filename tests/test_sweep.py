@@ -64,3 +64,27 @@ def test_default_recipes_are_valid_and_distil_live(kind):
     # augmented or mixed batches must be labelled by the teacher itself
     if cfg.augment or cfg.mixup > 0:
         assert cfg.kd_logits == "live"
+
+
+@pytest.mark.slow
+def test_sweep_retrains_a_teacher_that_cannot_fit_without_augmentation(npz_1d, tmp_path, monkeypatch):
+    import harness.train.trio as trio
+
+    real = trio.accuracy
+    data = load_npz(npz_1d)
+    n_fit = len(data.y_train) - round(0.2 * len(data.y_train))
+    calls = []
+
+    def first_fit_fails(model, X, y):
+        if len(y) != n_fit:
+            return real(model, X, y)
+        calls.append(1)
+        return 0.0 if len(calls) == 1 else real(model, X, y)
+
+    monkeypatch.setattr(trio, "accuracy", first_fit_fails)
+    doc = run_sweep(data, TrainConfig(epochs=1, augment=True, kd_logits="live"), SweepGrid([2.0], [0.5], ["hinton"]),
+                    [0], tmp_path / "sw")
+    assert doc["teacher_fit_check"]["retrain_without_augment"]
+    assert doc["base_config"]["augment"] is True and doc["effective_base_config"]["augment"] is False
+    # the recipe records what the students were trained with
+    assert load_recipe(tmp_path / "sw" / "recipe.json", TrainConfig()).augment is False

@@ -218,6 +218,35 @@ def teacher_job(data: Dataset, cfg: TrainConfig, seeds: list[int], t_cfg: dict, 
                     show_progress=show_progress, fit_idx=fit_idx)
 
 
+def train_checked_teacher(executor: "Executor", data: Dataset, cfg: TrainConfig, make_job, *, store,
+                          fit_idx=None) -> tuple[dict, Any, TrainConfig, dict[str, Any]]:
+    """Train (or resume) the teacher job `make_job(cfg)` and check that it fits its own training data.
+
+    A teacher below `fit_floor` with augmentation on is trained again without it (seen on ACSF1, whose
+    1-sample pulse trains do not survive the shift) and kept if it fits better; the returned config is
+    then the one every student of the run must use. Trio, KD sweep and size sweep all go through here,
+    so none of them compares students against a teacher that learned nothing.
+    Returns (job result, rebuilt model, config to train the students with, fit-check record)."""
+    from harness.train.jobs import trained_model
+
+    shared = {"data": data}
+    t_job = make_job(cfg)
+    t_result = executor.map([t_job], shared=shared, store=store).results[t_job.key]
+    model = trained_model(t_result)
+    fit_check = teacher_fit_check(model, data, fit_idx, cfg)
+    if fit_check.get("retrain_without_augment"):
+        log.warning(f"{fit_check['why']} [{data.name}]")
+        plain = cfg.with_overrides(augment=False)
+        retry_job = make_job(plain)
+        retry = executor.map([retry_job], shared=shared, store=store).results[retry_job.key]
+        retry_model = trained_model(retry)
+        fit_check["without_augment"] = teacher_fit_check(retry_model, data, fit_idx, plain)["train_accuracy"]
+        if fit_check["without_augment"] >= fit_check["train_accuracy"]:
+            return retry, retry_model, plain, fit_check
+        fit_check["kept_augment"] = True  # no better without: keep the recipe as asked
+    return t_result, model, cfg, fit_check
+
+
 class TrioTraining:
     """One task's trio in stages, so that several tasks' independent jobs can share one executor batch:
     (1) the teacher and the scratch students, which need nothing from each other; (2) the teacher's fit
@@ -266,27 +295,11 @@ class TrioTraining:
     # ---- stage 2
     def settle_teacher(self) -> None:
         """The teacher from the store (or trained now), its fit check, and calibration if asked."""
-        from harness.train.jobs import trained_model
-
-        t_job = self.teacher_job()
-        t_result = self._map([t_job])[t_job.key]
-        teacher = _trained(t_result, trained_model(t_result))
-        fit_check = teacher_fit_check(teacher.model, self.data, self.fit_idx, self.cfg)
-        if fit_check.get("retrain_without_augment"):
-            # The augmentation kept the teacher from fitting its own training set (seen on ACSF1, whose
-            # 1-sample pulse trains do not survive the shift): train the trio without it, and say so.
-            log.warning(f"{fit_check['why']} [{self.data.name}]")
-            self.cfg = self.cfg.with_overrides(augment=False)
-            t_job = self.teacher_job()
-            retry = self._map([t_job])[t_job.key]
-            retry_teacher = _trained(retry, trained_model(retry))
-            fit_check["without_augment"] = teacher_fit_check(retry_teacher.model, self.data, self.fit_idx,
-                                                             self.cfg)["train_accuracy"]
-            if fit_check["without_augment"] >= fit_check["train_accuracy"]:
-                t_result, teacher = retry, retry_teacher
-            else:  # no better without: keep the recipe as asked
-                self.cfg = self.cfg.with_overrides(augment=True)
-                fit_check["kept_augment"] = True
+        t_result, model, self.cfg, fit_check = train_checked_teacher(
+            self.executor, self.data, self.cfg, lambda cfg: teacher_job(
+                self.data, cfg, self.seeds, self.t_cfg, cpus=self.cpus, show_progress=self.progress),
+            store=self.store, fit_idx=self.fit_idx)
+        teacher = _trained(t_result, model)
         if self.cfg.calibrate_teacher:
             self.teacher_T = fit_temperature(predict_logits(teacher.model, self.data.X_train[self.val_idx]),
                                              self.data.y_train[self.val_idx])
