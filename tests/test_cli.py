@@ -149,3 +149,16 @@ def test_cached_logits_with_recipe_augmentation_is_one_line_error(capsys, npz_1d
 def test_bad_mixup(capsys, npz_1d, tmp_path, value):
     code, _, err = _run(capsys, "train", "--data", str(npz_1d), "--mixup", value, "--out", str(tmp_path / "r"))
     _one_line_error(code, err)
+
+
+def test_main_job_trains_in_a_pool_where_there_are_cores_other_commands_serially():
+    import os
+
+    from harness.cli import MAIN_JOB_EXECUTOR, build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run"]).executor == MAIN_JOB_EXECUTOR
+    assert MAIN_JOB_EXECUTOR == ("pool" if (os.cpu_count() or 1) >= 2 else "local")
+    assert parser.parse_args(["run", "--executor", "local"]).executor == "local"
+    for cmd in (["train"], ["sweep"], ["panel"]):
+        assert parser.parse_args(cmd).executor == "local"

@@ -201,7 +201,7 @@ def teacher_fit_check(model, data: Dataset, fit_idx, cfg: TrainConfig) -> dict[s
     if not out["passed"] and cfg.augment:
         out["retrain_without_augment"] = True
         out["why"] = (f"the teacher fits only {100 * acc:.1f}% of its own training data with augmentation (floor "
-                      f"{100 * floor:.1f}%, halfway from chance to perfect): training the trio without augmentation")
+                      f"{100 * floor:.1f}%, halfway from chance to perfect): training it and its students without augmentation")
     elif not out["passed"]:
         out["why"] = f"the teacher fits only {100 * acc:.1f}% of its own training data (floor {100 * floor:.1f}%)"
     return out
