@@ -196,18 +196,19 @@ BAD_ARRAYS = {
     "zero-length axis": (_with(X_train=np.zeros((12, 2, 0)), X_test=np.zeros((6, 2, 0))), "zero-length"),
     "non-integer labels": (_with(y_train=np.array([0, 1, 2.5] * 4)), "non-integer"),
     "NaN labels": (_with(y_test=np.array([0, 1, np.nan, 0, 1, 2])), "NaN"),
-    "negative labels": (_with(y_train=np.array([-1, 0, 1] * 4)), "negative"),
-    "test label out of range": (_with(y_test=np.array([0, 1, 2, 3, 1, 1])), "outside train's range"),
-    "train label gap": (_with(y_train=np.array([0, 2, 3] * 4)), "never occur"),
-    "huge train label": (_with(y_train=np.array([0, 1, 10**12] * 4)), "never occur"),
+    "test label out of range": (_with(y_test=np.array([0, 1, 2, 3, 1, 1])), "3 that no training sample carries"),
+    "string test label unseen": (_with(y_train=np.array(["a", "b", "c"] * 4), y_test=np.array(["a", "z"] * 3)),
+                                 "z that no training sample carries"),
+    "strings vs numbers": (_with(y_train=np.array(["a", "b", "c"] * 4)), "y_train holds strings but y_test holds numbers"),
+    "complex labels": (_with(y_train=np.array([1 + 2j, 2, 3] * 4)), "unsupported dtype"),
     "single train class 0": (_with(y_train=np.zeros(12, dtype=int), y_test=np.zeros(6, dtype=int)), "single class"),
     "single train class 2": (_with(y_train=np.full(12, 2), y_test=np.full(6, 2)), "single class"),
+    "single string class": (_with(y_train=np.full(12, "x"), y_test=np.full(6, "x")), "single class"),
     "NaN in X": (_with(X_train=np.where(np.arange(30) == 3, np.nan, np.ones((12, 2, 30)))), "NaN or infinite"),
     "inf in X_test": (_with(X_test=np.full((6, 2, 30), np.inf)), "NaN or infinite"),
     "too large for float32": (_with(X_train=np.full((12, 2, 30), 1e300)), "float32"),
     "string X": (_with(X_train=np.full((12, 2, 30), "a")), "non-numeric"),
     "complex X": (_with(X_test=np.zeros((6, 2, 30), dtype=complex)), "non-numeric"),
-    "string labels": (_with(y_train=np.array(["a", "b", "c"] * 4)), "non-numeric"),
 }
 
 
@@ -316,3 +317,26 @@ def test_single_class_npz_is_refused_by_train_with_one_line(tmp_path, capsys):
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and "single class" in lines[0] and "one.npz" in lines[0], err
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("y_train, y_test, names, want_train", [
+    ([1, 2, 3] * 4, [1, 3, 2, 2, 1, 3], ["1", "2", "3"], [0, 1, 2] * 4),  # UCR's 1..K
+    ([-1, 1, 1] * 4, [1, -1, 1, -1, 1, 1], ["-1", "1"], [0, 1, 1] * 4),  # ECG200's -1/1
+    ([0, 2, 10**12] * 4, [2, 2, 0, 0, 10**12, 2], ["0", "2", "1000000000000"], [0, 1, 2] * 4),  # gaps
+    ([1.0, 2.0, 3.0] * 4, [3.0, 1.0, 2.0, 2.0, 1.0, 1.0], ["1", "2", "3"], [0, 1, 2] * 4),
+    (["2", "10", "1"] * 4, ["1", "10", "2", "2", "1", "1"], ["1", "2", "10"], [1, 2, 0] * 4),  # sktime strings, by value
+    ([b"walk", b"run", b"sit"] * 4, [b"sit"] * 6, ["run", "sit", "walk"], [2, 0, 1] * 4),
+])
+def test_npz_labels_of_any_values_become_class_indices(tmp_path, y_train, y_test, names, want_train):
+    d = load_npz(_save(tmp_path, _with(y_train=np.array(y_train), y_test=np.array(y_test)), "lab.npz"))
+    assert d.class_names == names and d.classes == len(names) and d.info()["class_names"] == names
+    assert d.y_train.tolist() == want_train and d.y_train.dtype == np.int64
+    # every test label keeps its meaning: the name of its index is the original label
+    assert [d.class_names[i] for i in d.y_test] == [str(v.decode() if isinstance(v, bytes) else v)
+                                                   for v in (int(x) if isinstance(x, float) else x for x in y_test)]
+
+
+def test_npz_labels_already_0_to_k_minus_1_are_kept(tmp_path):
+    d = load_npz(_save(tmp_path, _valid_1d(), "ok.npz"))
+    assert d.class_names == [str(i) for i in range(d.classes)]
+    assert d.y_train.tolist() == _valid_1d()["y_train"].tolist()

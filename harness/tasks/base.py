@@ -59,6 +59,8 @@ class Dataset:
             "n_train": int(len(self.y_train)),
             "n_test": int(len(self.y_test)),
             "source": self.source,
+            # the label each class index stands for (an npz's own labels, e.g. UCR's "1".."K")
+            "class_names": list(self.class_names),
         }
 
 

@@ -1,14 +1,17 @@
 """User data: an .npz archive with X_train, y_train, X_test, y_test.
 
     X_*: N x C x L (kind "1d") or N x C x D x H x W (kind "3d"), any real numeric dtype, finite.
-    y_*: 1-D integer labels 0..K-1 (integral floats are accepted), K = max train label + 1 >= 2;
-         every class 0..K-1 must occur in train, and test may not hold a label train lacks.
+    y_*: 1-D labels: integers (integral floats accepted) or strings, any values (UCR's 1..K or -1/1,
+         sktime's "1", "2", gaps). The K >= 2 distinct training labels, sorted (numeric strings by
+         value), become class indices 0..K-1 and their names are kept; a test label that no training
+         sample carries is refused.
 
 Every problem raises DataError with one line naming the file and what to fix. Other keys in the
 archive are ignored. Arrays come back as C-contiguous float32 (X) and int64 (y).
 """
 from __future__ import annotations
 
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -17,6 +20,8 @@ import numpy as np
 
 from harness.errors import DataError
 from harness.tasks.base import Dataset
+
+log = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("X_train", "y_train", "X_test", "y_test")
 KIND_BY_NDIM = {3: "1d", 5: "3d"}
@@ -86,28 +91,70 @@ def _check_x(path: str, key: str, X: np.ndarray) -> np.ndarray:
 
 
 def _check_y(path: str, key: str, y: np.ndarray, n: int, x_key: str) -> np.ndarray:
-    if y.dtype.kind not in _NUMERIC_KINDS:
-        raise DataError(f"{path}: {key} has non-numeric dtype {y.dtype}; labels must be integers 0..K-1")
+    """Shape and value checks; returns int64 (integral numbers) or str labels, not yet class indices."""
+    if y.dtype.kind not in _NUMERIC_KINDS + "US":
+        raise DataError(f"{path}: {key} has unsupported dtype {y.dtype}; labels must be integers or strings")
     if y.ndim != 1:
         raise DataError(f"{path}: {key} must be 1-D (one label per sample), got shape {y.shape}")
     if len(y) == 0:
         raise DataError(f"{path}: {key} is empty (0 labels)")
     if len(y) != n:
         raise DataError(f"{path}: {x_key} has {n} samples but {key} has {len(y)} labels")
+    if y.dtype.kind in "US":
+        return np.char.decode(y, "utf-8", "replace").astype(str) if y.dtype.kind == "S" else y.astype(str)
     if y.dtype.kind == "f":
         if not np.isfinite(y).all():
-            raise DataError(f"{path}: {key} has NaN or infinite labels; labels must be integers 0..K-1")
+            raise DataError(f"{path}: {key} has NaN or infinite labels; labels must be integers or strings")
         if not np.array_equal(y, np.round(y)):
+            # Fractional values are regression targets or a wrong column, not class labels.
             example = y[np.flatnonzero(y != np.round(y))[0]]
-            raise DataError(f"{path}: {key} has non-integer labels (e.g. {example!r}); labels must be integers 0..K-1")
+            raise DataError(f"{path}: {key} has non-integer labels (e.g. {example!r}); labels must be integers or strings")
         if np.abs(y).max() > 2**53:
-            raise DataError(f"{path}: {key} has labels too large to be class indices; labels must be integers 0..K-1")
+            raise DataError(f"{path}: {key} has labels too large to tell apart as float; store them as integers")
     if y.dtype.kind == "u" and y.max() > np.iinfo(np.int64).max:
-        raise DataError(f"{path}: {key} has labels too large to be class indices; labels must be integers 0..K-1")
-    y64 = np.ascontiguousarray(y, dtype=np.int64)
-    if y64.min() < 0:
-        raise DataError(f"{path}: {key} has negative labels (min {int(y64.min())}); labels must be integers 0..K-1")
-    return y64
+        raise DataError(f"{path}: {key} has labels too large for int64; store them as smaller integers or strings")
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def _sort_key(label: str):
+    """Numeric strings ("1", "2", "10") in numeric order, the rest after them in text order."""
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def encode_labels(path: str, y_train: np.ndarray, y_test: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, list[str], bool]:
+    """Class indices 0..K-1 for any label values (UCR's 1..K or -1/1, sktime's strings, gaps), K = the
+    distinct training labels in sorted order. Returns (y_train, y_test, class names, remapped?).
+    A test label that no training sample carries is refused: no model could learn it."""
+    if (y_train.dtype.kind == "U") != (y_test.dtype.kind == "U"):
+        kinds = {k: "strings" if a.dtype.kind == "U" else "numbers" for k, a in (("y_train", y_train), ("y_test", y_test))}
+        raise DataError(f"{path}: y_train holds {kinds['y_train']} but y_test holds {kinds['y_test']}; "
+                        f"store both label arrays the same way")
+    values = np.unique(y_train)
+    if values.size < 2:
+        raise DataError(
+            f"{path}: y_train holds a single class (all {len(y_train)} training labels are {values[0]}); "
+            f"a classifier needs at least 2 classes in the training data"
+        )
+    if y_train.dtype.kind == "U":
+        values = np.array(sorted(values.tolist(), key=_sort_key))
+    unseen = np.setdiff1d(np.unique(y_test), values)
+    if unseen.size:
+        shown = ", ".join(str(v) for v in unseen[:10]) + (", ..." if unseen.size > 10 else "")
+        raise DataError(f"{path}: y_test has label(s) {shown} that no training sample carries "
+                        f"(training labels: {', '.join(str(v) for v in values[:10])}{', ...' if values.size > 10 else ''})")
+    identity = y_train.dtype.kind != "U" and np.array_equal(values, np.arange(values.size))
+    if identity:
+        return y_train, y_test, [str(i) for i in range(values.size)], False
+    names = [str(v) for v in values.tolist()]
+    if y_train.dtype.kind != "U":  # np.unique sorted the numbers already
+        return np.searchsorted(values, y_train).astype(np.int64), np.searchsorted(values, y_test).astype(np.int64), names, True
+    index = {v: i for i, v in enumerate(values.tolist())}
+    encode = np.vectorize(index.__getitem__, otypes=[np.int64])
+    return encode(y_train), encode(y_test), names, True
 
 
 def load_npz(path) -> Dataset:
@@ -128,31 +175,11 @@ def load_npz(path) -> Dataset:
     y_train = _check_y(path, "y_train", raw["y_train"], len(X_train), "X_train")
     y_test = _check_y(path, "y_test", raw["y_test"], len(X_test), "X_test")
 
-    classes = int(y_train.max()) + 1
-    if classes > len(y_train):  # cannot all be present; also keeps bincount small for wild labels
-        raise DataError(
-            f"{path}: y_train's largest label is {classes - 1} but there are only {len(y_train)} training samples, "
-            f"so some of 0..{classes - 1} never occur; labels must be 0..K-1 with every class present"
-        )
-    counts = np.bincount(y_train, minlength=classes)
-    if np.count_nonzero(counts) < 2:
-        label = int(np.flatnonzero(counts)[0])
-        raise DataError(
-            f"{path}: y_train holds a single class (all {len(y_train)} training labels are {label}); "
-            f"a classifier needs at least 2 classes in the training data"
-        )
-    absent = np.flatnonzero(counts == 0)
-    if absent.size:
-        shown = ", ".join(str(int(c)) for c in absent[:10]) + (", ..." if absent.size > 10 else "")
-        raise DataError(
-            f"{path}: y_train labels must be 0..K-1 with every class present, but {absent.size} of 0..{classes - 1} "
-            f"never occur ({shown}); relabel classes consecutively"
-        )
-    if int(y_test.max()) >= classes:
-        unseen = sorted({int(v) for v in y_test[y_test >= classes][:1000]})
-        raise DataError(
-            f"{path}: y_test has label(s) {', '.join(map(str, unseen[:10]))} outside train's range 0..{classes - 1}"
-        )
+    y_train, y_test, class_names, remapped = encode_labels(path, y_train, y_test)
+    classes = len(class_names)
+    if remapped:
+        shown = ", ".join(f"{name}->{i}" for i, name in enumerate(class_names[:12]))
+        log.info(f"{path}: labels mapped to class indices {shown}{', ...' if classes > 12 else ''}")
     return Dataset(
         name=Path(path).stem.lower(),
         kind=KIND_BY_NDIM[X_train.ndim],
@@ -161,6 +188,6 @@ def load_npz(path) -> Dataset:
         X_test=X_test,
         y_test=y_test,
         classes=classes,
-        class_names=[str(i) for i in range(classes)],
+        class_names=class_names,
         source=path,
     )
