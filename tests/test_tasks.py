@@ -186,7 +186,8 @@ def _with(**changes):
 BAD_ARRAYS = {
     "missing key": (_with(y_test=None), "y_test"),
     "X ndim 4": (_with(X_train=np.zeros((12, 2, 3, 4)), X_test=np.zeros((6, 2, 3, 4))), "dimensions"),
-    "X ndim 2": (_with(X_train=np.zeros((12, 30)), X_test=np.zeros((6, 30))), "dimensions"),
+    "X ndim 2 vs 2 channels": (_with(X_train=np.zeros((12, 30))), "per-sample shapes differ"),
+    "X ndim 1": (_with(X_train=np.zeros(12), X_test=np.zeros(6)), "dimensions"),
     "train/test ndim differ": (_with(X_test=np.zeros((6, 2, 30, 1, 1))), "X_test has 5"),
     "sample shape differs": (_with(X_test=np.zeros((6, 2, 31))), "per-sample shapes differ"),
     "y 2-D": (_with(y_train=np.zeros((12, 1), dtype=int)), "1-D"),
@@ -340,3 +341,11 @@ def test_npz_labels_already_0_to_k_minus_1_are_kept(tmp_path):
     d = load_npz(_save(tmp_path, _valid_1d(), "ok.npz"))
     assert d.class_names == [str(i) for i in range(d.classes)]
     assert d.y_train.tolist() == _valid_1d()["y_train"].tolist()
+
+
+def test_npz_n_by_l_series_are_one_channel(tmp_path):
+    rng = np.random.default_rng(1)
+    Xtr, Xte = rng.normal(size=(12, 30)), rng.normal(size=(6, 30))
+    d = load_npz(_save(tmp_path, _with(X_train=Xtr, X_test=Xte), "uni.npz"))
+    assert d.kind == "1d" and d.input_shape == (1, 30) and d.in_channels == 1
+    np.testing.assert_array_equal(d.X_train[:, 0, :], Xtr.astype(np.float32))

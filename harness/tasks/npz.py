@@ -1,6 +1,7 @@
 """User data: an .npz archive with X_train, y_train, X_test, y_test.
 
-    X_*: N x C x L (kind "1d") or N x C x D x H x W (kind "3d"), any real numeric dtype, finite.
+    X_*: N x C x L (kind "1d"; N x L is one channel) or N x C x D x H x W (kind "3d"), any real
+         numeric dtype, finite.
     y_*: 1-D labels: integers (integral floats accepted) or strings, any values (UCR's 1..K or -1/1,
          sktime's "1", "2", gaps). The K >= 2 distinct training labels, sorted (numeric strings by
          value), become class indices 0..K-1 and their names are kept; a test label that no training
@@ -72,9 +73,12 @@ def _read(path: str) -> dict[str, np.ndarray]:
 def _check_x(path: str, key: str, X: np.ndarray) -> np.ndarray:
     if X.dtype.kind not in _NUMERIC_KINDS:
         raise DataError(f"{path}: {key} has non-numeric dtype {X.dtype}; store real numbers (float32 is best)")
+    if X.ndim == 2:  # N x L: univariate series without a channel axis (how many UCR dumps look)
+        X = X[:, None, :]
     if X.ndim not in KIND_BY_NDIM:
         raise DataError(
-            f"{path}: {key} has {X.ndim} dimensions {X.shape}; expected 3 (N x C x L, 1D) or 5 (N x C x D x H x W, 3D)"
+            f"{path}: {key} has {X.ndim} dimensions {X.shape}; expected 2 (N x L) or 3 (N x C x L) for 1D, "
+            f"5 (N x C x D x H x W) for 3D"
         )
     if X.shape[0] == 0:
         raise DataError(f"{path}: {key} is empty (0 samples)")
