@@ -67,7 +67,7 @@ def test_malformed_npz(capsys, tmp_path):
     y = np.array([0, 1, 0, 1, 0, 1])
     cases = {
         "missing": dict(X_train=X, y_train=y, X_test=X),
-        "ndim": dict(X_train=X[:, 0], y_train=y, X_test=X[:, 0], y_test=y),
+        "ndim": dict(X_train=X[..., None], y_train=y, X_test=X[..., None], y_test=y),  # N x C x L x 1: no such kind
         "range": dict(X_train=X, y_train=y, X_test=X, y_test=y + 5),
         "nan": dict(X_train=np.full_like(X, np.nan), y_train=y, X_test=X, y_test=y),
         "inf": dict(X_train=X, y_train=y, X_test=np.full_like(X, np.inf), y_test=y),
