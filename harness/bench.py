@@ -55,6 +55,9 @@ class BenchConfig:
     calibration: str = "minmax"  # int8 static calibration: minmax | entropy | percentile
     calibration_samples: int = 256  # stratified training samples (capped at the training size)
     calibration_seed: int = 0
+    # Models whose ONNX input has a fixed batch axis (e.g. exported with batch 1) run only at that batch:
+    # set by `fit_fixed_batch`; the accuracy pass then feeds chunks of exactly this many samples.
+    fixed_batch: int | None = None
 
     def __post_init__(self) -> None:
         from harness.variants import CALIBRATION_METHODS, variant_names
@@ -267,6 +270,36 @@ def onnx_sources(specs: dict[str, Path], input_shape: tuple[int, ...] | None, da
         detail = ", ".join(f"{s.role}: {s.input_shape}" for s in sources)
         raise OptionError(f"the models take different inputs ({detail}); a comparison needs the same input")
     return sources
+
+
+def fit_fixed_batch(cfg: BenchConfig, specs: dict[str, Path], *, explicit_batch: bool, explicit_throughput: bool
+                    ) -> BenchConfig:
+    """Batch sizes that the models can run: an ONNX input with a fixed batch axis B (a model exported
+    without a dynamic batch) runs at B only. Without --batch-sizes the bench measures at B and says so;
+    sizes the user asked for that such a model cannot take are refused before any work."""
+    from dataclasses import replace
+
+    from harness.onnx_tools import onnx_input_shape
+
+    fixed = {label: onnx_input_shape(path)[0][0] for label, path in specs.items()}
+    fixed = {label: b for label, b in fixed.items() if b is not None}
+    if not fixed:
+        return cfg
+    if len(set(fixed.values())) > 1:
+        detail = ", ".join(f"{label}: {b}" for label, b in fixed.items())
+        raise OptionError(f"the models take different fixed batch sizes ({detail}); a paired comparison needs one "
+                          f"batch size: export them with a dynamic batch axis")
+    b = next(iter(fixed.values()))
+    names = ", ".join(fixed)
+    for flag, given, sizes in (("--batch-sizes", explicit_batch, cfg.batch_sizes),
+                               ("--throughput-batch-sizes", explicit_throughput, cfg.throughput_batch_sizes)):
+        if given and set(sizes) != {b}:
+            raise OptionError(f"{names} take(s) a fixed batch of {b} (ONNX input axis 0), so {flag} "
+                              f"{','.join(map(str, sizes))} cannot run; use {flag} {b}")
+    if set(cfg.batch_sizes) != {b} or set(cfg.throughput_batch_sizes) != {b}:
+        log.warning(f"{names} take(s) a fixed batch of {b} (ONNX input axis 0): measuring at batch {b} only "
+                    f"(export with a dynamic batch axis to compare batch sizes)")
+    return replace(cfg, batch_sizes=[b], throughput_batch_sizes=[b], fixed_batch=b)
 
 
 # -- measuring ----------------------------------------------------------------------------------

@@ -236,6 +236,8 @@ def cmd_bench(args) -> int:
         data = load_npz(args.data) if args.data else None
         if data is None and "accuracy" in cfg.suites and args.suites is None:
             cfg = replace(cfg, suites=[s for s in cfg.suites if s != "accuracy"])
+        cfg = bench.fit_fixed_batch(cfg, specs, explicit_batch=args.batch_sizes is not None,
+                                    explicit_throughput=args.throughput_batch_sizes is not None)
         sources = bench.add_variants(bench.onnx_sources(specs, shape, data, task=data.name if data else "onnx"),
                                      data, cfg)
     elif args.run_dir:

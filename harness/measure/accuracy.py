@@ -25,13 +25,19 @@ def _get(data: Any, name: str) -> Any:
     return getattr(data, name, None)
 
 
-def predict(session: Any, X: np.ndarray, batch_size: int) -> np.ndarray:
+def predict(session: Any, X: np.ndarray, batch_size: int, fixed_batch: bool = False) -> np.ndarray:
+    """Argmax predictions over X in chunks; with `fixed_batch` (a model that only takes `batch_size`
+    samples) a short last chunk is padded with repeats of its own rows and the padding's outputs dropped."""
     preds = []
     for start in range(0, X.shape[0], batch_size):
-        logits = np.asarray(session.run(np.ascontiguousarray(X[start : start + batch_size])))
-        if logits.ndim < 2 or logits.shape[0] != min(batch_size, X.shape[0] - start):
-            raise DataError(f"model returned logits of shape {logits.shape} for a batch of {min(batch_size, X.shape[0] - start)}")
-        preds.append(np.argmax(logits.reshape(logits.shape[0], -1), axis=-1))
+        chunk = X[start : start + batch_size]
+        n = chunk.shape[0]
+        if fixed_batch and n < batch_size:
+            chunk = chunk[np.arange(batch_size) % n]
+        logits = np.asarray(session.run(np.ascontiguousarray(chunk)))
+        if logits.ndim < 2 or logits.shape[0] != chunk.shape[0]:
+            raise DataError(f"model returned logits of shape {logits.shape} for a batch of {chunk.shape[0]}")
+        preds.append(np.argmax(logits.reshape(logits.shape[0], -1), axis=-1)[:n])
     return np.concatenate(preds) if preds else np.empty(0, dtype=np.int64)
 
 
@@ -49,7 +55,8 @@ def measure(handles: Sequence[SessionHandle], data: Any, config: Any = None) -> 
     if y.size == 0:
         raise DataError("the test set is empty")
     base_roles = _get(data, "base_roles") or {}  # variant role -> its fp32 base's role
-    preds = {(h.task, h.role, h.backend): predict(h.session, X, int(batch_size)) for h in handles}
+    fixed = bool(_get(data, "fixed_batch"))
+    preds = {(h.task, h.role, h.backend): predict(h.session, X, int(batch_size), fixed) for h in handles}
     out = []
     for h in handles:
         pred = preds[(h.task, h.role, h.backend)]

@@ -41,7 +41,8 @@ class AccuracySuite(Suite):
                                                  session=get_backend(b).open(src.artifact(), ctx.options),
                                                  macs=src.macs))
             bases = {s.role: s.base_role for s in ctx.sources if getattr(s, "base_role", None)}
-            return accuracy.measure(handles, {"X_test": ctx.data.X_test, "y_test": ctx.data.y_test, "batch_size": 64,
+            return accuracy.measure(handles, {"X_test": ctx.data.X_test, "y_test": ctx.data.y_test, "batch_size": ctx.config.fixed_batch or 64,
+                                              "fixed_batch": bool(ctx.config.fixed_batch),
                                               "base_roles": bases})
         finally:
             for h in handles:
