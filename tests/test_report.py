@@ -435,3 +435,16 @@ def test_constant_columns_split():
     assert const == [("threads", "2")]  # empty cells are no value to state; metrics are never folded
     assert list(table.columns) == ["model", "options", "p50_ms"]
     assert constant_columns(disp.iloc[:0], ("threads",))[1] == []
+
+
+def test_verdict_judges_the_one_student_of_a_brought_onnx_pair():
+    """`bench --onnx teacher=A --onnx mine=B` has no student_kd/student_scratch: the verdict judges `mine`."""
+    from harness.report import build_report as _build
+
+    _make = make_results
+    res = _make(tasks=("onnx",), roles=("teacher", "mine"), with_summary=False)
+    verdicts = [ln for ln in _build(res, "table").splitlines() if ln.startswith("Verdict")]
+    assert verdicts and "Student 'mine'" in verdicts[0] and "faster" in verdicts[0]
+    # with a third fp32 model the subject is ambiguous: no guess
+    res3 = _make(tasks=("onnx",), roles=("teacher", "mine", "other"), with_summary=False)
+    assert any("No student model to judge" in ln for ln in _build(res3, "table").splitlines())

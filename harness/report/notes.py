@@ -109,9 +109,14 @@ def verdict(res: Results, task: str, acc_rows, perf_rows, size_rows, kd_rows, va
     roles = task_roles(res, task)
     subject_role = "student_kd" if "student_kd" in roles else ("student_scratch" if "student_scratch" in roles
                                                                 else None)
+    # An ONNX pair brought with `bench --onnx teacher=... --onnx NAME=...`: its one other fp32 model.
+    others = [r for r in roles if r != "teacher" and "@" not in r]
+    if subject_role is None and "teacher" in roles and len(others) == 1:
+        subject_role = others[0]
     if subject_role is None:
         return "No student model to judge."
-    subject = "KD student" if subject_role == "student_kd" else "Scratch student"
+    subject = {"student_kd": "KD student", "student_scratch": "Scratch student"}.get(subject_role,
+                                                                                   f"Student '{subject_role}'")
     acc_parts = []
     acc = next((r for r in acc_rows if r["model"] == subject_role), None)
     if acc and acc.get("delta_pts") is not None:
