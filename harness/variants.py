@@ -163,7 +163,11 @@ def _int8_static(src: Any, data: Any, settings: VariantSettings, out: Path) -> d
 
     X = calibration_data(data, settings)
     name = _input_name(src.onnx)
-    batches = [X[i:i + CALIBRATION_BATCH] for i in range(0, len(X), CALIBRATION_BATCH)]
+    fixed = _fixed_batch(src.onnx)
+    step = fixed or CALIBRATION_BATCH
+    batches = [X[i:i + step] for i in range(0, len(X), step)]
+    if fixed and len(batches[-1]) < fixed:  # a model with a fixed batch axis takes exactly that many
+        batches[-1] = batches[-1][np.arange(fixed) % len(batches[-1])]
 
     class Reader(CalibrationDataReader):  # strided: the calibrator collects one batch at a time
         def __init__(self):
@@ -203,21 +207,30 @@ def _int8_dynamic(src: Any, data: Any, settings: VariantSettings, out: Path) -> 
 
 
 # -- building -------------------------------------------------------------------------------------
+def _fixed_batch(path) -> int | None:
+    """The batch size an ONNX model's input axis 0 is fixed to, None when it is dynamic."""
+    from harness.onnx_tools import onnx_input_shape
+
+    return onnx_input_shape(path)[0][0]
+
+
 def _check_loads(path: Path, shape: tuple[int, ...]) -> None:
-    """Open the variant in ONNX Runtime and run one batch of 2; VariantError with the one-line reason."""
+    """Open the variant in ONNX Runtime and run one batch of 2 (or of its fixed batch size); VariantError
+    with the one-line reason."""
     import onnxruntime as ort
 
     try:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ORT raises its own classes; reported, not raised
         raise VariantError(f"ONNX Runtime cannot load it: {_one_line(exc)}") from None
-    x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
+    n = _fixed_batch(path) or 2
+    x = np.random.default_rng(0).standard_normal((n, *shape)).astype(np.float32)
     try:
         out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     except Exception as exc:  # noqa: BLE001
         raise VariantError(f"ONNX Runtime cannot run it: {_one_line(exc)}") from None
-    if out.shape[0] != 2 or not np.isfinite(out).all():
-        raise VariantError(f"it returned {'non-finite logits' if out.shape[0] == 2 else f'shape {out.shape}'}")
+    if out.shape[0] != n or not np.isfinite(out).all():
+        raise VariantError(f"it returned {'non-finite logits' if out.shape[0] == n else f'shape {out.shape}'}")
 
 
 def build_variant(src: Any, variant: str, data: Any, settings: VariantSettings) -> Any:

@@ -65,3 +65,21 @@ def test_accuracy_pads_the_last_chunk_for_a_fixed_batch_model():
     X[:, 0, 0] = np.where(np.arange(10) % 3 == 0, 1.0, -1.0)
     pred = predict(FixedFour(), X, 4, fixed_batch=True)
     assert pred.tolist() == [0 if i % 3 == 0 else 1 for i in range(10)]
+
+
+def test_int8_variant_of_a_fixed_batch_model_calibrates_in_its_batch(tmp_path):
+    from pathlib import Path
+
+    from harness.bench import ModelSource
+    from harness.variants import VariantFailure, VariantSettings, build_variant
+
+    class Train:
+        X_train = np.random.default_rng(0).standard_normal((37, 2, 20)).astype(np.float32)  # 37: not a multiple
+        y_train = np.arange(37) % 3
+
+    for batch in (1, 4):
+        path = _export(tmp_path / f"b{batch}.onnx", batch)
+        src = ModelSource(task="t", role="student", onnx=Path(path), input_shape=(2, 20))
+        out = build_variant(src, "int8", Train(), VariantSettings(calibration_samples=37))
+        assert not isinstance(out, VariantFailure), out.reason
+        assert out.role == "student@int8" and Path(out.onnx).is_file()
