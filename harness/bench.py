@@ -137,6 +137,7 @@ class ModelSource:
     base_role: str | None = None  # a variant (harness/variants.py): its fp32 model's role; None for fp32
     variant: str | None = None  # e.g. "int8"; the role is f"{base_role}@{variant}"
     calibration: dict[str, Any] | None = None  # how a quantised variant was calibrated
+    fixed_batch: int | None = None  # the ONNX input's batch axis when fixed (an export without a dynamic batch)
 
     def artifact(self) -> Artifact:
         """What a backend opens: the checkpoint (torch) and the ONNX file (onnxruntime)."""
@@ -264,7 +265,7 @@ def onnx_sources(specs: dict[str, Path], input_shape: tuple[int, ...] | None, da
             raise OptionError(f"input shape {shape} does not fit {path.name}, whose input is "
                               f"(N, {', '.join('?' if d is None else str(d) for d in model_shape)})")
         sources.append(ModelSource(task=task, role=label, onnx=path, input_shape=tuple(shape),
-                                   params=onnx_params(path), macs=onnx_macs(path, shape)))
+                                   params=onnx_params(path), macs=onnx_macs(path, shape), fixed_batch=dims[0]))
     shapes = {s.input_shape for s in sources}
     if len(shapes) > 1:
         detail = ", ".join(f"{s.role}: {s.input_shape}" for s in sources)
@@ -272,17 +273,14 @@ def onnx_sources(specs: dict[str, Path], input_shape: tuple[int, ...] | None, da
     return sources
 
 
-def fit_fixed_batch(cfg: BenchConfig, specs: dict[str, Path], *, explicit_batch: bool, explicit_throughput: bool
+def fit_fixed_batch(cfg: BenchConfig, sources: list[ModelSource], *, explicit_batch: bool, explicit_throughput: bool
                     ) -> BenchConfig:
     """Batch sizes that the models can run: an ONNX input with a fixed batch axis B (a model exported
     without a dynamic batch) runs at B only. Without --batch-sizes the bench measures at B and says so;
     sizes the user asked for that such a model cannot take are refused before any work."""
     from dataclasses import replace
 
-    from harness.onnx_tools import onnx_input_shape
-
-    fixed = {label: onnx_input_shape(path)[0][0] for label, path in specs.items()}
-    fixed = {label: b for label, b in fixed.items() if b is not None}
+    fixed = {s.role: s.fixed_batch for s in sources if s.fixed_batch is not None}
     if not fixed:
         return cfg
     if len(set(fixed.values())) > 1:

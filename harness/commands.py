@@ -141,7 +141,7 @@ def cmd_sweep(args) -> int:
                         on_row=lambda row: print(format_row(row), flush=True))
     check = doc["teacher_fit_check"]
     print(f"\nteacher val acc {100 * doc['teacher_val_accuracy']:.2f}%; fits "
-          f"{100 * max(check['train_accuracy'], check.get('without_augment', 0.0)):.1f}% of its training data"
+          f"{100 * check['fitted']:.1f}% of its training data"
           + (" (trained without augmentation: with it, it did not fit)" if "effective_base_config" in doc else ""))
     print("chosen: " + format_row({**doc["chosen"], "cell": doc["chosen"]["cell"]}))
     print(f"wrote {os.path.join(out, 'recipe.json')} (use: harness train --recipe {os.path.join(out, 'recipe.json')})")
@@ -236,10 +236,10 @@ def cmd_bench(args) -> int:
         data = load_npz(args.data) if args.data else None
         if data is None and "accuracy" in cfg.suites and args.suites is None:
             cfg = replace(cfg, suites=[s for s in cfg.suites if s != "accuracy"])
-        cfg = bench.fit_fixed_batch(cfg, specs, explicit_batch=args.batch_sizes is not None,
+        sources = bench.onnx_sources(specs, shape, data, task=data.name if data else "onnx")
+        cfg = bench.fit_fixed_batch(cfg, sources, explicit_batch=args.batch_sizes is not None,
                                     explicit_throughput=args.throughput_batch_sizes is not None)
-        sources = bench.add_variants(bench.onnx_sources(specs, shape, data, task=data.name if data else "onnx"),
-                                     data, cfg)
+        sources = bench.add_variants(sources, data, cfg)
     elif args.run_dir:
         summary, run_dir = bench.load_run(args.run_dir)
         out = Path(args.out or (run_dir / "results.json"))

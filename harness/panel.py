@@ -158,7 +158,7 @@ def _prefetch_independent(pending, seeds, executor: "Executor") -> None:
     trios = [TrioTraining(data, cfg, seeds, run_dir, executor=executor, data_ref=entry.data_ref())
              for entry, data, cfg, run_dir in pending]
     log.info(f"training {len(trios)} teachers and their scratch students side by side ({executor.config.kind}, "
-             f"{executor.config.jobs or 1} jobs)")
+             f"{executor.config.workers() or 'cluster'} jobs at once)")
     map_across(executor, trios, TrioTraining.independent_jobs)
 
 

@@ -274,10 +274,9 @@ def selection_line(rows: Sequence[dict[str, Any]], teacher: dict[str, Any], with
                      f"; without KD the smallest is {sc['label']}" if sc["label"] != r["label"] else
                      "; that size does it without KD too")
     check = teacher.get("fit_check") or {}
-    if check and not check.get("passed", True) and not (check.get("without_augment", 0) >= check.get("floor", 1)):
+    if check and not check["fits"]:
         # A teacher that learned nothing makes every student "within X pts" of it: say so, in the line itself.
-        fitted = max(check["train_accuracy"], check.get("without_augment", 0.0))
-        line += (f". WARNING: the teacher fits only {100 * fitted:.1f}% of its own training data (floor "
+        line += (f". WARNING: the teacher fits only {100 * check['fitted']:.1f}% of its own training data (floor "
                  f"{100 * check['floor']:.1f}%), so this comparison says nothing about the sizes")
     return {"within_pts": within_pts, "judged_on": "mean validation accuracy vs the teacher's validation accuracy",
             "kd": kd["label"] if kd else None, "scratch": sc["label"] if sc else None, "line": line}

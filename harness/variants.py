@@ -163,7 +163,7 @@ def _int8_static(src: Any, data: Any, settings: VariantSettings, out: Path) -> d
 
     X = calibration_data(data, settings)
     name = _input_name(src.onnx)
-    fixed = _fixed_batch(src.onnx)
+    fixed = getattr(src, "fixed_batch", None)
     step = fixed or CALIBRATION_BATCH
     batches = [X[i:i + step] for i in range(0, len(X), step)]
     if fixed and len(batches[-1]) < fixed:  # a model with a fixed batch axis takes exactly that many
@@ -207,23 +207,16 @@ def _int8_dynamic(src: Any, data: Any, settings: VariantSettings, out: Path) -> 
 
 
 # -- building -------------------------------------------------------------------------------------
-def _fixed_batch(path) -> int | None:
-    """The batch size an ONNX model's input axis 0 is fixed to, None when it is dynamic."""
-    from harness.onnx_tools import onnx_input_shape
-
-    return onnx_input_shape(path)[0][0]
-
-
-def _check_loads(path: Path, shape: tuple[int, ...]) -> None:
-    """Open the variant in ONNX Runtime and run one batch of 2 (or of its fixed batch size); VariantError
-    with the one-line reason."""
+def _check_loads(path: Path, shape: tuple[int, ...], batch: int = 2) -> None:
+    """Open the variant in ONNX Runtime and run one batch of `batch` (a fixed-batch model's own size);
+    VariantError with the one-line reason."""
     import onnxruntime as ort
 
     try:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ORT raises its own classes; reported, not raised
         raise VariantError(f"ONNX Runtime cannot load it: {_one_line(exc)}") from None
-    n = _fixed_batch(path) or 2
+    n = batch
     x = np.random.default_rng(0).standard_normal((n, *shape)).astype(np.float32)
     try:
         out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
@@ -247,7 +240,7 @@ def build_variant(src: Any, variant: str, data: Any, settings: VariantSettings) 
         os.close(fd)
         with _root_logging_contained():
             info = builder(src, data, settings, Path(tmp))
-            _check_loads(Path(tmp), tuple(src.input_shape))
+            _check_loads(Path(tmp), tuple(src.input_shape), getattr(src, "fixed_batch", None) or 2)
         os.replace(tmp, path)
     except Exception as exc:  # noqa: BLE001 - any failure of a variant is reported, never raised
         reason = _one_line(exc)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.bench import BenchConfig, fit_fixed_batch
+from harness.bench import BenchConfig, fit_fixed_batch, onnx_sources
 from harness.errors import OptionError
 from harness.measure.accuracy import predict
 
@@ -18,6 +18,10 @@ class _Tiny(torch.nn.Module):
         return self.head(self.conv(x).mean(-1))
 
 
+def _sources(specs):
+    return onnx_sources(specs, (2, 20), None, task="t")
+
+
 def _export(path, batch, dynamic=False):
     torch.onnx.export(_Tiny(4).eval(), (torch.zeros(batch, 2, 20),), str(path), input_names=["x"],
                       output_names=["y"], dynamo=False, dynamic_axes={"x": {0: "n"}} if dynamic else None)
@@ -26,23 +30,23 @@ def _export(path, batch, dynamic=False):
 
 def test_a_fixed_batch_model_is_measured_at_its_batch_only(tmp_path):
     specs = {"teacher": _export(tmp_path / "t.onnx", 1), "student": _export(tmp_path / "s.onnx", 1)}
-    cfg = fit_fixed_batch(BenchConfig(), specs, explicit_batch=False, explicit_throughput=False)
+    cfg = fit_fixed_batch(BenchConfig(), _sources(specs), explicit_batch=False, explicit_throughput=False)
     assert cfg.batch_sizes == [1] and cfg.throughput_batch_sizes == [1] and cfg.fixed_batch == 1
 
 
 def test_dynamic_models_keep_the_batch_sweep(tmp_path):
     specs = {"teacher": _export(tmp_path / "t.onnx", 1, dynamic=True), "student": _export(tmp_path / "s.onnx", 1, True)}
     cfg = BenchConfig()
-    assert fit_fixed_batch(cfg, specs, explicit_batch=False, explicit_throughput=False) == cfg
+    assert fit_fixed_batch(cfg, _sources(specs), explicit_batch=False, explicit_throughput=False) == cfg
 
 
 def test_asked_batch_sizes_a_fixed_model_cannot_take_are_refused(tmp_path):
     specs = {"teacher": _export(tmp_path / "t.onnx", 4, dynamic=True), "student": _export(tmp_path / "s.onnx", 4)}
     with pytest.raises(OptionError, match="student take\\(s\\) a fixed batch of 4.*use --batch-sizes 4"):
-        fit_fixed_batch(BenchConfig(batch_sizes=[1, 8]), specs, explicit_batch=True, explicit_throughput=False)
+        fit_fixed_batch(BenchConfig(batch_sizes=[1, 8]), _sources(specs), explicit_batch=True, explicit_throughput=False)
     specs["teacher"] = _export(tmp_path / "t2.onnx", 2)
     with pytest.raises(OptionError, match="different fixed batch sizes"):
-        fit_fixed_batch(BenchConfig(), specs, explicit_batch=False, explicit_throughput=False)
+        fit_fixed_batch(BenchConfig(), _sources(specs), explicit_batch=False, explicit_throughput=False)
 
 
 def test_cli_refuses_before_any_work(capsys, tmp_path):
@@ -79,7 +83,7 @@ def test_int8_variant_of_a_fixed_batch_model_calibrates_in_its_batch(tmp_path):
 
     for batch in (1, 4):
         path = _export(tmp_path / f"b{batch}.onnx", batch)
-        src = ModelSource(task="t", role="student", onnx=Path(path), input_shape=(2, 20))
+        src = ModelSource(task="t", role="student", onnx=Path(path), input_shape=(2, 20), fixed_batch=batch)
         out = build_variant(src, "int8", Train(), VariantSettings(calibration_samples=37))
         assert not isinstance(out, VariantFailure), out.reason
         assert out.role == "student@int8" and Path(out.onnx).is_file()

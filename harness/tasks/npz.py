@@ -150,15 +150,14 @@ def encode_labels(path: str, y_train: np.ndarray, y_test: np.ndarray
         shown = ", ".join(str(v) for v in unseen[:10]) + (", ..." if unseen.size > 10 else "")
         raise DataError(f"{path}: y_test has label(s) {shown} that no training sample carries "
                         f"(training labels: {', '.join(str(v) for v in values[:10])}{', ...' if values.size > 10 else ''})")
-    identity = y_train.dtype.kind != "U" and np.array_equal(values, np.arange(values.size))
-    if identity:
+    if y_train.dtype.kind != "U" and np.array_equal(values, np.arange(values.size)):  # already 0..K-1
         return y_train, y_test, [str(i) for i in range(values.size)], False
-    names = [str(v) for v in values.tolist()]
-    if y_train.dtype.kind != "U":  # np.unique sorted the numbers already
-        return np.searchsorted(values, y_train).astype(np.int64), np.searchsorted(values, y_test).astype(np.int64), names, True
     index = {v: i for i, v in enumerate(values.tolist())}
-    encode = np.vectorize(index.__getitem__, otypes=[np.int64])
-    return encode(y_train), encode(y_test), names, True
+
+    def encode(y: np.ndarray) -> np.ndarray:
+        return np.fromiter((index[v] for v in y.tolist()), dtype=np.int64, count=len(y))
+
+    return encode(y_train), encode(y_test), [str(v) for v in index], True
 
 
 def load_npz(path) -> Dataset:

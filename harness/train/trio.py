@@ -242,9 +242,14 @@ def train_checked_teacher(executor: "Executor", data: Dataset, cfg: TrainConfig,
         retry_model = trained_model(retry)
         fit_check["without_augment"] = teacher_fit_check(retry_model, data, fit_idx, plain)["train_accuracy"]
         if fit_check["without_augment"] >= fit_check["train_accuracy"]:
-            return retry, retry_model, plain, fit_check
+            return retry, retry_model, plain, _kept(fit_check, fit_check["without_augment"])
         fit_check["kept_augment"] = True  # no better without: keep the recipe as asked
-    return t_result, model, cfg, fit_check
+    return t_result, model, cfg, _kept(fit_check, fit_check["train_accuracy"])
+
+
+def _kept(fit_check: dict[str, Any], fitted: float) -> dict[str, Any]:
+    """The fit of the teacher that was kept, and whether it clears the floor: what every reader needs."""
+    return {**fit_check, "fitted": fitted, "fits": fitted >= fit_check["floor"]}
 
 
 class TrioTraining:
@@ -266,7 +271,6 @@ class TrioTraining:
         self.store = ResultStore(self.out_dir / ".jobs")
         self.progress = executor.config.kind == "local"  # per-model bars only where the driver itself trains
         self.t_cfg, self.s_cfg, self.norm = normalized_configs(data, cfg.normalize, teacher_config, student_config)
-        log.info(f"input normalisation: {self.norm['mode']} ({self.norm['why']}) [{data.name}]")
         self.common = {"task": data.name, "kind": data.kind, "dataset": data.info(), "train_config": cfg.to_dict(),
                        "data_ref": data_ref or {"task": data.name, "data_seed": 0},
                        "library_versions": library_versions(), "normalize": self.norm,
@@ -275,10 +279,12 @@ class TrioTraining:
         self.teacher_T, self.calib, self.fit_check = 1.0, None, None
         self.t_result = self.teacher = None
         self.cached_logits, self.logits_seconds = None, 0.0
+        self._student_jobs: dict | None = None  # built once the teacher is settled (their keys hash its weights)
 
     # ---- stage 1
-    def teacher_job(self):
-        return teacher_job(self.data, self.cfg, self.seeds, self.t_cfg, cpus=self.cpus, show_progress=self.progress)
+    def teacher_job(self, cfg: TrainConfig | None = None):
+        return teacher_job(self.data, cfg or self.cfg, self.seeds, self.t_cfg, cpus=self.cpus,
+                           show_progress=self.progress)
 
     def scratch_jobs(self) -> dict:
         from harness.train.jobs import role_job
@@ -295,10 +301,9 @@ class TrioTraining:
     # ---- stage 2
     def settle_teacher(self) -> None:
         """The teacher from the store (or trained now), its fit check, and calibration if asked."""
+        log.info(f"input normalisation: {self.norm['mode']} ({self.norm['why']}) [{self.data.name}]")
         t_result, model, self.cfg, fit_check = train_checked_teacher(
-            self.executor, self.data, self.cfg, lambda cfg: teacher_job(
-                self.data, cfg, self.seeds, self.t_cfg, cpus=self.cpus, show_progress=self.progress),
-            store=self.store, fit_idx=self.fit_idx)
+            self.executor, self.data, self.cfg, self.teacher_job, store=self.store, fit_idx=self.fit_idx)
         teacher = _trained(t_result, model)
         if self.cfg.calibrate_teacher:
             self.teacher_T = fit_temperature(predict_logits(teacher.model, self.data.X_train[self.val_idx]),
@@ -317,6 +322,8 @@ class TrioTraining:
         """Every seed's scratch and KD students (the scratch ones usually already finished in stage 1)."""
         from harness.train.jobs import role_job
 
+        if self._student_jobs is not None:
+            return self._student_jobs
         teacher_inputs = ({"teacher_state": self.t_result["value"]["state"], "teacher_config": self.t_cfg}
                           if self.cfg.kd_logits == "live" else {"teacher_logits": self.cached_logits})
         jobs = self.scratch_jobs()
@@ -325,6 +332,7 @@ class TrioTraining:
                                                   self.s_cfg, self.cfg, seed, cpus=self.cpus,
                                                   show_progress=self.progress, teacher_temperature=self.teacher_T,
                                                   **teacher_inputs)
+        self._student_jobs = jobs
         return jobs
 
     def _map(self, jobs) -> dict:
@@ -432,8 +440,9 @@ def map_across(executor: "Executor", trios: list[TrioTraining], jobs_of) -> dict
 
 
 def train_trios(trios: list[TrioTraining]) -> list[dict[str, Any]]:
-    """Train several tasks' trios on their (shared) executor in three batches: every teacher and scratch
-    student at once, then every KD student at once; a parallel executor thus never waits on one task."""
+    """Train several tasks' trios on their (shared) executor in two batches: every teacher and scratch
+    student at once, then every KD student at once; a parallel executor thus never waits on one task.
+    (A local executor skips the first batch: it would only change the order of the same serial work.)"""
     if not trios:
         return []
     executor = trios[0].executor
