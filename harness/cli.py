@@ -20,17 +20,23 @@ class _Parser(argparse.ArgumentParser):
         raise OptionError(f"{self.prog}: {message}")
 
 
-def _positive_int(name: str):
+def _positive_int(name: str, minimum: int = 1):
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
     def parse(text: str) -> int:
         try:
             v = int(text)
         except ValueError:
-            raise OptionError(f"{name} must be a positive integer, got {text!r}") from None
-        if v < 1:
-            raise OptionError(f"{name} must be a positive integer, got {text!r}")
+            raise OptionError(f"{name} must be {what}, got {text!r}") from None
+        if v < minimum:
+            raise OptionError(f"{name} must be {what}, got {text!r}")
         return v
 
     return parse
+
+
+def _nonneg_int(name: str):
+    return _positive_int(name, minimum=0)
 
 
 def _finite_float(name: str):
@@ -120,6 +126,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default=None, help="comma-separated student seeds (default 0)")
     p.add_argument("--epochs", type=_positive_int("--epochs"), default=None, help="epochs for every role")
     p.add_argument("--student-epochs", type=_positive_int("--student-epochs"), default=None)
+    p.add_argument("--min-epoch-samples", type=_nonneg_int("--min-epoch-samples"), default=None,
+                   help="an epoch draws at least this many samples: a smaller training set is passed over "
+                        "several times per epoch (0 = one pass)")
     p.add_argument("--temperature", "-T", type=_finite_float("--temperature"), default=None, dest="temperature")
     p.add_argument("--alpha", type=_finite_float("--alpha"), default=None)
     p.add_argument("--kd-loss", default=None, help="hinton (default) or dkd")

@@ -42,7 +42,8 @@ def train_config_from_args(args, base=None):
     if getattr(args, "recipe", None):
         cfg = load_recipe(args.recipe, cfg)
     overrides = dict(
-        epochs=args.epochs, student_epochs=args.student_epochs, temperature=args.temperature, alpha=args.alpha,
+        epochs=args.epochs, student_epochs=args.student_epochs, min_epoch_samples=args.min_epoch_samples,
+        temperature=args.temperature, alpha=args.alpha,
         kd_loss=args.kd_loss, kd_logits=args.kd_logits, augment=args.augment, mixup=args.mixup,
         calibrate_teacher=args.calibrate_teacher, threads=args.threads, normalize=args.normalize,
     )

@@ -297,3 +297,25 @@ def test_latency_on_real_onnxruntime_session(tmp_path):
     (m,) = latency.measure([h], {1: np.ones((1, 8), np.float32)}, latency.LatencyConfig(timing=FAST))
     assert m.metrics.p50_ms > 0 and m.metrics.gflops > 0
     assert m.metrics.n >= FAST.min_samples
+
+
+def test_throughput_reads_a_batch_the_latency_suite_just_timed_instead_of_timing_it_again():
+    calls = []
+
+    class CountingTimer(CallableTimer):
+        def time(self, batch, cfg):
+            calls.append(batch.shape[0])
+            return super().time(batch, cfg)
+
+    h = SessionHandle(task="toy", role="teacher", backend="fake", options=BackendOptions(threads=1), session=None,
+                      timer=CountingTimer(lambda: sum(range(200))))
+    lat = latency.measure([h], INPUTS, latency.LatencyConfig(timing=FAST, batch_sizes=(1,), pooled=True))
+    thr = throughput.measure([h], INPUTS, throughput.ThroughputConfig(batch_sizes=(1, 4), timing=FAST, pooled=True))
+    assert calls == [1, 4]  # batch 1 timed once, for both suites
+    assert thr[0].samples_ns == lat[0].samples_ns and thr[0].suite == "throughput"
+    again = throughput.measure([h], INPUTS, throughput.ThroughputConfig(batch_sizes=(1,), timing=FAST, pooled=True))
+    assert calls == [1, 4, 1] and again[0].samples_ns != lat[0].samples_ns  # one latency run is reused once
+    longer = TimingConfig(warmup_min_s=0.0, warmup_min_calls=2, min_time_s=0.05, min_samples=20, max_time_s=0.5)
+    latency.measure([h], INPUTS, latency.LatencyConfig(timing=FAST, batch_sizes=(1,), pooled=True))
+    throughput.measure([h], INPUTS, throughput.ThroughputConfig(batch_sizes=(1,), timing=longer, pooled=True))
+    assert calls[-2:] == [1, 1]  # a shorter latency window than throughput's own is not reused

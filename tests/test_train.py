@@ -145,6 +145,10 @@ def test_epochs_override_means_every_role():
     assert recipe.with_overrides(epochs=5).epochs_for("3d", "student_kd") == 5
     assert recipe.with_overrides(epochs=5, student_epochs=7).epochs_for("3d", "student_kd") == 7
     assert recipe.with_overrides(alpha=0.9).student_epochs == 60
+    floored = TrainConfig(min_epoch_samples=200)  # an epoch count given is passes over the data, floor and all
+    assert floored.with_overrides(epochs=5).min_epoch_samples is None
+    assert floored.with_overrides(epochs=5, min_epoch_samples=64).min_epoch_samples == 64
+    assert floored.with_overrides(student_epochs=9).min_epoch_samples == 200
 
 
 def test_teacher_that_cannot_fit_its_training_data_retrains_without_augmentation(npz_1d, tmp_path, monkeypatch):
@@ -175,3 +179,55 @@ def test_fit_floor_is_halfway_from_chance():
     from harness.train.trio import fit_floor
 
     assert fit_floor(2) == 0.75 and fit_floor(10) == pytest.approx(0.55)
+
+
+def test_min_epoch_samples_cycles_a_small_set_and_leaves_a_large_one_alone():
+    from harness.train.trainer import epoch_passes, fit
+    from models.registry import build_model, default_config
+
+    assert [epoch_passes(36, m) for m in (None, 0, 36, 37, 200)] == [1, 1, 1, 2, 6]
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(10, 1, 32)).astype(np.float32), np.arange(10) % 2
+
+    def steps_and_weights(**kw):
+        calls = []
+
+        def loss(out, tl, yb):
+            calls.append(len(yb))
+            return torch.nn.functional.cross_entropy(out, yb)
+
+        torch.manual_seed(0)
+        model = build_model(default_config("1d", "student", 1, 2, (1, 32)))
+        fit(model, X, y, cfg=TrainConfig(batch_size=4, **kw), epochs=2, seed=0, loss_fn=loss)
+        return calls, [p.detach().clone() for p in model.parameters()]
+
+    one_pass, w_one = steps_and_weights()
+    assert one_pass == [4, 4, 2] * 2  # 10 samples, batch 4: 3 steps an epoch
+    cycled, _ = steps_and_weights(min_epoch_samples=40)  # 4 passes of 10: 10 full batches an epoch
+    assert cycled == [4] * 20
+    same, w_same = steps_and_weights(min_epoch_samples=10)  # a set this large is untouched, bit for bit
+    assert same == one_pass and all(torch.equal(a, b) for a, b in zip(w_one, w_same))
+
+
+def test_min_epoch_samples_keys_a_job_only_where_it_changes_training(npz_1d):
+    from harness.train.jobs import role_job
+    from models.registry import default_config
+
+    data = load_npz(npz_1d)
+    n = len(data.y_train)
+    mc = default_config("1d", "teacher", data.in_channels, data.classes, data.input_shape)
+
+    def key(**kw):
+        return role_job("t", data, "teacher", mc, TrainConfig(epochs=2, **kw), 0, cpus=1).key
+
+    assert key() == key(min_epoch_samples=0) == key(min_epoch_samples=n)  # stored results stay valid
+    assert key(min_epoch_samples=n + 1) != key() != key(min_epoch_samples=4 * n) != key(min_epoch_samples=n + 1)
+
+
+def test_min_epoch_samples_travels_in_a_recipe(tmp_path):
+    from harness.train.recipes import load_recipe, save_recipe
+
+    save_recipe(tmp_path / "r.json", TrainConfig(min_epoch_samples=128), task="x")
+    assert load_recipe(tmp_path / "r.json", TrainConfig()).min_epoch_samples == 128
+    with pytest.raises(OptionError, match="min epoch samples"):
+        TrainConfig(min_epoch_samples=-1)

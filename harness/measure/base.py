@@ -27,6 +27,10 @@ class SessionHandle:
     macs: int | None = None  # per sample, for achieved GFLOP/s
     extra: dict[str, Any] = field(default_factory=dict)
     timer: Any = None  # where timed calls run (harness/measure/timers.py); default: this process
+    # Timed runs this handle already made, by batch size: (TimingConfig, TimingResult) from the latency
+    # suite. The throughput suite times the same hot loop, so at a batch size timed here with windows at
+    # least as long as its own it reads these calls instead of running the loop again.
+    timed_runs: dict[int, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.timer is None:

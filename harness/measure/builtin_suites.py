@@ -6,6 +6,7 @@ the measuring itself stays in those modules.
 from __future__ import annotations
 
 from harness.measure.registry import Suite as _Suite
+from harness.measure.timing import TimingConfig
 from harness.measure.registry import SuiteContext, register_suite
 from harness.results import Measurement
 
@@ -93,7 +94,11 @@ class PairedSuite(Suite):
         return paired.measure(ctx.handles, ctx.inputs, paired.PairedConfig(
             batch_sizes=tuple(ctx.config.batch_sizes), reference_role=ref,
             rounds=20 if quick else 40, block_time_s=0.02 if quick else 0.05,
-            max_time_s=10.0 if quick else 60.0, pooled=True))
+            max_time_s=10.0 if quick else 60.0, pooled=True,
+            # Quick, after the latency suite: the models are already warm in these same workers, so the
+            # warm-up only sizes each model's block; the quick timing windows' warm-up does that.
+            **({"warmup": TimingConfig(warmup_min_s=0.1, warmup_min_calls=3)}
+               if quick and "latency" in ctx.selected else {})))
 
 
 @register_suite

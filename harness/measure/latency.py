@@ -228,6 +228,7 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
         overhead = h.timer.overhead()  # measured where the timing runs (this process or the worker)
         for bs in cfg.batch_sizes:
             res = h.timer.time(get_batch(inputs, bs), cfg.timing)
+            h.timed_runs[bs] = (cfg.timing, res)
             if cfg.pooled:
                 out.append(raw_measurement(h, "latency", bs, res, overhead))
                 continue

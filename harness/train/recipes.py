@@ -9,7 +9,7 @@ from harness.errors import OptionError
 from harness.fileio import atomic_write_json, read_json
 
 RECIPE_SCHEMA = "kd-harness/recipe/1"
-_RECIPE_KEYS = {"epochs", "student_epochs", "batch_size", "lr", "weight_decay", "kd_loss", "temperature", "alpha",
+_RECIPE_KEYS = {"epochs", "student_epochs", "batch_size", "min_epoch_samples", "lr", "weight_decay", "kd_loss", "temperature", "alpha",
                 "dkd_beta", "kd_logits", "augment", "mixup", "calibrate_teacher"}
 
 

@@ -29,6 +29,9 @@ class TrainConfig:
     epochs: int | None = None  # None: DEFAULT_EPOCHS[kind]
     student_epochs: int | None = None  # None: same as epochs
     batch_size: int = 32
+    # An epoch draws at least this many samples (whole reshuffled passes over a smaller training set), so
+    # the schedule's optimizer steps do not shrink with the set: None or 0 = one pass per epoch.
+    min_epoch_samples: int | None = None
     lr: float = 3e-3
     weight_decay: float = 1e-4
     kd_loss: str = "hinton"
@@ -49,6 +52,7 @@ class TrainConfig:
         check_int(self.epochs, "epochs", optional=True)
         check_int(self.student_epochs, "student-epochs", optional=True)
         check_int(self.batch_size, "batch size", minimum=2)
+        check_int(self.min_epoch_samples, "min epoch samples (0 = off)", minimum=0, optional=True)
         check_number(self.lr, "learning rate", minimum=0, exclusive=True)
         check_temperature(self.temperature)
         if self.kd_loss == "hinton":
@@ -81,10 +85,14 @@ class TrainConfig:
 
     def with_overrides(self, **kw) -> "TrainConfig":
         """The config with every non-None keyword replaced. `epochs` without `student_epochs` means every
-        role, so it also drops a separate student schedule the base (e.g. a recipe) had."""
+        role, so it also drops a separate student schedule the base (e.g. a recipe) had; and an epoch
+        count someone gives is passes over their data, so it drops the base's epoch floor too
+        (`min_epoch_samples`) unless that is given as well."""
         changes = {k: v for k, v in kw.items() if v is not None}
         if "epochs" in changes and "student_epochs" not in changes:
             changes["student_epochs"] = None
+        if "epochs" in changes and "min_epoch_samples" not in changes:
+            changes["min_epoch_samples"] = None
         return replace(self, **changes)
 
 
@@ -176,7 +184,13 @@ class FitResult:
     model: torch.nn.Module
     seconds: float
     epochs: int
+    steps: int = 0  # optimizer steps taken (epochs x steps per epoch)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def epoch_passes(n: int, min_epoch_samples: int | None) -> int:
+    """Passes over an n-sample training set that make one epoch: 1, or enough to draw `min_epoch_samples`."""
+    return max(1, math.ceil((min_epoch_samples or 0) / n)) if n else 1
 
 
 def fit(
@@ -214,7 +228,8 @@ def fit(
     cached = torch.from_numpy(teacher_logits).float() / teacher_temperature if teacher_logits is not None else None
     n = len(yt)
     bs = min(cfg.batch_size, n)
-    steps_per_epoch = max(1, math.ceil(n / bs))
+    passes = epoch_passes(n, cfg.min_epoch_samples)
+    steps_per_epoch = max(1, math.ceil(n * passes / bs))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=epochs * steps_per_epoch, pct_start=0.15
@@ -224,7 +239,8 @@ def fit(
     t0 = time.perf_counter()
     for epoch in range(epochs):
         model.train()
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.cat([torch.randperm(n, generator=gen) for _ in range(passes)]) if passes > 1 else \
+            torch.randperm(n, generator=gen)
         total, count = 0.0, 0
         for step in range(steps_per_epoch):
             idx = perm[step * bs : (step + 1) * bs]
@@ -258,4 +274,4 @@ def fit(
             progress(epoch + 1, total / max(count, 1))
     seconds = time.perf_counter() - t0
     model.eval()
-    return FitResult(model=model, seconds=seconds, epochs=epochs)
+    return FitResult(model=model, seconds=seconds, epochs=epochs, steps=epochs * steps_per_epoch)

@@ -22,7 +22,7 @@ from harness.fileio import atomic_write_json, ensure_writable_dir
 from harness.options import parse_list
 from harness.tasks.base import Dataset
 from harness.train.losses import build_loss
-from harness.train.trainer import TrainConfig, accuracy, fit, fit_temperature, predict_logits
+from harness.train.trainer import TrainConfig, accuracy, epoch_passes, fit, fit_temperature, predict_logits
 
 if TYPE_CHECKING:
     from harness.executor import Executor
@@ -156,6 +156,7 @@ def train_role(
         "role": role,
         "seed": seed,
         "epochs": epochs,
+        "optimizer_steps": result.steps,
         "family": config["family"],
         "model_config": config,
         "params": kd_models.count_params(model),
@@ -302,6 +303,11 @@ class TrioTraining:
     def settle_teacher(self) -> None:
         """The teacher from the store (or trained now), its fit check, and calibration if asked."""
         log.info(f"input normalisation: {self.norm['mode']} ({self.norm['why']}) [{self.data.name}]")
+        n = len(self.data.y_train)
+        passes = epoch_passes(n, self.cfg.min_epoch_samples)
+        if passes > 1:
+            log.info(f"each epoch is {passes} passes over the {n} training samples (an epoch draws at least "
+                     f"min_epoch_samples={self.cfg.min_epoch_samples}) [{self.data.name}]")
         t_result, model, self.cfg, fit_check = train_checked_teacher(
             self.executor, self.data, self.cfg, self.teacher_job, store=self.store, fit_idx=self.fit_idx)
         teacher = _trained(t_result, model)
@@ -381,6 +387,7 @@ class TrioTraining:
                 "params": first["params"],
                 "macs": first["macs"],
                 "epochs": first["epochs"],
+                "optimizer_steps": first.get("optimizer_steps"),
                 "accuracy": {"mean": mean, "ci95": [lo, hi], "per_seed": accs},
                 "train_seconds": {"mean": float(np.mean(secs)), "per_seed": secs},
                 "seeds": [it.seed for it in items],
