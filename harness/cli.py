@@ -129,6 +129,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-epoch-samples", type=_nonneg_int("--min-epoch-samples"), default=None,
                    help="an epoch draws at least this many samples: a smaller training set is passed over "
                         "several times per epoch (0 = one pass)")
+    p.add_argument("--even-batches", action=argparse.BooleanOptionalAction, default=None,
+                   help="split each epoch into batches differing in size by at most one (36 samples at batch 32: "
+                        "18+18, not 32+4); --no-even-batches turns a recipe's off")
     p.add_argument("--temperature", "-T", type=_finite_float("--temperature"), default=None, dest="temperature")
     p.add_argument("--alpha", type=_finite_float("--alpha"), default=None)
     p.add_argument("--kd-loss", default=None, help="hinton (default) or dkd")

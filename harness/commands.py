@@ -43,6 +43,7 @@ def train_config_from_args(args, base=None):
         cfg = load_recipe(args.recipe, cfg)
     overrides = dict(
         epochs=args.epochs, student_epochs=args.student_epochs, min_epoch_samples=args.min_epoch_samples,
+        even_batches=args.even_batches,
         temperature=args.temperature, alpha=args.alpha,
         kd_loss=args.kd_loss, kd_logits=args.kd_logits, augment=args.augment, mixup=args.mixup,
         calibrate_teacher=args.calibrate_teacher, threads=args.threads, normalize=args.normalize,

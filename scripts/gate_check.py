@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.run:
         print(f"training a quick gunpoint trio in {run}", flush=True)
         subprocess.run([sys.executable, "-m", "harness.cli", "train", "--task", "gunpoint", "--epochs", "30",
-                        "--no-augment", "--mixup", "0", "--kd-logits", "cached", "--seeds", "0", "--out", str(run),
+                        "--no-augment", "--mixup", "0", "--kd-logits", "cached", "--no-even-batches",
+                        "--seeds", "0", "--out", str(run),
                         "--quiet"], check=True, stdout=subprocess.DEVNULL)
     ckpt = {p.name.split("-seed")[0]: p for p in sorted((run / "checkpoints").glob("*-seed0.pt"))}
     teacher, meta = load_checkpoint(ckpt["teacher"])

@@ -207,6 +207,10 @@ def test_min_epoch_samples_cycles_a_small_set_and_leaves_a_large_one_alone():
     assert cycled == [4] * 20
     same, w_same = steps_and_weights(min_epoch_samples=10)  # a set this large is untouched, bit for bit
     assert same == one_pass and all(torch.equal(a, b) for a, b in zip(w_one, w_same))
+    even, _ = steps_and_weights(even_batches=True)  # no runt batch: sizes differ by at most one
+    assert even == [4, 3, 3] * 2
+    even_cycled, _ = steps_and_weights(even_batches=True, min_epoch_samples=25)  # 3 passes = 30 samples
+    assert even_cycled == [4] * 6 + [3] * 2 + [4] * 6 + [3] * 2  # 8 steps, not 7 of 4 and a runt of 2
 
 
 def test_min_epoch_samples_keys_a_job_only_where_it_changes_training(npz_1d):
@@ -222,6 +226,8 @@ def test_min_epoch_samples_keys_a_job_only_where_it_changes_training(npz_1d):
 
     assert key() == key(min_epoch_samples=0) == key(min_epoch_samples=n)  # stored results stay valid
     assert key(min_epoch_samples=n + 1) != key() != key(min_epoch_samples=4 * n) != key(min_epoch_samples=n + 1)
+    assert key(even_batches=True, batch_size=n) == key(batch_size=n)  # one batch an epoch either way
+    assert key(even_batches=True, batch_size=n - 1) != key(batch_size=n - 1)  # n-1 + 1 becomes halves
 
 
 def test_min_epoch_samples_travels_in_a_recipe(tmp_path):
@@ -231,3 +237,26 @@ def test_min_epoch_samples_travels_in_a_recipe(tmp_path):
     assert load_recipe(tmp_path / "r.json", TrainConfig()).min_epoch_samples == 128
     with pytest.raises(OptionError, match="min epoch samples"):
         TrainConfig(min_epoch_samples=-1)
+
+
+def test_summary_records_optimizer_steps_of_the_batch_layout(npz_1d, tmp_path):
+    from harness.train.trainer import epoch_batch_sizes
+
+    data = load_npz(npz_1d)
+    n = len(data.y_train)
+    cfg = TrainConfig(epochs=2, batch_size=n - 1, even_batches=True)  # n-1 + 1 would be the plain layout
+    summary = train_trio(data, cfg, [0], tmp_path / "run")
+    assert epoch_batch_sizes(n, cfg) == [n - n // 2, n // 2]
+    for role in ("teacher", "student_scratch", "student_kd"):
+        assert summary["models"][role]["optimizer_steps"] == 2 * 2
+    assert summary["train_config"]["even_batches"] is True
+
+
+def test_the_1d_recipe_trains_in_even_batches_and_the_cli_can_turn_them_off():
+    from harness.cli import build_parser
+    from harness.commands import train_config_from_args
+    from harness.train.recipes import default_recipe
+
+    assert default_recipe("1d").even_batches and not default_recipe("3d").even_batches
+    args = build_parser().parse_args(["train", "--task", "gunpoint", "--no-even-batches"])
+    assert train_config_from_args(args, default_recipe("1d")).even_batches is False

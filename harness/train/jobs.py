@@ -12,7 +12,7 @@ import numpy as np
 
 from harness.executor import Job, content_key, model_from_state, state_bytes, state_digest
 from harness.tasks.base import Dataset
-from harness.train.trainer import TrainConfig, epoch_passes
+from harness.train.trainer import TrainConfig, epoch_batch_sizes
 
 JOB_VERSION = "train_job/1"  # bump when training code changes what a stored result means
 # What only a KD student's training reads: a teacher or scratch student is the same job without them.
@@ -47,9 +47,13 @@ def role_job(name: str, data: Dataset, role: str, model_config: dict, cfg: Train
     keyed_cfg = {k: v for k, v in cfg.to_dict().items() if role == "student_kd" or k not in _KD_ONLY}
     keyed_cfg["epochs_resolved"] = cfg.epochs_for(data.kind, role)  # the default epoch table may change
     n_fit = len(data.y_train) if inputs.get("fit_idx") is None else len(inputs["fit_idx"])
-    if epoch_passes(n_fit, keyed_cfg.pop("min_epoch_samples", None)) > 1:
-        # Keyed only where it changes training: jobs on sets it does not reach keep their stored results.
-        keyed_cfg["epoch_passes"] = epoch_passes(n_fit, cfg.min_epoch_samples)
+    layout = epoch_batch_sizes(n_fit, cfg)
+    keyed_cfg.pop("min_epoch_samples", None)
+    keyed_cfg.pop("even_batches", None)
+    if layout != epoch_batch_sizes(n_fit, cfg.with_overrides(min_epoch_samples=0, even_batches=False)):
+        # Keyed by the epoch's batch layout they give, and only where it differs from one plain pass in
+        # full batches: jobs these options do not reach keep their stored results.
+        keyed_cfg["epoch_batch_sizes"] = layout
     key = content_key(JOB_VERSION, _versions(), data.fingerprint(), role, model_config, keyed_cfg, seed,
                       {k: v for k, v in inputs.items() if v is not None})
     return Job(name=name, fn=train_job, key=key,

@@ -32,6 +32,10 @@ class TrainConfig:
     # An epoch draws at least this many samples (whole reshuffled passes over a smaller training set), so
     # the schedule's optimizer steps do not shrink with the set: None or 0 = one pass per epoch.
     min_epoch_samples: int | None = None
+    # Split each epoch into batches whose sizes differ by at most one, instead of full batches and a runt
+    # (36 samples at batch 32: 18 + 18, not 32 + 4). A runt of a few samples takes a full-rate optimizer
+    # step on BatchNorm statistics of those few samples, every epoch.
+    even_batches: bool = False
     lr: float = 3e-3
     weight_decay: float = 1e-4
     kd_loss: str = "hinton"
@@ -193,6 +197,17 @@ def epoch_passes(n: int, min_epoch_samples: int | None) -> int:
     return max(1, math.ceil((min_epoch_samples or 0) / n)) if n else 1
 
 
+def epoch_batch_sizes(n: int, cfg: "TrainConfig") -> list[int]:
+    """The sizes of one epoch's batches, in order, for an n-sample training set under `cfg`."""
+    total = n * epoch_passes(n, cfg.min_epoch_samples)
+    bs = min(cfg.batch_size, n)
+    steps = max(1, math.ceil(total / bs))
+    if cfg.even_batches:
+        q, r = divmod(total, steps)
+        return [q + 1] * r + [q] * (steps - r)
+    return [bs] * (steps - 1) + [total - bs * (steps - 1)]
+
+
 def fit(
     model: torch.nn.Module,
     X: np.ndarray,
@@ -227,9 +242,10 @@ def fit(
     yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
     cached = torch.from_numpy(teacher_logits).float() / teacher_temperature if teacher_logits is not None else None
     n = len(yt)
-    bs = min(cfg.batch_size, n)
     passes = epoch_passes(n, cfg.min_epoch_samples)
-    steps_per_epoch = max(1, math.ceil(n * passes / bs))
+    sizes = epoch_batch_sizes(n, cfg)
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    steps_per_epoch = len(sizes)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=epochs * steps_per_epoch, pct_start=0.15
@@ -243,7 +259,7 @@ def fit(
             torch.randperm(n, generator=gen)
         total, count = 0.0, 0
         for step in range(steps_per_epoch):
-            idx = perm[step * bs : (step + 1) * bs]
+            idx = perm[bounds[step] : bounds[step + 1]]
             if len(idx) < 2:  # BatchNorm cannot train on a batch of one
                 sched.step()
                 continue
