@@ -6,8 +6,8 @@ the measuring itself stays in those modules.
 from __future__ import annotations
 
 from harness.measure.registry import Suite as _Suite
-from harness.measure.timing import TimingConfig
 from harness.measure.registry import SuiteContext, register_suite
+from harness.measure.timing import TimingConfig
 from harness.results import Measurement
 
 

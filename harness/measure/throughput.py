@@ -51,7 +51,9 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
         failure: str | None = None
         for bs in cfg.batch_sizes:
             try:
-                res = _reuse(h, bs, cfg.timing) or h.timer.time(get_batch(inputs, bs), cfg.timing)
+                res = _reuse(h, bs, cfg.timing)
+                if res is None:
+                    res = h.timer.time(get_batch(inputs, bs), cfg.timing)
             except Exception as exc:  # noqa: BLE001 - e.g. out of memory at a large batch: record, stop the sweep
                 if not mine:
                     raise
