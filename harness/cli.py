@@ -134,7 +134,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                         "18+18, not 32+4); --no-even-batches turns a recipe's off")
     p.add_argument("--temperature", "-T", type=_finite_float("--temperature"), default=None, dest="temperature")
     p.add_argument("--alpha", type=_finite_float("--alpha"), default=None)
-    p.add_argument("--kd-loss", default=None, help="hinton (default) or dkd")
+    p.add_argument("--kd-loss", default=None,
+                   help="hinton (default), dkd, or at (Hinton + attention transfer on the last feature maps; live logits)")
     p.add_argument("--kd-logits", default=None, choices=None, help="cached (default) or live")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="jitter/scale/shift augmentation (needs live logits); --no-augment turns a recipe's off")
@@ -190,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None)
     p.add_argument("--temperatures", default="1,2,4,8")
     p.add_argument("--alphas", default="0.1,0.5,0.9")
-    p.add_argument("--kd-losses", type=_str_list, default=["hinton"], help="hinton and/or dkd")
+    p.add_argument("--kd-losses", type=_str_list, default=["hinton"], help="hinton, dkd and/or at")
     p.add_argument("--val-fraction", type=_finite_float("--val-fraction"), default=0.2)
     p.add_argument("--out", default=None, help="folder for sweep.json and recipe.json (default runs/<task>-sweep)")
     p.add_argument("--student-scale", default=None, metavar="0.25,0.5,1,2",

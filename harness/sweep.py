@@ -52,8 +52,8 @@ class SweepGrid:
         for a in self.alphas:
             check_alpha(a)
         for loss in self.kd_losses:
-            if loss not in ("hinton", "dkd"):
-                raise OptionError(f"unknown KD loss {loss!r} in sweep; choose hinton or dkd")
+            if loss not in ("hinton", "dkd", "at"):
+                raise OptionError(f"unknown KD loss {loss!r} in sweep; choose hinton, dkd or at")
 
     def cells(self) -> list[dict[str, Any]]:
         return [{"kd_loss": k, "temperature": T, "alpha": a}

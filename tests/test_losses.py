@@ -67,3 +67,37 @@ def test_unknown_loss():
     with pytest.raises(OptionError, match="known"):
         build_loss("nope")
     assert {"hinton", "dkd"} <= set(loss_names())
+
+
+def test_attention_distance_is_zero_for_the_same_map_and_ignores_scale_and_width():
+    from harness.train.losses import attention_distance
+
+    torch.manual_seed(0)
+    f = torch.randn(4, 8, 32)
+    assert attention_distance(f, f).item() == pytest.approx(0.0, abs=1e-12)
+    # A channel-scaled copy with another channel count has the same (normalised) attention map.
+    wide = torch.cat([f, f, f], dim=1) * 5.0
+    assert attention_distance(f, wide).item() == pytest.approx(0.0, abs=1e-10)
+    # Different lengths (a student with one strided stage fewer): pooled to the shorter map, no error.
+    assert attention_distance(torch.randn(4, 8, 32), torch.randn(4, 16, 16)).item() > 0
+    # 3D clips too.
+    assert attention_distance(torch.randn(2, 4, 4, 8, 8), torch.randn(2, 6, 2, 4, 4)).item() > 0
+
+
+def test_attention_transfer_adds_the_feature_term_to_hinton_and_needs_feature_maps():
+    s, t, y = torch.randn(4, 3), torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    fs, ft = torch.rand(4, 8, 16), torch.rand(4, 16, 8)
+    at = build_loss("at", T=2.0, alpha=0.5, beta=1000.0)
+    assert at.uses_features and not getattr(build_loss("hinton"), "uses_features", False)
+    from harness.train.losses import attention_distance
+
+    expected = build_loss("hinton", T=2.0, alpha=0.5)(s, t, y) + 500.0 * attention_distance(fs, ft)
+    assert at(s, t, y, student_features=fs, teacher_features=ft).item() == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(OptionError, match="feature maps"):
+        at(s, t, y)
+    with pytest.raises(OptionError, match="beta"):
+        build_loss("at", beta=-1.0)
+    from harness.train.trainer import TrainConfig
+
+    with pytest.raises(OptionError, match="live"):
+        TrainConfig(kd_loss="at", kd_logits="cached")

@@ -260,3 +260,33 @@ def test_the_1d_recipe_trains_in_even_batches_and_the_cli_can_turn_them_off():
     assert default_recipe("1d").even_batches and not default_recipe("3d").even_batches
     args = build_parser().parse_args(["train", "--task", "gunpoint", "--no-even-batches"])
     assert train_config_from_args(args, default_recipe("1d")).even_batches is False
+
+
+def test_attention_transfer_trains_through_the_student_body_and_leaves_no_hooks(npz_1d):
+    from harness.train.jobs import role_job
+    from harness.train.losses import build_loss
+    from harness.train.trainer import fit
+    from models.registry import build_model, default_config
+
+    data = load_npz(npz_1d)
+    torch.manual_seed(0)
+    teacher = build_model(default_config("1d", "teacher", data.in_channels, data.classes, data.input_shape))
+    cfg = TrainConfig(kd_loss="at", kd_logits="live", batch_size=8)
+
+    def train(loss):
+        torch.manual_seed(1)
+        student = build_model(default_config("1d", "student", data.in_channels, data.classes, data.input_shape))
+        fit(student, data.X_train, data.y_train, cfg=cfg, epochs=1, seed=0, loss_fn=loss, teacher=teacher)
+        assert not student.body._forward_hooks and not teacher.body._forward_hooks
+        return [p.detach().clone() for p in student.parameters()]
+
+    hinton = train(build_loss("hinton", T=4.0, alpha=0.5))
+    at = train(build_loss("at", T=4.0, alpha=0.5, beta=1000.0))
+    assert any(not torch.equal(a, b) for a, b in zip(hinton, at))  # the feature term moved the weights
+    mc = default_config("1d", "student", data.in_channels, data.classes, data.input_shape)
+
+    def key(**kw):
+        return role_job("s", data, "student_kd", mc, TrainConfig(kd_logits="live", **kw), 0, cpus=1).key
+
+    assert key(at_beta=1.0) == key(at_beta=2.0)  # a Hinton job does not read at_beta
+    assert key(kd_loss="at", at_beta=1.0) != key(kd_loss="at", at_beta=2.0) != key()

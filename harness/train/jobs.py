@@ -16,7 +16,7 @@ from harness.train.trainer import TrainConfig, epoch_batch_sizes
 
 JOB_VERSION = "train_job/1"  # bump when training code changes what a stored result means
 # What only a KD student's training reads: a teacher or scratch student is the same job without them.
-_KD_ONLY = ("temperature", "alpha", "kd_loss", "dkd_beta", "kd_logits")
+_KD_ONLY = ("temperature", "alpha", "kd_loss", "dkd_beta", "at_beta", "kd_logits")
 
 
 def _versions() -> dict[str, str]:
@@ -46,6 +46,8 @@ def role_job(name: str, data: Dataset, role: str, model_config: dict, cfg: Train
     cfg = cfg.with_overrides(threads=cpus or None)
     keyed_cfg = {k: v for k, v in cfg.to_dict().items() if role == "student_kd" or k not in _KD_ONLY}
     keyed_cfg["epochs_resolved"] = cfg.epochs_for(data.kind, role)  # the default epoch table may change
+    if cfg.kd_loss != "at":
+        keyed_cfg.pop("at_beta", None)  # read by the attention-transfer loss only: other jobs keep their keys
     n_fit = len(data.y_train) if inputs.get("fit_idx") is None else len(inputs["fit_idx"])
     layout = epoch_batch_sizes(n_fit, cfg)
     keyed_cfg.pop("min_epoch_samples", None)

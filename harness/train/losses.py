@@ -1,6 +1,9 @@
 """Distillation losses in one registry (torchdistill style): name -> factory(**params) -> loss fn.
 
-Every loss has the signature `loss(student_logits, teacher_logits, targets) -> scalar tensor`.
+Every loss has the signature `loss(student_logits, teacher_logits, targets) -> scalar tensor`. A loss that
+also reads intermediate feature maps (attention transfer) sets `loss.uses_features = True` and takes
+`student_features=` and `teacher_features=`: each model's `body` output for the same batch (N x C x ...),
+which the training loop captures with forward hooks. Such a loss needs the live teacher.
 """
 from __future__ import annotations
 
@@ -100,6 +103,45 @@ def dkd_terms(s: torch.Tensor, t: torch.Tensor, targets: torch.Tensor, T: float,
     q_t = log_q_t.exp()
     nckd = (q_t * (log_q_t - log_q_s) * (1 - gt)).sum(1).mean() * T * T
     return alpha * tckd + beta * nckd
+
+
+def attention_map(features: torch.Tensor) -> torch.Tensor:
+    """Zagoruyko & Komodakis (2017) spatial attention: the channel mean of squared activations, N x spatial."""
+    return features.pow(2).mean(dim=1)
+
+
+def attention_distance(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the two L2-normalised attention maps. Maps of different spatial size (a
+    student with fewer strided stages than its teacher) are average-pooled to the smaller size first."""
+    a_s, a_t = attention_map(student_features), attention_map(teacher_features)
+    if a_s.shape[1:] != a_t.shape[1:]:
+        size = tuple(min(i, j) for i, j in zip(a_s.shape[1:], a_t.shape[1:]))
+        pool = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}[len(size)]
+        a_s, a_t = pool(a_s.unsqueeze(1), size).squeeze(1), pool(a_t.unsqueeze(1), size).squeeze(1)
+    a_s, a_t = F.normalize(a_s.flatten(1), dim=1), F.normalize(a_t.flatten(1), dim=1)
+    return (a_s - a_t).pow(2).mean()
+
+
+@register_loss("at")
+def attention_transfer(T: float = 4.0, alpha: float = 0.5, beta: float = 1000.0, **_: float) -> LossFn:
+    """Hinton's loss plus attention transfer on the last feature maps: hinton + beta/2 * attention distance
+    (Zagoruyko & Komodakis 2017, whose beta = 1000 is the default). A feature-based term: where the teacher
+    looks along the series (or in the clip), not only what it answers."""
+    base = hinton(T=T, alpha=alpha)
+    if not (isinstance(beta, (int, float)) and beta >= 0):
+        raise OptionError(f"attention transfer beta must be >= 0, got {beta!r}")
+
+    def loss(student_logits, teacher_logits, targets, *, student_features=None, teacher_features=None):
+        if student_features is None or teacher_features is None:
+            raise OptionError("attention transfer needs both models' feature maps (--kd-logits live)")
+        return base(student_logits, teacher_logits, targets) + (beta / 2.0) * attention_distance(
+            student_features, teacher_features)
+
+    loss.uses_features = True
+    return loss
+
+
+FEATURE_LOSSES = ("at",)  # losses that read feature maps: they need the live teacher
 
 
 @register_loss("ce")

@@ -15,7 +15,7 @@ import torch
 
 from harness.errors import OptionError
 from harness.options import check_choice, check_int, check_number
-from harness.train.losses import build_loss, check_alpha, check_temperature, loss_names
+from harness.train.losses import FEATURE_LOSSES, build_loss, check_alpha, check_temperature, loss_names
 
 # Why these defaults: see README "Training defaults". Epoch counts are per kind because a 3D
 # epoch costs ~10x a 1D one on 2 cores, and the whole trio must train in a few minutes.
@@ -42,6 +42,7 @@ class TrainConfig:
     temperature: float = 4.0
     alpha: float = 0.5
     dkd_beta: float = 8.0
+    at_beta: float = 1000.0  # attention transfer's weight (kd_loss "at")
     kd_logits: str = "cached"  # cached | live
     augment: bool = False
     mixup: float = 0.0  # Beta(m, m) mixing of sample pairs; 0 = off
@@ -64,7 +65,10 @@ class TrainConfig:
         else:
             check_number(self.alpha, "alpha", minimum=0)
         if self.kd_loss not in loss_names() or self.kd_loss == "ce":
-            raise OptionError(f"unknown KD loss {self.kd_loss!r}; choose hinton or dkd")
+            raise OptionError(f"unknown KD loss {self.kd_loss!r}; choose hinton, dkd or at")
+        check_number(self.at_beta, "attention transfer beta", minimum=0)
+        if self.kd_loss in FEATURE_LOSSES and self.kd_logits == "cached":
+            raise OptionError(f"KD loss {self.kd_loss} compares feature maps: it needs --kd-logits live")
         check_choice(self.kd_logits, "--kd-logits", ("cached", "live"))
         check_number(self.mixup, "mixup (0 = off)", minimum=0)
         if (self.augment or self.mixup > 0) and self.kd_logits == "cached":
@@ -82,6 +86,8 @@ class TrainConfig:
     def kd_params(self) -> dict[str, float]:
         if self.kd_loss == "dkd":
             return {"T": self.temperature, "alpha": self.alpha, "beta": self.dkd_beta}
+        if self.kd_loss == "at":
+            return {"T": self.temperature, "alpha": self.alpha, "beta": self.at_beta}
         return {"T": self.temperature, "alpha": self.alpha}
 
     def to_dict(self) -> dict[str, Any]:
@@ -252,42 +258,62 @@ def fit(
     )
     if teacher is not None:
         teacher.eval()
+    feature_kw, hooks = _feature_capture(loss_fn, model, teacher)
     t0 = time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.cat([torch.randperm(n, generator=gen) for _ in range(passes)]) if passes > 1 else \
-            torch.randperm(n, generator=gen)
-        total, count = 0.0, 0
-        for step in range(steps_per_epoch):
-            idx = perm[bounds[step] : bounds[step + 1]]
-            if len(idx) < 2:  # BatchNorm cannot train on a batch of one
+    try:
+        for epoch in range(epochs):
+            model.train()
+            perm = torch.cat([torch.randperm(n, generator=gen) for _ in range(passes)]) if passes > 1 else \
+                torch.randperm(n, generator=gen)
+            total, count = 0.0, 0
+            for step in range(steps_per_epoch):
+                idx = perm[bounds[step] : bounds[step + 1]]
+                if len(idx) < 2:  # BatchNorm cannot train on a batch of one
+                    sched.step()
+                    continue
+                xb, yb = Xt[idx], yt[idx]
+                if cfg.augment:
+                    xb = augment_batch(xb, gen)
+                lam, order = 1.0, None
+                if cfg.mixup > 0:
+                    xb, order, lam = mix_batch(xb, gen, cfg.mixup)
+                if teacher is not None:
+                    with torch.no_grad():
+                        tl = teacher(xb) / teacher_temperature
+                elif cached is not None:
+                    tl = cached[idx]
+                else:
+                    tl = None
+                out = model(xb)
+                kw = feature_kw()
+                loss = loss_fn(out, tl, yb, **kw)
+                if order is not None:
+                    loss = lam * loss + (1.0 - lam) * loss_fn(out, tl, yb[order], **kw)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
                 sched.step()
-                continue
-            xb, yb = Xt[idx], yt[idx]
-            if cfg.augment:
-                xb = augment_batch(xb, gen)
-            lam, order = 1.0, None
-            if cfg.mixup > 0:
-                xb, order, lam = mix_batch(xb, gen, cfg.mixup)
-            if teacher is not None:
-                with torch.no_grad():
-                    tl = teacher(xb) / teacher_temperature
-            elif cached is not None:
-                tl = cached[idx]
-            else:
-                tl = None
-            out = model(xb)
-            loss = loss_fn(out, tl, yb)
-            if order is not None:
-                loss = lam * loss + (1.0 - lam) * loss_fn(out, tl, yb[order])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        if progress is not None:
-            progress(epoch + 1, total / max(count, 1))
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            if progress is not None:
+                progress(epoch + 1, total / max(count, 1))
+    finally:
+        for h in hooks:
+            h.remove()
     seconds = time.perf_counter() - t0
     model.eval()
     return FitResult(model=model, seconds=seconds, epochs=epochs, steps=epochs * steps_per_epoch)
+
+
+def _feature_capture(loss_fn, model, teacher):
+    """For a loss that reads feature maps: forward hooks on both models' `body`, and a function giving the
+    loss its keyword arguments for the batch just run. Otherwise no hooks and no extra arguments."""
+    if not getattr(loss_fn, "uses_features", False):
+        return dict, []
+    if teacher is None:
+        raise OptionError("a feature-based KD loss needs the live teacher (--kd-logits live)")
+    maps: dict[str, torch.Tensor] = {}
+    hooks = [model.body.register_forward_hook(lambda _m, _i, out: maps.__setitem__("student", out)),
+             teacher.body.register_forward_hook(lambda _m, _i, out: maps.__setitem__("teacher", out))]
+    return (lambda: {"student_features": maps["student"], "teacher_features": maps["teacher"]}), hooks
+
