@@ -34,6 +34,14 @@ def cmd_tasks(args) -> int:
     return 0
 
 
+def check_train_options(args) -> None:
+    """Bad train options fail before any data is read. The recipe of the data's kind is applied later; every
+    built-in recipe distils from live logits, so the check starts there (an explicit --kd-logits still counts)."""
+    from harness.train.trainer import TrainConfig
+
+    train_config_from_args(args, base=TrainConfig(kd_logits="live"))
+
+
 def train_config_from_args(args, base=None):
     from harness.train.recipes import load_recipe
     from harness.train.trainer import TrainConfig
@@ -104,7 +112,7 @@ def cmd_train(args) -> int:
     from harness.train.trio import parse_seeds, train_trio
 
     seeds = parse_seeds(args.seeds)
-    train_config_from_args(args)  # bad options fail before the data is read
+    check_train_options(args)
     teacher_cfg = _model_config(args.teacher_config, "--teacher-config")
     student_cfg = _model_config(args.student_config, "--student-config")
     data, cfg = _data_and_config(args)
@@ -133,7 +141,7 @@ def cmd_sweep(args) -> int:
     grid = SweepGrid(parse_float_list(args.temperatures, "--temperatures"), parse_float_list(args.alphas, "--alphas"),
                      args.kd_losses)
     seeds = parse_seeds(args.seeds or "0,1,2")
-    train_config_from_args(args)  # bad options fail before the data is read
+    check_train_options(args)
     data, cfg = _data_and_config(args)
     out = args.out or os.path.join("runs", f"{data.name}-sweep")
     fixed = {k: v for k, v in cfg.to_dict().items() if k not in ("temperature", "alpha", "kd_loss", "threads")}
@@ -183,7 +191,7 @@ def cmd_size_sweep(args) -> int:
                           f"(set it with --recipe, --temperature, --alpha, --kd-loss)")
     within = parse_within(1.0 if args.within_pts is None else args.within_pts)
     seeds = parse_seeds(args.seeds or "0,1,2")
-    train_config_from_args(args)  # bad options fail before the data is read
+    check_train_options(args)
     data, cfg = _data_and_config(args)
     out = args.out or os.path.join("runs", f"{data.name}-size-sweep")
     with executor_from_args(args, args.threads) as executor:

@@ -162,3 +162,16 @@ def test_main_job_trains_in_a_pool_where_there_are_cores_other_commands_serially
     assert parser.parse_args(["run", "--executor", "local"]).executor == "local"
     for cmd in (["train"], ["sweep"], ["panel"]):
         assert parser.parse_args(cmd).executor == "local"
+
+
+def test_attention_transfer_from_the_cli_uses_the_recipe_live_logits(capsys, npz_1d, tmp_path):
+    code, out, err = _run(capsys, "train", "--data", str(npz_1d), "--kd-loss", "at", "--epochs", "1",
+                          "--out", str(tmp_path / "run"), "--quiet")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["models"]["student_kd"]["kd_loss"] == "at"
+    assert summary["models"]["student_kd"]["kd_params"]["beta"] == 1000.0
+    code, _, err = _run(capsys, "train", "--data", str(npz_1d), "--kd-loss", "at", "--kd-logits", "cached",
+                        "--out", str(tmp_path / "bad"))
+    _one_line_error(code, err)
+    assert "live" in err and not (tmp_path / "bad").exists()
