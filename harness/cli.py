@@ -137,6 +137,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kd-loss", default=None,
                    help="hinton (default), dkd, or at (Hinton + attention transfer on the last feature maps; live logits)")
     p.add_argument("--kd-logits", default=None, choices=None, help="cached (default) or live")
+    p.add_argument("--at-beta", type=_finite_float("--at-beta"), default=None,
+                   help="weight of the attention-transfer term (--kd-loss at; default 10)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="jitter/scale/shift augmentation (needs live logits); --no-augment turns a recipe's off")
     p.add_argument("--mixup", type=_finite_float("--mixup"), default=None,

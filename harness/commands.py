@@ -53,7 +53,7 @@ def train_config_from_args(args, base=None):
         epochs=args.epochs, student_epochs=args.student_epochs, min_epoch_samples=args.min_epoch_samples,
         even_batches=args.even_batches,
         temperature=args.temperature, alpha=args.alpha,
-        kd_loss=args.kd_loss, kd_logits=args.kd_logits, augment=args.augment, mixup=args.mixup,
+        kd_loss=args.kd_loss, kd_logits=args.kd_logits, at_beta=args.at_beta, augment=args.augment, mixup=args.mixup,
         calibrate_teacher=args.calibrate_teacher, threads=args.threads, normalize=args.normalize,
     )
     augment = args.augment if args.augment is not None else cfg.augment

@@ -170,7 +170,7 @@ def test_attention_transfer_from_the_cli_uses_the_recipe_live_logits(capsys, npz
     assert code == 0, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["models"]["student_kd"]["kd_loss"] == "at"
-    assert summary["models"]["student_kd"]["kd_params"]["beta"] == 1000.0
+    assert summary["models"]["student_kd"]["kd_params"]["beta"] == 10.0
     code, _, err = _run(capsys, "train", "--data", str(npz_1d), "--kd-loss", "at", "--kd-logits", "cached",
                         "--out", str(tmp_path / "bad"))
     _one_line_error(code, err)

@@ -123,10 +123,10 @@ def attention_distance(student_features: torch.Tensor, teacher_features: torch.T
 
 
 @register_loss("at")
-def attention_transfer(T: float = 4.0, alpha: float = 0.5, beta: float = 1000.0, **_: float) -> LossFn:
+def attention_transfer(T: float = 4.0, alpha: float = 0.5, beta: float = 10.0, **_: float) -> LossFn:
     """Hinton's loss plus attention transfer on the last feature maps: hinton + beta/2 * attention distance
-    (Zagoruyko & Komodakis 2017, whose beta = 1000 is the default). A feature-based term: where the teacher
-    looks along the series (or in the clip), not only what it answers."""
+    (Zagoruyko & Komodakis 2017). A feature-based term: where the teacher looks along the series (or in the
+    clip), not only what it answers. Their beta of 1000 was for image maps; see TrainConfig.at_beta."""
     base = hinton(T=T, alpha=alpha)
     if not (isinstance(beta, (int, float)) and beta >= 0):
         raise OptionError(f"attention transfer beta must be >= 0, got {beta!r}")
