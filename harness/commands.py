@@ -35,11 +35,16 @@ def cmd_tasks(args) -> int:
 
 
 def check_train_options(args) -> None:
-    """Bad train options fail before any data is read. The recipe of the data's kind is applied later; every
-    built-in recipe distils from live logits, so the check starts there (an explicit --kd-logits still counts)."""
+    """Bad train options fail before any data is read: against the recipe of a built-in task's kind, or, for an
+    npz whose kind is known only once it is read, against live logits (every built-in recipe's)."""
+    from harness.tasks import get_task
+    from harness.train.recipes import default_recipe
     from harness.train.trainer import TrainConfig
 
-    train_config_from_args(args, base=TrainConfig(kd_logits="live"))
+    task = getattr(args, "task", None)
+    base = default_recipe(get_task(task).kind) if task and not getattr(args, "data", None) else \
+        TrainConfig(kd_logits="live")
+    train_config_from_args(args, base=base)
 
 
 def train_config_from_args(args, base=None):

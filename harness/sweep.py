@@ -98,6 +98,8 @@ def run_sweep(data: Dataset, base: TrainConfig, grid: SweepGrid, seeds: list[int
     view = validation_view(data, val_fraction, seed=0)
     t_cfg, s_cfg, _norm = normalized_configs(view, base.normalize)
     cells = grid.cells()
+    for cell in cells:  # a cell the base cannot train (at on cached logits) fails before the teacher trains
+        base.with_overrides(**cell)
     bar = tqdm(total=1 + len(seeds) * (1 + len(cells)), desc=f"sweep {data.name}", unit="model",
                disable=not log.isEnabledFor(logging.INFO), file=sys.stderr,
                mininterval=0.1 if sys.stderr.isatty() else 15.0)

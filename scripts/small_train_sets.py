@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
             for name, flags in variants:
                 run = out / f"{npz.stem}-{name}"
                 t0 = time.perf_counter()
-                subprocess.run(["harness", "train", "--data", str(npz), "--seeds", args.seeds, *shlex.split(flags),
+                subprocess.run([sys.executable, "-m", "harness.cli", "train", "--data", str(npz), "--seeds", args.seeds, *shlex.split(flags),
                                 "--executor", "pool", "--jobs", "2", "--threads-per-job", "1", "--out", str(run),
                                 "--quiet"], check=True, stdout=subprocess.DEVNULL)
                 models = json.loads((run / "summary.json").read_text())["models"]

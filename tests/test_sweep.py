@@ -88,3 +88,12 @@ def test_sweep_retrains_a_teacher_that_cannot_fit_without_augmentation(npz_1d, t
     assert doc["base_config"]["augment"] is True and doc["effective_base_config"]["augment"] is False
     # the recipe records what the students were trained with
     assert load_recipe(tmp_path / "sw" / "recipe.json", TrainConfig()).augment is False
+
+
+def test_a_cell_the_base_cannot_train_fails_before_the_teacher_trains(npz_1d, tmp_path):
+    from harness.errors import OptionError
+
+    with pytest.raises(OptionError, match="live"):  # attention transfer on cached logits
+        run_sweep(load_npz(npz_1d), TrainConfig(epochs=1), SweepGrid([2.0], [0.5], ["hinton", "at"]), [0],
+                  tmp_path / "sw")
+    assert not list((tmp_path / "sw").glob(".jobs/*.pkl"))  # no teacher was trained

@@ -313,6 +313,7 @@ def test_throughput_reads_a_batch_the_latency_suite_just_timed_instead_of_timing
     thr = throughput.measure([h], INPUTS, throughput.ThroughputConfig(batch_sizes=(1, 4), timing=FAST, pooled=True))
     assert calls == [1, 4]  # batch 1 timed once, for both suites
     assert thr[0].samples_ns == lat[0].samples_ns and thr[0].suite == "throughput"
+    assert thr[0].metrics.calibration["reused_from"] == "latency" and "reused_from" not in thr[1].metrics.calibration
     again = throughput.measure([h], INPUTS, throughput.ThroughputConfig(batch_sizes=(1,), timing=FAST, pooled=True))
     assert calls == [1, 4, 1] and again[0].samples_ns != lat[0].samples_ns  # one latency run is reused once
     longer = TimingConfig(warmup_min_s=0.0, warmup_min_calls=2, min_time_s=0.05, min_samples=20, max_time_s=0.5)

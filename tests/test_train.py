@@ -182,10 +182,13 @@ def test_fit_floor_is_halfway_from_chance():
 
 
 def test_min_epoch_samples_cycles_a_small_set_and_leaves_a_large_one_alone():
-    from harness.train.trainer import epoch_passes, fit
+    from harness.train.trainer import epoch_batch_sizes, epoch_passes, fit
     from models.registry import build_model, default_config
 
     assert [epoch_passes(36, m) for m in (None, 0, 36, 37, 200)] == [1, 1, 1, 2, 6]
+    # A floor over a set smaller than the batch still fills full batches: 10 samples, floor 200, batch 32.
+    assert epoch_batch_sizes(10, TrainConfig(min_epoch_samples=200)) == [32] * 6 + [8]
+    assert epoch_batch_sizes(10, TrainConfig()) == [10]
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(10, 1, 32)).astype(np.float32), np.arange(10) % 2
 
@@ -233,8 +236,10 @@ def test_min_epoch_samples_keys_a_job_only_where_it_changes_training(npz_1d):
 def test_min_epoch_samples_travels_in_a_recipe(tmp_path):
     from harness.train.recipes import load_recipe, save_recipe
 
-    save_recipe(tmp_path / "r.json", TrainConfig(min_epoch_samples=128), task="x")
-    assert load_recipe(tmp_path / "r.json", TrainConfig()).min_epoch_samples == 128
+    saved = TrainConfig(min_epoch_samples=128, even_batches=True, kd_loss="at", kd_logits="live", at_beta=3.0)
+    save_recipe(tmp_path / "r.json", saved, task="x")
+    loaded = load_recipe(tmp_path / "r.json", TrainConfig())
+    assert (loaded.min_epoch_samples, loaded.even_batches, loaded.kd_loss, loaded.at_beta) == (128, True, "at", 3.0)
     with pytest.raises(OptionError, match="min epoch samples"):
         TrainConfig(min_epoch_samples=-1)
 
@@ -280,6 +285,15 @@ def test_attention_transfer_trains_through_the_student_body_and_leaves_no_hooks(
         assert not student.body._forward_hooks and not teacher.body._forward_hooks
         return [p.detach().clone() for p in student.parameters()]
 
+    def failing(out, tl, yb, **kw):
+        raise RuntimeError("loss failed")
+
+    failing.uses_features = True
+    torch.manual_seed(1)
+    student = build_model(default_config("1d", "student", data.in_channels, data.classes, data.input_shape))
+    with pytest.raises(RuntimeError, match="loss failed"):
+        fit(student, data.X_train, data.y_train, cfg=cfg, epochs=1, seed=0, loss_fn=failing, teacher=teacher)
+    assert not student.body._forward_hooks and not teacher.body._forward_hooks  # removed when training fails too
     hinton = train(build_loss("hinton", T=4.0, alpha=0.5))
     at = train(build_loss("at", T=4.0, alpha=0.5, beta=1000.0))
     assert any(not torch.equal(a, b) for a, b in zip(hinton, at))  # the feature term moved the weights

@@ -20,7 +20,7 @@ import numpy as np
 from harness.measure.base import SessionHandle
 from harness.measure.latency import _check_batch_sizes, get_batch, raw_measurement, timed_measurement
 from harness.measure.stats import StabilityThresholds
-from harness.measure.timing import TimingConfig
+from harness.measure.timing import TimingConfig, TimingResult
 from harness.results import Measurement
 
 SHORT_TIMING = TimingConfig(warmup_min_s=0.1, warmup_min_calls=3, min_time_s=0.3, min_samples=10, max_time_s=3.0)
@@ -77,7 +77,8 @@ def _reuse(h: SessionHandle, bs: int, timing: TimingConfig):
         return None
     their, res = done
     if their.min_time_s >= timing.min_time_s and their.min_samples >= timing.min_samples:
-        return res
+        # Marked, so a reader can tell this row's calls ran in the latency suite (before the paired one).
+        return TimingResult(samples_ns=res.samples_ns, calibration={**res.calibration, "reused_from": "latency"})
     return None
 
 

@@ -10,7 +10,7 @@ from harness.fileio import atomic_write_json, read_json
 
 RECIPE_SCHEMA = "kd-harness/recipe/1"
 _RECIPE_KEYS = {"epochs", "student_epochs", "batch_size", "min_epoch_samples", "even_batches", "lr", "weight_decay",
-                "kd_loss", "temperature", "alpha", "dkd_beta", "kd_logits", "augment", "mixup", "calibrate_teacher"}
+                "kd_loss", "temperature", "alpha", "dkd_beta", "at_beta", "kd_logits", "augment", "mixup", "calibrate_teacher"}
 
 
 def save_recipe(path: str | Path, cfg, *, task: str, evidence: dict[str, Any] | None = None) -> Path:

@@ -208,7 +208,7 @@ def epoch_passes(n: int, min_epoch_samples: int | None) -> int:
 def epoch_batch_sizes(n: int, cfg: "TrainConfig") -> list[int]:
     """The sizes of one epoch's batches, in order, for an n-sample training set under `cfg`."""
     total = n * epoch_passes(n, cfg.min_epoch_samples)
-    bs = min(cfg.batch_size, n)
+    bs = min(cfg.batch_size, total)  # a floor over a set smaller than the batch still fills full batches
     steps = max(1, math.ceil(total / bs))
     if cfg.even_batches:
         q, r = divmod(total, steps)
@@ -260,9 +260,10 @@ def fit(
     )
     if teacher is not None:
         teacher.eval()
-    feature_kw, hooks = _feature_capture(loss_fn, model, teacher)
+    hooks: list = []
     t0 = time.perf_counter()
     try:
+        feature_kw = _feature_capture(loss_fn, model, teacher, hooks)
         for epoch in range(epochs):
             model.train()
             perm = torch.cat([torch.randperm(n, generator=gen) for _ in range(passes)]) if passes > 1 else \
@@ -307,15 +308,15 @@ def fit(
     return FitResult(model=model, seconds=seconds, epochs=epochs, steps=epochs * steps_per_epoch)
 
 
-def _feature_capture(loss_fn, model, teacher):
-    """For a loss that reads feature maps: forward hooks on both models' `body`, and a function giving the
-    loss its keyword arguments for the batch just run. Otherwise no hooks and no extra arguments."""
+def _feature_capture(loss_fn, model, teacher, hooks: list):
+    """For a loss that reads feature maps: forward hooks on both models' `body` (appended to `hooks` one by
+    one, so the caller removes whatever was registered), and a function giving the loss its keyword
+    arguments for the batch just run. Otherwise no hooks and no extra arguments."""
     if not getattr(loss_fn, "uses_features", False):
-        return dict, []
+        return dict
     if teacher is None:
         raise OptionError("a feature-based KD loss needs the live teacher (--kd-logits live)")
     maps: dict[str, torch.Tensor] = {}
-    hooks = [model.body.register_forward_hook(lambda _m, _i, out: maps.__setitem__("student", out)),
-             teacher.body.register_forward_hook(lambda _m, _i, out: maps.__setitem__("teacher", out))]
-    return (lambda: {"student_features": maps["student"], "teacher_features": maps["teacher"]}), hooks
-
+    hooks.append(model.body.register_forward_hook(lambda _m, _i, out: maps.__setitem__("student", out)))
+    hooks.append(teacher.body.register_forward_hook(lambda _m, _i, out: maps.__setitem__("teacher", out)))
+    return lambda: {"student_features": maps["student"], "teacher_features": maps["teacher"]}

@@ -303,10 +303,10 @@ class TrioTraining:
     def settle_teacher(self) -> None:
         """The teacher from the store (or trained now), its fit check, and calibration if asked."""
         log.info(f"input normalisation: {self.norm['mode']} ({self.norm['why']}) [{self.data.name}]")
-        n = len(self.data.y_train)
+        n = len(self.data.y_train) if self.fit_idx is None else len(self.fit_idx)  # the teacher's training set
         passes = epoch_passes(n, self.cfg.min_epoch_samples)
         if passes > 1:
-            log.info(f"each epoch is {passes} passes over the {n} training samples (an epoch draws at least "
+            log.info(f"each epoch is {passes} passes over the teacher's {n} training samples (an epoch draws at least "
                      f"min_epoch_samples={self.cfg.min_epoch_samples}) [{self.data.name}]")
         t_result, model, self.cfg, fit_check = train_checked_teacher(
             self.executor, self.data, self.cfg, self.teacher_job, store=self.store, fit_idx=self.fit_idx)
