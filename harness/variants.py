@@ -161,13 +161,15 @@ def _int8_static(src: Any, data: Any, settings: VariantSettings, out: Path) -> d
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from harness.measure.base import wrap_rows
+
     X = calibration_data(data, settings)
     name = _input_name(src.onnx)
     fixed = getattr(src, "fixed_batch", None)
     step = fixed or CALIBRATION_BATCH
     batches = [X[i:i + step] for i in range(0, len(X), step)]
     if fixed and len(batches[-1]) < fixed:  # a model with a fixed batch axis takes exactly that many
-        batches[-1] = batches[-1][np.arange(fixed) % len(batches[-1])]
+        batches[-1] = wrap_rows(batches[-1], fixed)
 
     class Reader(CalibrationDataReader):  # strided: the calibrator collects one batch at a time
         def __init__(self):
@@ -216,14 +218,13 @@ def _check_loads(path: Path, shape: tuple[int, ...], batch: int = 2) -> None:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ORT raises its own classes; reported, not raised
         raise VariantError(f"ONNX Runtime cannot load it: {_one_line(exc)}") from None
-    n = batch
-    x = np.random.default_rng(0).standard_normal((n, *shape)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
     try:
         out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     except Exception as exc:  # noqa: BLE001
         raise VariantError(f"ONNX Runtime cannot run it: {_one_line(exc)}") from None
-    if out.shape[0] != n or not np.isfinite(out).all():
-        raise VariantError(f"it returned {'non-finite logits' if out.shape[0] == n else f'shape {out.shape}'}")
+    if out.shape[0] != batch or not np.isfinite(out).all():
+        raise VariantError(f"it returned {'non-finite logits' if out.shape[0] == batch else f'shape {out.shape}'}")
 
 
 def build_variant(src: Any, variant: str, data: Any, settings: VariantSettings) -> Any:

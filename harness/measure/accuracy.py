@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.errors import DataError, OptionError
-from harness.measure.base import SessionHandle
+from harness.measure.base import SessionHandle, wrap_rows
 from harness.results import Measurement
 
 
@@ -33,7 +33,7 @@ def predict(session: Any, X: np.ndarray, batch_size: int, fixed_batch: bool = Fa
         chunk = X[start : start + batch_size]
         n = chunk.shape[0]
         if fixed_batch and n < batch_size:
-            chunk = chunk[np.arange(batch_size) % n]
+            chunk = wrap_rows(chunk, batch_size)
         logits = np.asarray(session.run(np.ascontiguousarray(chunk)))
         if logits.ndim < 2 or logits.shape[0] != chunk.shape[0]:
             raise DataError(f"model returned logits of shape {logits.shape} for a batch of {chunk.shape[0]}")

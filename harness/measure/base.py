@@ -14,7 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from harness.backends.base import BackendOptions, Session
+
+
+def wrap_rows(rows: np.ndarray, n: int) -> np.ndarray:
+    """`n` samples made of `rows` repeated, wrapping (a batch of exactly n from fewer rows): the timing
+    inputs of a batch size, and the padding of a short last chunk for a model with a fixed batch axis."""
+    return np.ascontiguousarray(np.take(rows, np.arange(n) % rows.shape[0], axis=0))
 
 
 @dataclass

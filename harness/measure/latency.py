@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.errors import OptionError
-from harness.measure.base import SessionHandle
+from harness.measure.base import SessionHandle, wrap_rows
 from harness.measure.hierarchical import between_process_cv, hierarchical_median_ci
 from harness.measure.stats import (
     StabilityThresholds,
@@ -68,7 +68,7 @@ def get_batch(inputs: dict[int, np.ndarray], batch_size: int) -> np.ndarray:
     src = inputs[max(inputs)]
     if src.shape[0] == 0:
         raise OptionError("the input batch is empty")
-    return np.ascontiguousarray(np.take(src, np.arange(batch_size) % src.shape[0], axis=0))
+    return wrap_rows(src, batch_size)
 
 
 def achieved_gflops(macs: int | None, batch_size: int, p50_ms: float) -> float | None:
