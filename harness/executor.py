@@ -13,7 +13,8 @@ Why these rules:
 - A job's key is a hash of its content, never its name: a rerun skips exactly the jobs whose inputs
   are unchanged (`ResultStore`), and a renamed cell with the same config is still found.
 - A worker killed mid-job (kill -9, out of memory) costs that job a retry, up to `retries`; past that
-  the job is named in a `JobsFailed` error after every other job has finished and been stored.
+  the job is named in a `JobsFailed` error after every other job has finished and been stored. A job
+  that was merely in flight beside it reruns uncharged (the pool runs such jobs one at a time to tell).
 """
 from __future__ import annotations
 
@@ -300,11 +301,17 @@ class LocalExecutor(Executor):
             torch.set_num_threads(before)
 
 
+def _broken(fut) -> bool:
+    """True when a done future failed because its pool broke (a worker died), not by its own error."""
+    return fut.done() and not fut.cancelled() and isinstance(fut.exception(), BrokenProcessPool)
+
+
 class PoolExecutor(Executor):
     """A local pool of `jobs` spawned worker processes, each job's torch threads pinned to its CPUs.
 
-    A worker killed mid-job breaks the whole `ProcessPoolExecutor`; the jobs in flight at that moment
-    are charged one attempt each and resubmitted to a fresh pool. Finished results are already stored.
+    A worker killed mid-job breaks the whole `ProcessPoolExecutor` and fails every job in flight. Those
+    jobs rerun one at a time on a fresh pool, so that only the job that really kills its worker is
+    charged attempts; finished results are already stored.
     """
 
     def __init__(self, config: ExecutorConfig):
@@ -320,60 +327,80 @@ class PoolExecutor(Executor):
         if self._pool is None or self._pool_shared != blob:
             self.close()
             ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state in workers
-            self._pool = ProcessPoolExecutor(max_workers=self.config.workers(), mp_context=ctx,
-                                             initializer=_pool_init, initargs=(blob, self.config.cpus()))
-            self._pool_shared = blob
+            pool = ProcessPoolExecutor(max_workers=self.config.workers(), mp_context=ctx,
+                                       initializer=_pool_init, initargs=(blob, self.config.cpus()))
+            # Start every worker now. CPython spawns workers lazily, one per submit, and its manager
+            # thread only watches the workers alive when it last woke: a worker spawned after that
+            # could die unnoticed until another job finished, and the death would be blamed on
+            # whichever job was in flight then. One no-op per worker, submitted together, spawns all.
+            try:
+                for fut in [pool.submit(int) for _ in range(self.config.workers())]:
+                    fut.result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise HarnessError("the worker processes died while starting, before any job ran") from None
+            self._pool, self._pool_shared = pool, blob
         return self._pool
 
     def _run(self, jobs, shared, finish, failed) -> None:
         blob = pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)
         attempts = {job.key: 0 for job in jobs}
+        # When a worker dies the pool fails every future in flight, so with two jobs running nobody can
+        # tell which one killed it. Those jobs become suspects and rerun one at a time: an attempt is
+        # charged only to a job that broke the pool while running alone, never to a bystander.
+        suspects: set[str] = set()
         queue = list(jobs)
         limit = self.config.workers()
         while queue:
             pool = self._workers(blob)
-            # At most one job per worker in flight: when a worker dies, the pool fails every unfinished
-            # future, and only jobs that were really running should be charged an attempt.
-            running: dict[Any, Job] = {}
-            broken = False
-            while (queue or running) and not broken:
+            running: dict[Any, Job] = {}  # at most one job per worker in flight
+            lost: list[Job] = []
+            while (queue or running) and not lost:
                 while queue and len(running) < limit:
+                    alone = queue[0].key in suspects or any(j.key in suspects for j in running.values())
+                    if running and alone:
+                        break
                     job = queue.pop(0)
                     try:
                         running[pool.submit(_pool_entry, job.fn, job.kwargs, self.config.cpus())] = job
                     except BrokenProcessPool:  # a worker died while idle: this job never started
                         queue.insert(0, job)
-                        broken = True
                         break
-                if broken:
+                if not running:  # the pool broke before anything started: a fresh one
                     break
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in done:
+                # After a break, collect every finished future too: one that completed beside the
+                # dying worker keeps its result.
+                for fut in list(done) + ([f for f in running if f.done() and f not in done]
+                                          if any(_broken(f) for f in done) else []):
                     job = running.pop(fut)
+                    if _broken(fut):
+                        lost.append(job)
+                        continue
                     try:
                         result = fut.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        attempts[job.key] += 1
-                        if attempts[job.key] > self.config.retries:
-                            failed[job.name] = f"worker died {attempts[job.key]} times"
-                        else:
-                            log.warning(f"a worker died while running {job.name}; retrying "
-                                        f"({attempts[job.key]}/{self.config.retries})")
-                            queue.insert(0, job)
-                        continue
                     except Exception as exc:  # the job's own error: not retried, it would fail again
                         failed[job.name] = f"{type(exc).__name__}: {exc}"
                         continue
                     finish(job, result)  # the driver's own errors (a full disk) are not the job's
-            if broken:
-                # The other jobs in flight died with the pool: charge them too (they were running).
-                for fut, job in running.items():
+            if lost:
+                lost.extend(running.values())  # still in flight: they died with the pool
+                if len(lost) > 1:
+                    log.warning(f"a worker died with {len(lost)} jobs in flight "
+                                f"({', '.join(j.name for j in lost)}); rerunning them one at a time")
+                    suspects.update(j.key for j in lost)
+                    queue[:0] = lost
+                else:
+                    (job,) = lost
+                    suspects.add(job.key)
                     attempts[job.key] += 1
                     if attempts[job.key] > self.config.retries:
                         failed[job.name] = f"worker died {attempts[job.key]} times"
                     else:
+                        log.warning(f"a worker died while running {job.name}; retrying "
+                                    f"({attempts[job.key]}/{self.config.retries})")
                         queue.insert(0, job)
+            if queue:  # a worker died: the next round starts a fresh pool
                 self.close()
 
     def close(self) -> None:

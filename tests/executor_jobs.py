@@ -12,6 +12,30 @@ def counted(counter_dir: str, value: int) -> int:
     return value * 2
 
 
+def slow_counted(counter_dir: str, value: int, started: str, killer: str) -> int:
+    """`counted` that leaves a `started` marker, then waits (up to a minute) until `die_beside` has
+    started on the other worker: so it is surely in flight when that worker dies."""
+    import time
+
+    Path(started).write_text("running")
+    deadline = time.monotonic() + 60
+    while not Path(killer).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    return counted(counter_dir, value)
+
+
+def die_beside(started: str, killer: str) -> None:
+    """kill -9 of its own worker once `slow_counted` is running beside it (within a minute)."""
+    import time
+
+    Path(killer).write_text("running")
+    deadline = time.monotonic() + 60
+    while not Path(started).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def die_once(marker: str, value: int) -> int:
     """kill -9 of its own worker on the first attempt; returns `value` on the next."""
     if not Path(marker).exists():

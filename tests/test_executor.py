@@ -98,6 +98,22 @@ def test_pool_names_a_job_that_keeps_dying_and_keeps_finished_ones(tmp_path):
     assert sorted(out.resumed) == sorted(j.key for j in plain) and _ran(counter) == ran
 
 
+def test_pool_never_charges_a_bystander_for_a_worker_that_died_beside_it(tmp_path, caplog):
+    # Without retries, a job in flight beside the killer must still finish: the pool cannot tell which
+    # worker died, so both rerun alone and only the killer is charged.
+    store = ResultStore(tmp_path / "store")
+    counter = str(tmp_path / "count")
+    marks = {"started": str(tmp_path / "started"), "killer": str(tmp_path / "killer")}
+    slow = [_job(f"slow {v}", jobs.slow_counted, counter_dir=counter, value=v, **marks) for v in (1, 2)]
+    doomed = _job("killer", jobs.die_beside, **marks)  # dies while "slow 1" is surely running
+    with PoolExecutor(ExecutorConfig(kind="pool", jobs=2, threads_per_job=1, retries=0)) as ex:
+        with pytest.raises(JobsFailed, match="killer .worker died 1 times") as err:
+            ex.map([slow[0], doomed, slow[1]], store=store)
+    assert "slow" not in str(err.value)
+    assert [store.get(j.key)["value"] for j in slow] == [2, 4]
+    assert "rerunning them one at a time" in caplog.text
+
+
 def test_a_jobs_own_error_is_named_not_retried(tmp_path):
     for ex in (LocalExecutor(ExecutorConfig()), PoolExecutor(ExecutorConfig(kind="pool", jobs=1))):
         with ex:
