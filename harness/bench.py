@@ -36,7 +36,8 @@ class BenchConfig:
     backends: list[str] = field(default_factory=lambda: ["torch", "onnxruntime"])
     suites: list[str] = field(default_factory=lambda: list(default_suite_names()))
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8])
-    # None: [1, 4, 16, 64], or [1, 16] with quick (the sweep is the costliest timed suite)
+    # None: [1, 4, 16, 64], or with quick the latency batch sizes: the throughput suite then reads each
+    # from the latency suite's calls on the same worker and times nothing more (the sweep is costly)
     throughput_batch_sizes: list[int] | None = None
     threads: int = field(default_factory=default_threads)
     inter_op_threads: int = 1
@@ -63,7 +64,8 @@ class BenchConfig:
         from harness.variants import CALIBRATION_METHODS, variant_names
 
         if self.throughput_batch_sizes is None:
-            object.__setattr__(self, "throughput_batch_sizes", [1, 16] if self.quick else [1, 4, 16, 64])
+            object.__setattr__(self, "throughput_batch_sizes",
+                               list(self.batch_sizes) if self.quick else [1, 4, 16, 64])
 
         known = backend_names()
         if not self.backends:

@@ -195,7 +195,21 @@ def test_paired_detects_2x_work():
     assert kd.metrics.rounds == 10 and kd.metrics.calls_per_block == 15
     # same work: speedup near 1
     assert 0.6 < scratch.metrics.speedup < 1.6
+    # one round robin per batch: both students are judged against the very same teacher calls
+    assert kd.metrics.reference_samples_ns == scratch.metrics.reference_samples_ns
+    assert kd.metrics.calibration["group_size"] == 3
     json.dumps(kd.to_dict(), allow_nan=False)
+
+
+def test_round_robin_reverses_the_order_each_round():
+    order = []
+    cfg = paired.PairedConfig(rounds=4, calls_per_block=1, block_warmup_calls=0,
+                              warmup=TimingConfig(warmup_min_s=0, warmup_min_calls=1))
+    clock = FakeClock(step=5)
+    timers = [CallableTimer(lambda n=n: order.append(n), clock=clock) for n in "RAB"]
+    samples, cal = paired.time_round_robin(timers, None, cfg, clock=clock, sleep=lambda s: None)
+    assert "".join(order[3:]) == "RAB" "BAR" "RAB" "BAR"  # after one warm-up call each
+    assert [s.shape for s in samples] == [(4, 1)] * 3 and cal["calls_per_block"] == [1, 1, 1]
 
 
 def test_time_interleaved_alternates_order():

@@ -1,9 +1,12 @@
 """Paired suite: the reference model (teacher) and each other model timed INTERLEAVED.
 
 Timing models one after the other lets slow drift (thermal state, frequency scaling, other load
-on a shared machine) land on one model and not the other. Here, for each round r = 1..R, a block
-of calls of the reference is timed, then a block of calls of the candidate, with the order
-alternating each round (R-C, C-R, R-C, ...) so that neither model systematically runs first.
+on a shared machine) land on one model and not the other. Here the reference and all its candidates
+(same task, backend and options) run round robin: for each round r = 1..R, one block of calls of
+each, in the order R-C1-...-Cn in odd rounds and Cn-...-C1-R in even ones, so that each candidate
+runs after the reference in half the rounds and before it in the other half. All candidates are
+measured against the same reference blocks (twin students, one teacher sample), and a group costs
+n + 1 blocks a round rather than 2n in separate pairs.
 
 Interleaving must not disturb what it measures. Two sessions in one process disturb each other
 (ONNX Runtime pools spin after a run and, on 2 cores, take the other model's core; torch shares
@@ -72,7 +75,7 @@ class PairedConfig:
     settle_s: float = 0.005  # pause between blocks: the previous model's thread pool stops spinning
     min_calls_per_block: int = 5
     max_calls_per_block: int = 1000
-    max_time_s: float = 60.0  # per pair and batch size; stops after a whole round, keeps >= 2 rounds
+    max_time_s: float = 60.0  # per candidate and batch size; stops after a whole round, keeps >= 2 rounds
     warmup: TimingConfig = field(default_factory=lambda: TimingConfig(warmup_min_s=0.2, warmup_min_calls=5))
     reference_role: str = "teacher"
     thresholds: StabilityThresholds = field(default_factory=StabilityThresholds)
@@ -113,59 +116,82 @@ def _calls_per_block(cfg: PairedConfig, est_ns: float) -> int:
     return min(max(k, cfg.min_calls_per_block), cfg.max_calls_per_block)
 
 
-def time_interleaved(
-    ref_timer: Any,
-    cand_timer: Any,
+def time_round_robin(
+    timers: Sequence[Any],
     batch: np.ndarray | None,
     config: PairedConfig,
     *,
     clock: Callable[[], int] = time.perf_counter_ns,
     sleep: Callable[[float], Any] = time.sleep,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Returns (ref samples R x k_ref, candidate samples R x k_cand, calibration) as int64 arrays.
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """One block of each timer per round, the reference (`timers[0]`) and every candidate of its group.
 
-    The timers time the calls where the models live (a worker process each in `harness bench`);
-    this driver only orders the blocks, waits `settle_s` between them and watches the deadline.
+    Returns (one R x k_i int64 array per timer, calibration). Odd rounds run the timers in the given
+    order, even rounds in reverse, so every candidate runs after the reference in half the rounds and
+    before it in the other half. Every candidate's ratio uses the same reference calls: two candidates
+    of one architecture (the scratch and KD students) are judged against one set of teacher blocks,
+    and a group of n candidates costs n + 1 blocks a round instead of 2n in separate pairs.
+
+    The timers time the calls where the models live (a worker process each in `harness bench`); this
+    driver only orders the blocks, waits `settle_s` between them and watches the deadline, which is
+    `max_time_s` per candidate.
     """
     cfg = config
     w0 = clock()
-    warm_ref = ref_timer.warm_up(batch, cfg.warmup)
-    sleep(cfg.settle_s)
-    warm_cand = cand_timer.warm_up(batch, cfg.warmup)
+    warm = []
+    for i, timer in enumerate(timers):
+        if i:
+            sleep(cfg.settle_s)
+        warm.append(timer.warm_up(batch, cfg.warmup))
     warmup_s = (clock() - w0) / 1e9
-    est_ref, est_cand = estimate_call_ns(warm_ref), estimate_call_ns(warm_cand)
-    k_ref, k_cand = _calls_per_block(cfg, est_ref), _calls_per_block(cfg, est_cand)
+    est = [estimate_call_ns(w) for w in warm]
+    ks = [_calls_per_block(cfg, e) for e in est]
 
-    ref = np.zeros((cfg.rounds, k_ref), dtype=np.int64)
-    cand = np.zeros((cfg.rounds, k_cand), dtype=np.int64)
+    out = [np.zeros((cfg.rounds, k), dtype=np.int64) for k in ks]
+    order = list(range(len(timers)))
     done = 0
     start = clock()
-    deadline = start + int(cfg.max_time_s * 1e9)
+    deadline = start + int(cfg.max_time_s * max(1, len(timers) - 1) * 1e9)
     for r in range(cfg.rounds):
-        order = ((ref_timer, ref, k_ref), (cand_timer, cand, k_cand))
-        for timer, dest, k in (order if r % 2 == 0 else order[::-1]):
+        for i in (order if r % 2 == 0 else order[::-1]):
             sleep(cfg.settle_s)
-            dest[r, :] = timer.block(batch, k, cfg.block_warmup_calls)
+            out[i][r, :] = timers[i].block(batch, ks[i], cfg.block_warmup_calls)
         done = r + 1
         if done >= 2 and clock() > deadline:
             break
     end = clock()
     calibration = {
-        "warmup_calls": [len(warm_ref), len(warm_cand)],
+        "warmup_calls": [len(w) for w in warm],
         "warmup_s": warmup_s,
-        "estimated_call_ns": [est_ref, est_cand],
-        "calls_per_block": [k_ref, k_cand],
+        "estimated_call_ns": est,
+        "calls_per_block": ks,
         "block_warmup_calls": int(cfg.block_warmup_calls),
         "settle_s": float(cfg.settle_s),
         "planned_rounds": cfg.rounds,
         "rounds": done,
         "stopped_by_max_time": done < cfg.rounds,
         "total_s": (end - start) / 1e9,
-        "order": "alternating per round, reference first in round 1",
+        "order": "round robin, reference first in round 1, the order reversed each round",
         "gc_disabled": True,
         **timer_info(),
     }
-    return ref[:done], cand[:done], calibration
+    return [o[:done] for o in out], calibration
+
+
+def time_interleaved(ref_timer: Any, cand_timer: Any, batch: np.ndarray | None, config: PairedConfig,
+                     **kw) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """A group of one: (ref samples R x k_ref, candidate samples R x k_cand, calibration)."""
+    (ref, cand), calibration = time_round_robin([ref_timer, cand_timer], batch, config, **kw)
+    return ref, cand, calibration
+
+
+def _pair_calibration(group: dict[str, Any], i: int, size: int) -> dict[str, Any]:
+    """The group's calibration as one candidate's pair (reference first): the shape every reader knows."""
+    cal = dict(group)
+    for key in ("warmup_calls", "estimated_call_ns", "calls_per_block"):
+        cal[key] = [group[key][0], group[key][i]]
+    cal["group_size"] = size
+    return cal
 
 
 def _group_key(h: SessionHandle) -> tuple:
@@ -264,25 +290,41 @@ def _measurement(cand: SessionHandle | Measurement, bs: int, metrics: dict[str, 
                        samples_ns=cand_all.tolist(), warnings=warnings)
 
 
+def groups(handles: Sequence[SessionHandle], reference_role: str = "teacher"
+           ) -> list[tuple[SessionHandle, list[SessionHandle]]]:
+    """(reference, its candidates) per task, backend and options, candidates in handle order."""
+    out: dict[Any, tuple[SessionHandle, list[SessionHandle]]] = {}
+    for ref, cand in pairs(handles, reference_role):
+        out.setdefault(id(ref), (ref, []))[1].append(cand)
+    return list(out.values())
+
+
 def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], config: PairedConfig | None = None
             ) -> list[Measurement]:
     cfg = config or PairedConfig()
     out: list[Measurement] = []
-    for ref, cand in pairs(handles, cfg.reference_role):
-        overhead = cand.timer.overhead()
+    for ref, cands in groups(handles, cfg.reference_role):
+        overheads = [cand.timer.overhead() for cand in cands]
+        per_cand: list[list[Measurement]] = [[] for _ in cands]
         for bs in cfg.batch_sizes:
-            ref_s, cand_s, calibration = time_interleaved(ref.timer, cand.timer, get_batch(inputs, bs), cfg)
-            if cfg.pooled:  # the layout `run_groups` reads, nothing computed twice
-                metrics, warnings = {"reference": cfg.reference_role, "reference_samples_ns": ref_s.ravel().tolist(),
-                                     "rounds": int(ref_s.shape[0]), "calls_per_block": int(cand_s.shape[1]),
-                                     "reference_calls_per_block": int(ref_s.shape[1]),
-                                     "calibration": calibration, "harness_overhead": dict(overhead),
-                                     "harness_overhead_p50_ns": float(overhead["p50_ns"])}, []
-            else:
-                metrics, warnings = compare([ref_s], [cand_s], overhead, [calibration], cfg.thresholds,
-                                            cfg.reference_role)
-            metrics["workers"] = [ref.timer.where(), cand.timer.where()]
-            out.append(_measurement(cand, bs, metrics, cand_s.ravel(), warnings))
+            samples, group_cal = time_round_robin([ref.timer] + [c.timer for c in cands], get_batch(inputs, bs), cfg)
+            ref_s = samples[0]
+            for i, (cand, cand_s, overhead) in enumerate(zip(cands, samples[1:], overheads), start=1):
+                calibration = _pair_calibration(group_cal, i, len(cands) + 1)
+                if cfg.pooled:  # the layout `run_groups` reads, nothing computed twice
+                    metrics, warnings = {"reference": cfg.reference_role,
+                                         "reference_samples_ns": ref_s.ravel().tolist(),
+                                         "rounds": int(ref_s.shape[0]), "calls_per_block": int(cand_s.shape[1]),
+                                         "reference_calls_per_block": int(ref_s.shape[1]),
+                                         "calibration": calibration, "harness_overhead": dict(overhead),
+                                         "harness_overhead_p50_ns": float(overhead["p50_ns"])}, []
+                else:
+                    metrics, warnings = compare([ref_s], [cand_s], overhead, [calibration], cfg.thresholds,
+                                                cfg.reference_role)
+                metrics["workers"] = [ref.timer.where(), cand.timer.where()]
+                per_cand[i - 1].append(_measurement(cand, bs, metrics, cand_s.ravel(), warnings))
+        for ms in per_cand:  # candidate-major, as one pair after another always listed them
+            out += ms
     return out
 
 
