@@ -56,7 +56,9 @@ def main(argv: list[str]) -> int:
         for draw_seed in [int(s) for s in args.draws.split(",")]:
             npz = draw(out, task, n, draw_seed)
             for name, flags in variants:
-                run = out / f"{npz.stem}-{name}"
+                # One run folder (one job store) per draw: a variant that leaves the teacher's and the
+                # scratch students' jobs unchanged (a KD-only option) resumes them and trains only KD.
+                run = out / npz.stem
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "harness.cli", "train", "--data", str(npz), "--seeds", args.seeds, *shlex.split(flags),
                                 "--executor", "pool", "--jobs", "2", "--threads-per-job", "1", "--out", str(run),
