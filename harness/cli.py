@@ -285,7 +285,8 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graph-optimization", default=None, help="onnxruntime: disable|basic|extended|all")
     p.add_argument("--no-arena", action="store_true", help="onnxruntime: disable the CPU memory arena")
     p.add_argument("--external-data", action="store_true", help="export ONNX weights to a side .data file")
-    p.add_argument("--quick", action="store_true", help="short timing windows (CI smoke runs)")
+    p.add_argument("--quick", action="store_true", help="short timing windows (CI smoke runs); paired only at the first batch size, "
+                   "throughput at the latency batch sizes (read from its calls)")
     p.add_argument("--processes", type=_positive_int("--processes"), default=None,
                    help="fresh worker process sets the timed suites run in; CIs span them (default 3, quick 2)")
     p.add_argument("--variants", type=_str_list, default=None, metavar="fp32,int8,int8-dynamic",

@@ -13,8 +13,9 @@ Why these rules:
 - A job's key is a hash of its content, never its name: a rerun skips exactly the jobs whose inputs
   are unchanged (`ResultStore`), and a renamed cell with the same config is still found.
 - A worker killed mid-job (kill -9, out of memory) costs that job a retry, up to `retries`; past that
-  the job is named in a `JobsFailed` error after every other job has finished and been stored. A job
-  that was merely in flight beside it reruns uncharged (the pool runs such jobs one at a time to tell).
+  the job is named in a `JobsFailed` error after every other job has finished and been stored. A death
+  with several jobs in flight is charged to none of them: they rerun one at a time (for the rest of
+  that `map`), and only a job whose worker dies while it runs alone is charged.
 """
 from __future__ import annotations
 
@@ -349,12 +350,15 @@ class PoolExecutor(Executor):
         # tell which one killed it. Those jobs become suspects and rerun one at a time: an attempt is
         # charged only to a job that broke the pool while running alone, never to a bystander.
         suspects: set[str] = set()
+        deaths = {job.key: 0 for job in jobs}  # every death in flight, charged or not
         queue = list(jobs)
         limit = self.config.workers()
+        idle_breaks = 0  # fresh pools in a row that broke before any job started
         while queue:
             pool = self._workers(blob)
             running: dict[Any, Job] = {}  # at most one job per worker in flight
             lost: list[Job] = []
+            broke = False
             while (queue or running) and not lost:
                 while queue and len(running) < limit:
                     alone = queue[0].key in suspects or any(j.key in suspects for j in running.values())
@@ -365,9 +369,15 @@ class PoolExecutor(Executor):
                         running[pool.submit(_pool_entry, job.fn, job.kwargs, self.config.cpus())] = job
                     except BrokenProcessPool:  # a worker died while idle: this job never started
                         queue.insert(0, job)
+                        broke = True
                         break
                 if not running:  # the pool broke before anything started: a fresh one
+                    idle_breaks += 1
+                    if idle_breaks >= 3:
+                        raise HarnessError("worker processes keep dying before any job starts "
+                                           f"({idle_breaks} fresh pools in a row)")
                     break
+                idle_breaks = 0
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 # After a break, collect every finished future too: one that completed beside the
                 # dying worker keeps its result.
@@ -384,7 +394,10 @@ class PoolExecutor(Executor):
                         continue
                     finish(job, result)  # the driver's own errors (a full disk) are not the job's
             if lost:
+                broke = True
                 lost.extend(running.values())  # still in flight: they died with the pool
+                for job in lost:
+                    deaths[job.key] += 1
                 if len(lost) > 1:
                     log.warning(f"a worker died with {len(lost)} jobs in flight "
                                 f"({', '.join(j.name for j in lost)}); rerunning them one at a time")
@@ -395,12 +408,14 @@ class PoolExecutor(Executor):
                     suspects.add(job.key)
                     attempts[job.key] += 1
                     if attempts[job.key] > self.config.retries:
-                        failed[job.name] = f"worker died {attempts[job.key]} times"
+                        shared = deaths[job.key] - attempts[job.key]
+                        failed[job.name] = (f"worker died {attempts[job.key]} times running alone"
+                                            + (f", {shared} more beside other jobs" if shared else ""))
                     else:
                         log.warning(f"a worker died while running {job.name}; retrying "
                                     f"({attempts[job.key]}/{self.config.retries})")
                         queue.insert(0, job)
-            if queue:  # a worker died: the next round starts a fresh pool
+            if broke:  # a worker died: never reuse that pool (the next round or map starts a fresh one)
                 self.close()
 
     def close(self) -> None:

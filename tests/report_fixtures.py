@@ -36,7 +36,7 @@ def latency_metrics(samples_ns: Sequence[int], macs: int | None = None, batch: i
     n = len(s)
     half = 1.96 * math.sqrt(n) / 2
     lo, hi = max(int(n / 2 - half), 0), min(int(math.ceil(n / 2 + half)), n - 1)
-    out = {"p50_ms": float(q[1]), "p90_ms": float(q[3]), "p95_ms": float(q[4]), "p99_ms": float(q[5]),
+    out = {"p10_ms": float(np.percentile(ms, 10)), "p50_ms": float(q[1]), "p90_ms": float(q[3]), "p95_ms": float(q[4]), "p99_ms": float(q[5]),
            "p999_ms": float(q[6]), "mean_ms": float(ms.mean()), "std_ms": float(ms.std(ddof=1)),
            "iqr_ms": float(q[2] - q[0]), "min_ms": float(s[0]), "max_ms": float(s[-1]),
            "cv": float(ms.std(ddof=1) / ms.mean()), "n": int(n), "median_ci95_ms": [float(s[lo]), float(s[hi])]}

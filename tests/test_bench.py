@@ -65,10 +65,23 @@ def test_bench_run_dir_writes_schema(capsys, tiny_run):
     paired = [m for m in ms if m["suite"] == "paired"]
     assert paired and all(m["metrics"]["speedup_ci95"][0] <= m["metrics"]["speedup"] <= m["metrics"]["speedup_ci95"][1]
                           for m in paired)
+    assert {m["batch_size"] for m in paired} == {1}  # --quick pairs only the first batch size
+    # both students of a backend share one round robin with the teacher: the same teacher calls
+    for backend in ("torch", "onnxruntime"):
+        refs = {json.dumps(m["metrics"]["reference_samples_ns"]) for m in paired if m["backend"] == backend}
+        assert len(refs) == 1
     df = measurements_frame(out)
     assert {"task", "model", "backend", "suite", "batch_size", "threads", "p50_ms"} <= set(df.columns)
     assert len(df) == len(ms)
     assert "teacher" in stdout
+
+
+def test_quick_throughput_defaults_to_the_latency_batch_sizes():
+    from harness.bench import BenchConfig
+
+    assert BenchConfig(quick=True, batch_sizes=[1, 8]).throughput_batch_sizes == [1, 8]
+    assert BenchConfig(batch_sizes=[1, 8]).throughput_batch_sizes == [1, 4, 16, 64]
+    assert BenchConfig(quick=True, throughput_batch_sizes=[2]).throughput_batch_sizes == [2]
 
 
 def _tiny_onnx(path, in_ch=1, length=32, classes=3, seed=0, external=False):

@@ -191,8 +191,8 @@ def test_paired_detects_2x_work():
     assert lo > 1.3 and kd.metrics.significant  # ~2x the work: CI well clear of 1
     assert kd.metrics.p_value < 0.01
     assert kd.metrics.speedup == pytest.approx(kd.metrics.teacher_p50_ms / kd.metrics.student_p50_ms)
-    assert len(kd.samples_ns) == len(kd.metrics.reference_samples_ns) == 10 * 15
-    assert kd.metrics.rounds == 10 and kd.metrics.calls_per_block == 15
+    assert len(kd.samples_ns) == len(kd.metrics.reference_samples_ns) == 9 * 15
+    assert kd.metrics.rounds == 9 and kd.metrics.calls_per_block == 15  # 10 -> 3 whole cycles of 3
     # same work: speedup near 1
     assert 0.6 < scratch.metrics.speedup < 1.6
     # one round robin per batch: both students are judged against the very same teacher calls
@@ -201,27 +201,30 @@ def test_paired_detects_2x_work():
     json.dumps(kd.to_dict(), allow_nan=False)
 
 
-def test_round_robin_reverses_the_order_each_round():
+def test_round_robin_rotates_whole_cycles_and_never_repeats_a_block():
     order = []
-    cfg = paired.PairedConfig(rounds=4, calls_per_block=1, block_warmup_calls=0,
+    cfg = paired.PairedConfig(rounds=5, calls_per_block=1, block_warmup_calls=0,
                               warmup=TimingConfig(warmup_min_s=0, warmup_min_calls=1))
     clock = FakeClock(step=5)
     timers = [CallableTimer(lambda n=n: order.append(n), clock=clock) for n in "RAB"]
     samples, cal = paired.time_round_robin(timers, None, cfg, clock=clock, sleep=lambda s: None)
-    assert "".join(order[3:]) == "RAB" "BAR" "RAB" "BAR"  # after one warm-up call each
-    assert [s.shape for s in samples] == [(4, 1)] * 3 and cal["calls_per_block"] == [1, 1, 1]
+    timed = "".join(order[3:])  # after one warm-up call each
+    assert timed == "RAB" "ABR" "BRA" "RAB" "ABR" "BRA"  # 5 rounds -> the nearest whole cycles: 6
+    assert all(a != b for a, b in zip(timed, timed[1:]))  # no model runs two blocks back to back
+    for name in "RAB":  # every model holds every position equally often
+        assert sorted(timed[i:i + 3].index(name) for i in range(0, len(timed), 3)) == [0, 0, 1, 1, 2, 2]
+    assert [s.shape for s in samples] == [(6, 1)] * 3 and cal["rounds"] == cal["planned_rounds"] == 6
 
 
-def test_time_interleaved_alternates_order():
-    order = []
-    cfg = paired.PairedConfig(rounds=4, calls_per_block=2, warmup=TimingConfig(warmup_min_s=0, warmup_min_calls=1))
+def test_round_robin_stops_on_its_deadline_only_at_a_cycle_end():
+    cfg = paired.PairedConfig(rounds=30, calls_per_block=1, block_warmup_calls=0, max_time_s=1e-9,
+                              warmup=TimingConfig(warmup_min_s=0, warmup_min_calls=1))
     clock = FakeClock(step=5)
-    ref, cand, cal = paired.time_interleaved(CallableTimer(lambda: order.append("R"), clock=clock),
-                                             CallableTimer(lambda: order.append("C"), clock=clock), None, cfg,
-                                             clock=clock, sleep=lambda s: None)
-    timed = "".join(order[2:])  # after one warm-up call each; each block: 2 untimed + 2 timed calls
-    assert timed == "RRRRCCCC" "CCCCRRRR" "RRRRCCCC" "CCCCRRRR"
-    assert ref.shape == cand.shape == (4, 2) and cal["rounds"] == 4
+    timers = [CallableTimer(lambda: None, clock=clock) for _ in range(3)]
+    samples, cal = paired.time_round_robin(timers, None, cfg, clock=clock, sleep=lambda s: None)
+    assert cal["rounds"] == 3 and cal["stopped_by_max_time"]  # one whole cycle, not two rounds
+    assert paired.planned_rounds(20, 6) == 18 and paired.planned_rounds(20, 2) == 20
+    assert paired.planned_rounds(3, 2) == 4 and paired.planned_rounds(1, 1) == 2
 
 
 # -- throughput ----------------------------------------------------------------------------

@@ -275,3 +275,31 @@ def test_runtime_table_has_torch_compile_and_variant_vs_own_fp32():
     assert q["torch_p50_ms"] == kd["torch_p50_ms"]  # a variant is compared with its fp32 model's eager run
     assert q["vs_fp32_ort"] == pytest.approx(2.0, rel=0.15)  # half the fp32 model's time on ONNX Runtime
     assert "compile speedup" in build_report(res, "table") and "vs own fp32 ORT" in build_report(res, "table")
+
+
+def test_quick_bench_without_paired_batch_8_judges_variants_by_the_paired_batch():
+    # `--quick` runs the paired suite at the first batch size only: batch 8's speedups then come from the
+    # latency suite (same statistic, p10 where the file has it), the table says so, and the verdict
+    # judges by the batch that was paired.
+    res = bench()
+    full = build_model(res).tasks[0]
+    (before,) = full.section_verdicts["variants"].values()
+    assert "at batch 8" in before
+    res.measurements = [m for m in res.measurements if not (m.suite == "paired" and m.batch_size == 8)]
+    t = build_model(res).tasks[0]
+    rows = {r["model"]: r for r in t.variants.to_dict("records")}
+    kd = rows["student_kd@int8"]
+    from harness.report.derived import has_fast_speedup, speedups
+
+    assert kd["speedup_b1_from"].startswith("paired")
+    assert kd["speedup_b8_from"] == ("p10 ratio" if has_fast_speedup(res) else "p50 ratio")
+    # the fast-state statistic falls back to the latency suite's p10 ratio, never its p50 one
+    fast = speedups(res, "osuleaf", fast=True)
+    (key,) = [k for k in fast if k[0] == "student_kd@int8" and k[2] == 8]
+    lat = {m.model: m for m in res.measurements if m.suite == "latency" and m.batch_size == 8
+           and m.backend == "onnxruntime"}
+    assert fast[key].basis == "p10 ratio"
+    assert fast[key].value == pytest.approx(lat["teacher"].metrics.p10_ms / lat["student_kd@int8"].metrics.p10_ms)
+    assert kd["speedup_b8"] > 1
+    (sentence,) = t.section_verdicts["variants"].values()
+    assert "student_kd@int8, " in sentence and "at batch 1" in sentence

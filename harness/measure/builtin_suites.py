@@ -81,7 +81,7 @@ class PairedSuite(Suite):
     name = "paired"
     timed = True
     merge = staticmethod(_merge_paired)
-    describe = "teacher and student interleaved in rounds: the speedup with its CI"
+    describe = "the teacher and its students interleaved round robin: each speedup with its CI"
 
     def applies(self, ctx: SuiteContext) -> bool:
         return len(ctx.sources) > 1
@@ -91,8 +91,9 @@ class PairedSuite(Suite):
 
         quick = ctx.config.quick
         ref = "teacher" if any(s.role == "teacher" for s in ctx.sources) else ctx.sources[0].role
-        # Quick (CI, the default main job): interleaved only at the first batch size, the verdict's; the
-        # others' speedups come from the latency suite's ratio. It halves the suite (35 s of the main job).
+        # Quick (CI, the default main job): interleaved only at the first batch size, the KD verdict's;
+        # the others' speedups come from the latency suite's ratio (the report says which, per batch).
+        # It halves the suite: 35 s of the main job.
         sizes = ctx.config.batch_sizes[:1] if quick else ctx.config.batch_sizes
         return paired.measure(ctx.handles, ctx.inputs, paired.PairedConfig(
             batch_sizes=tuple(sizes), reference_role=ref,

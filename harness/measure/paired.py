@@ -3,9 +3,10 @@
 Timing models one after the other lets slow drift (thermal state, frequency scaling, other load
 on a shared machine) land on one model and not the other. Here the reference and all its candidates
 (same task, backend and options) run round robin: for each round r = 1..R, one block of calls of
-each, in the order R-C1-...-Cn in odd rounds and Cn-...-C1-R in even ones, so that each candidate
-runs after the reference in half the rounds and before it in the other half. All candidates are
-measured against the same reference blocks (twin students, one teacher sample), and a group costs
+each, in an order rotated by one every round (R-C1-C2, C1-C2-R, C2-R-C1, ...; with one candidate the
+classic R-C, C-R alternation). R is a whole number of cycles, so every model holds every position
+equally often, and with two or more candidates no model runs two blocks back to back. All candidates
+are measured against the same reference blocks (twin students, one teacher sample), and a group costs
 n + 1 blocks a round rather than 2n in separate pairs.
 
 Interleaving must not disturb what it measures. Two sessions in one process disturb each other
@@ -116,6 +117,19 @@ def _calls_per_block(cfg: PairedConfig, est_ns: float) -> int:
     return min(max(k, cfg.min_calls_per_block), cfg.max_calls_per_block)
 
 
+def planned_rounds(rounds: int, group_size: int) -> int:
+    """`rounds` rounded to the nearest whole number of cycles (group_size rounds each), at least one
+    cycle and at least two rounds."""
+    m = max(1, int(group_size))
+    return max(2, m * max(1, int(rounds / m + 0.5)))
+
+
+def round_order(group_size: int, r: int) -> list[int]:
+    """The timers' order in round r: 0..m-1 rotated left by r."""
+    m = int(group_size)
+    return [(r + i) % m for i in range(m)]
+
+
 def time_round_robin(
     timers: Sequence[Any],
     batch: np.ndarray | None,
@@ -126,11 +140,16 @@ def time_round_robin(
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """One block of each timer per round, the reference (`timers[0]`) and every candidate of its group.
 
-    Returns (one R x k_i int64 array per timer, calibration). Odd rounds run the timers in the given
-    order, even rounds in reverse, so every candidate runs after the reference in half the rounds and
-    before it in the other half. Every candidate's ratio uses the same reference calls: two candidates
-    of one architecture (the scratch and KD students) are judged against one set of teacher blocks,
-    and a group of n candidates costs n + 1 blocks a round instead of 2n in separate pairs.
+    Returns (one R x k_i int64 array per timer, calibration). Round r runs the timers in the given
+    order rotated by r (R-A-B, A-B-R, B-R-A, ...), and R is rounded to whole cycles of m = len(timers)
+    rounds (the nearest, at least one; a deadline stop also waits for a cycle's end). Over a cycle
+    every model holds every position once, so drift within a round lands on all of them alike, and
+    for m >= 3 no model ever runs two blocks back to back (a block right after its own is warm, which
+    would favour whoever ends one round and starts the next). For m = 2 the rotation is the classic
+    R-C, C-R alternation, where both models repeat equally often. Every candidate's ratio uses the
+    same reference calls: two candidates of one architecture (the scratch and KD students) are judged
+    against one set of teacher blocks, and a group of n candidates costs n + 1 blocks a round instead
+    of 2n in separate pairs.
 
     The timers time the calls where the models live (a worker process each in `harness bench`); this
     driver only orders the blocks, waits `settle_s` between them and watches the deadline, which is
@@ -147,17 +166,18 @@ def time_round_robin(
     est = [estimate_call_ns(w) for w in warm]
     ks = [_calls_per_block(cfg, e) for e in est]
 
-    out = [np.zeros((cfg.rounds, k), dtype=np.int64) for k in ks]
-    order = list(range(len(timers)))
+    m = len(timers)
+    rounds = planned_rounds(cfg.rounds, m)
+    out = [np.zeros((rounds, k), dtype=np.int64) for k in ks]
     done = 0
     start = clock()
-    deadline = start + int(cfg.max_time_s * max(1, len(timers) - 1) * 1e9)
-    for r in range(cfg.rounds):
-        for i in (order if r % 2 == 0 else order[::-1]):
+    deadline = start + int(cfg.max_time_s * max(1, m - 1) * 1e9)
+    for r in range(rounds):
+        for i in round_order(m, r):
             sleep(cfg.settle_s)
             out[i][r, :] = timers[i].block(batch, ks[i], cfg.block_warmup_calls)
         done = r + 1
-        if done >= 2 and clock() > deadline:
+        if done >= 2 and done % m == 0 and clock() > deadline:
             break
     end = clock()
     calibration = {
@@ -167,11 +187,11 @@ def time_round_robin(
         "calls_per_block": ks,
         "block_warmup_calls": int(cfg.block_warmup_calls),
         "settle_s": float(cfg.settle_s),
-        "planned_rounds": cfg.rounds,
+        "planned_rounds": rounds,
         "rounds": done,
-        "stopped_by_max_time": done < cfg.rounds,
+        "stopped_by_max_time": done < rounds,
         "total_s": (end - start) / 1e9,
-        "order": "round robin, reference first in round 1, the order reversed each round",
+        "order": "round robin, reference first in round 1, the order rotated by one each round",
         "gc_disabled": True,
         **timer_info(),
     }

@@ -224,7 +224,7 @@ def time_block(fn: Callable[[], Any], k: int, warmup_calls: int = 0, *, disable_
     """`warmup_calls` untimed calls, then k timed calls of `fn` (the paired suite's block).
 
     The same loop as `time_callable` without calibration: the caller fixes k. The untimed calls
-    re-warm caches that the other model of an interleaved pair has just evicted.
+    re-warm caches that the model timed just before (round robin) has evicted.
     """
     for _ in range(warmup_calls):
         fn()

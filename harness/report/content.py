@@ -110,7 +110,7 @@ def build_model(paths_or_results: Any) -> Report:
                 var_verdicts[label] = variant_verdict(vr) or "No models to compare."
                 variant_msgs = failure_notes(res, task) + slower_notes(res, task)
             for key, msgs in (("performance", [peak_note(res, label, r) for r in p]),
-                              ("validity", [n for r in v for n in validity_notes(r)]),
+                              ("validity", list(dict.fromkeys(n for r in v for n in validity_notes(r)))),
                               ("variants", variant_msgs)):
                 notes.setdefault(key, []).extend(prefix + m for m in msgs if m)
         reports.append(TaskReport(

@@ -22,9 +22,9 @@ SECTIONS = (
     ("ort_vs_torch", "Runtimes vs PyTorch eager (p50 latency; variants also vs their fp32 model on ONNX Runtime; "
                      "CIs from the two medians' CIs)"),
     ("variants", "Distill, quantize, or both (accuracy: fp32 seed mean where seeds exist, else measured; variants "
-                 "measured on onnxruntime from the seed-0 checkpoint, no seed CI; speedup: paired, fast-state (p10) "
-                 "where recorded, vs the fp32 "
-                 "teacher, onnxruntime; quality target: >= 99% of the fp32 teacher's accuracy)"),
+                 "measured on onnxruntime from the seed-0 checkpoint, no seed CI; speedup: fast-state (p10) where "
+                 "recorded, vs the fp32 teacher, onnxruntime, paired where 'from' says so, else the latency "
+                 "suite's ratio; quality target: >= 99% of the fp32 teacher's accuracy)"),
 )
 # sections whose lines under the table are information ("Note: ..."), not warnings
 NOTE_SECTIONS = ("variants",)
@@ -190,9 +190,10 @@ def column_label(c: str) -> str:
     m = re.fullmatch(r"acc_(.+)_pct", c)
     if m:
         return f"acc % {m.group(1)}"
-    m = re.fullmatch(r"speedup_b(\d+)(_ci)?", c)
+    m = re.fullmatch(r"speedup_b(\d+)(_ci|_from)?", c)
     if m:
-        return f"b{m.group(1)} 95% CI" if m.group(2) else f"speedup b{m.group(1)}"
+        return {"_ci": f"b{m.group(1)} 95% CI", "_from": f"b{m.group(1)} from"}.get(m.group(2) or "",
+                                                                                    f"speedup b{m.group(1)}")
     m = re.fullmatch(r"peak_mem_b(\d+)_mb", c)
     if m:
         return f"peak MB b{m.group(1)}"

@@ -80,7 +80,8 @@ def validity_notes(row: dict[str, Any]) -> list[str]:
         off = row.get(f"{prefix}paired_vs_latency_pct")
         if off is None or abs(off) <= 100 * VALIDITY_TOLERANCE:
             continue
-        other = row["reference"] if not prefix else row["model"]
+        # the reference's blocks are shared by all its candidates: one note for it, not one per candidate
+        other = row["reference"] if not prefix else "its candidates"
         where = (f"{model} ({row['backend']}, batch {row['batch_size']}, {row['threads']} thread(s), "
                  f"paired with {other})")
         off10 = row.get(f"{prefix}paired_vs_latency_p10_pct")

@@ -13,6 +13,8 @@ same test set and backend (harness.report.derived.drop_vs_fp32).
 """
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from harness.report.derived import VARIANT_BACKEND, drop_vs_fp32, has_fast_speedup, speedup_vs_fp32, speedups
@@ -120,6 +122,8 @@ def variant_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
                 row[f"speedup_b{b}"] = s[0] if s else None
                 row[f"speedup_b{b}_ci_lo"] = s[1][0] if s and s[1] else None
                 row[f"speedup_b{b}_ci_hi"] = s[1][1] if s and s[1] else None
+                if found is not None:
+                    row[f"speedup_b{b}_from"] = found.basis
             row["onnx_ratio"] = ratio(model_sizes(res, task, role).onnx_bytes, teacher_bytes)
             if mem_batches:
                 mem = find(res, task, "memory", role, VARIANT_BACKEND, mem_batches[0], threads, opts)
@@ -203,13 +207,16 @@ def variant_verdict(rows: list[dict[str, Any]]) -> str | None:
     variants = [r for r in rows if is_variant(r["model"])]
     if not variants:
         return f"No variant was measured, so none can be judged against {target}."
-    timed = [r for r in variants if any(k.startswith("speedup_b") and not k.endswith(("_lo", "_hi"))
-                                        and v is not None for k, v in r.items())]
-
-    def batches(r: dict[str, Any]) -> set[int]:
-        return {int(k[len("speedup_b"):]) for k, v in r.items() if k.startswith("speedup_b")
-                and not k.endswith(("_lo", "_hi")) and v is not None}
+    def batches(r: dict[str, Any], paired_only: bool = False) -> set[int]:
+        return {int(k[len("speedup_b"):]) for k, v in r.items()
+                if re.fullmatch(r"speedup_b\d+", k) and v is not None
+                and (not paired_only or str(r.get(f"{k}_from", "")).startswith("paired"))}
+    timed = [r for r in variants if batches(r)]
     common = set.intersection(*(batches(r) for r in timed)) if timed else set()
+    # Judge by the paired suite wherever every variant has it (`--quick` pairs the first batch size only)
+    paired = set.intersection(*(batches(r, True) for r in timed)) if timed else set()
+    if paired:
+        common = paired
     keep = [r for r in variants if r.get("meets_target")]
     where = f" ({VARIANT_BACKEND}" + (f", {group[0]} thread(s))" if group[0] is not None else ")")
     if not keep:
