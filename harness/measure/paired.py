@@ -218,13 +218,6 @@ def _group_key(h: SessionHandle) -> tuple:
     return (h.task, h.backend, json.dumps(h.options.key(), sort_keys=True, default=str))
 
 
-def pairs(handles: Sequence[SessionHandle], reference_role: str = "teacher") -> list[tuple[SessionHandle, SessionHandle]]:
-    """(reference, candidate) for every non-reference handle that shares task, backend and options
-    with a reference handle."""
-    refs = {_group_key(h): h for h in handles if h.role == reference_role}
-    return [(refs[_group_key(h)], h) for h in handles if h.role != reference_role and _group_key(h) in refs]
-
-
 def compare(ref_groups: Sequence[np.ndarray], cand_groups: Sequence[np.ndarray], overhead: dict[str, Any],
             calibrations: Sequence[dict[str, Any]], thresholds: StabilityThresholds, reference_role: str
             ) -> tuple[dict[str, Any], list[str]]:
@@ -312,11 +305,14 @@ def _measurement(cand: SessionHandle | Measurement, bs: int, metrics: dict[str, 
 
 def groups(handles: Sequence[SessionHandle], reference_role: str = "teacher"
            ) -> list[tuple[SessionHandle, list[SessionHandle]]]:
-    """(reference, its candidates) per task, backend and options, candidates in handle order."""
-    out: dict[Any, tuple[SessionHandle, list[SessionHandle]]] = {}
-    for ref, cand in pairs(handles, reference_role):
-        out.setdefault(id(ref), (ref, []))[1].append(cand)
-    return list(out.values())
+    """(reference, its candidates) for every reference handle with candidates: the non-reference
+    handles that share its task, backend and options, in handle order."""
+    refs = {_group_key(h): h for h in handles if h.role == reference_role}
+    cands: dict[tuple, list[SessionHandle]] = {}
+    for h in handles:
+        if h.role != reference_role and _group_key(h) in refs:
+            cands.setdefault(_group_key(h), []).append(h)
+    return [(refs[key], members) for key, members in cands.items()]
 
 
 def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], config: PairedConfig | None = None
@@ -329,11 +325,12 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
         for bs in cfg.batch_sizes:
             samples, group_cal = time_round_robin([ref.timer] + [c.timer for c in cands], get_batch(inputs, bs), cfg)
             ref_s = samples[0]
+            ref_list = ref_s.ravel().tolist() if cfg.pooled else None  # once for the whole group
             for i, (cand, cand_s, overhead) in enumerate(zip(cands, samples[1:], overheads), start=1):
                 calibration = _pair_calibration(group_cal, i, len(cands) + 1)
                 if cfg.pooled:  # the layout `run_groups` reads, nothing computed twice
                     metrics, warnings = {"reference": cfg.reference_role,
-                                         "reference_samples_ns": ref_s.ravel().tolist(),
+                                         "reference_samples_ns": ref_list,
                                          "rounds": int(ref_s.shape[0]), "calls_per_block": int(cand_s.shape[1]),
                                          "reference_calls_per_block": int(ref_s.shape[1]),
                                          "calibration": calibration, "harness_overhead": dict(overhead),
