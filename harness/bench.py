@@ -6,6 +6,7 @@ Two ways in: a training run folder (checkpoints + summary.json), or any ONNX fil
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,36 @@ def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg
                                    checkpoint=ckpt, params=meta.get("params"), macs=meta.get("macs"),
                                    parity=parity, training=entry))
     return add_variants(sources, data, cfg)
+
+
+def _export_child_init(level: int) -> None:
+    from harness.cli import log_to_stderr
+
+    log_to_stderr(level)
+
+
+def export_runs(runs: list[tuple[dict[str, Any], Path, Dataset | None]], cfg: BenchConfig,
+                workers: int | None = None) -> list[list]:
+    """`export_run` for several training runs, in up to `workers` processes at once (default: one per
+    core, at most one per run). Export is never timed, and the dynamo exporter is single-threaded
+    Python (a few seconds a model), so runs of different tasks export side by side before any
+    timing starts. One run, or one worker, exports in this process."""
+    workers = min(len(runs), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        return [export_run(summary, run_dir, data, cfg) for summary, run_dir, data in runs]
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from harness.errors import first_line
+    from harness.measure.worker import process_context
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=process_context(), initializer=_export_child_init,
+                             initargs=(logging.getLogger("harness").getEffectiveLevel(),)) as pool:
+        futures = [pool.submit(export_run, summary, run_dir, data, cfg) for summary, run_dir, data in runs]
+        try:
+            return [f.result() for f in futures]
+        except BrokenProcessPool as exc:
+            raise HarnessError(f"an export process died ({first_line(exc)})") from None
 
 
 # -- way in 2: ONNX files a user brings ---------------------------------------------------------

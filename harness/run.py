@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from harness.artifacts import run_is_complete
-from harness.bench import BenchConfig, bench_models, export_run, load_run
+from harness.bench import BenchConfig, bench_models, export_runs, load_run
 from harness.fileio import ensure_writable_dir
 from harness.results import Results, write_results
 
@@ -58,10 +58,10 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
                          for data, cfg, run_dir in pending])
         finally:
             executor.close()
-    for data, run_dir in loaded:
-        summary, run_dir = load_run(run_dir)
+    runs = [(*load_run(run_dir), data) for data, run_dir in loaded]
+    # Every task exports before any timing starts, side by side (export is never timed).
+    for (summary, _, data), sources in zip(runs, export_runs(runs, bench_cfg)):
         results.tasks[data.name] = summary
-        sources = export_run(summary, run_dir, data, bench_cfg)
         bench_models(sources, data, bench_cfg, results=results, multi_task=len(specs) > 1)
     results.config["wall_seconds"] = time.perf_counter() - t_start
     path = write_results(out_dir / "results.json", results)

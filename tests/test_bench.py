@@ -7,6 +7,7 @@ import torch
 
 from harness.cli import main
 from harness.export import export_onnx
+from harness.fileio import sha256_file
 from harness.results import SCHEMA, load_results, measurements_frame
 
 FAST = ["--quick", "--no-history", "--quiet", "--batch-sizes", "1,4", "--throughput-batch-sizes", "1,4", "--threads", "1"]
@@ -173,3 +174,30 @@ def test_bad_input_one_line_and_results_untouched(capsys, onnx_pair, existing_re
 def test_bench_missing_run_dir(capsys, tmp_path):
     code, _, err = _cli(capsys, "bench", tmp_path / "nothing", "--no-history")
     _assert_one_line(code, err)
+
+
+def test_export_runs_side_by_side_matches_one_at_a_time(tmp_path, tiny_run):
+    """Two runs exported in two helper processes give the same ONNX files as exporting in this process,
+    and an error inside a helper (a corrupt checkpoint) reaches the caller as the same HarnessError."""
+    import shutil
+
+    from harness.bench import BenchConfig, export_runs, load_run, run_dataset
+    from harness.errors import CheckpointError
+
+    root, _ = tiny_run
+    runs = []
+    for name in ("a", "b"):
+        shutil.copytree(root / "run", tmp_path / name, ignore=shutil.ignore_patterns("onnx"))
+        summary, run_dir = load_run(tmp_path / name)
+        runs.append((summary, run_dir, run_dataset(summary)))
+    cfg = BenchConfig(quick=True)
+    side_by_side = export_runs(runs, cfg, workers=2)
+    digests = {p: sha256_file(p) for srcs in side_by_side for p in (s.onnx for s in srcs)}
+    one_at_a_time = export_runs(runs, cfg, workers=1)
+    assert [[s.role for s in srcs] for srcs in side_by_side] == [["teacher", "student_scratch", "student_kd"]] * 2
+    assert all(s.parity["passed"] for srcs in side_by_side for s in srcs)
+    assert {p: sha256_file(p) for srcs in one_at_a_time for p in (s.onnx for s in srcs)} == digests
+    ckpt = runs[1][1] / runs[1][0]["models"]["teacher"]["checkpoints"][0]["path"]
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        export_runs(runs, cfg, workers=2)

@@ -33,7 +33,9 @@ _PRELOAD = ["numpy", "torch", "onnxruntime", "harness.backends.base", "harness.m
 _CONTEXT = None
 
 
-def _context():
+def process_context():
+    """The start method for timing workers and other helper processes: forkserver with the heavy
+    imports preloaded where the platform has it (a child does not import torch again), else spawn."""
     global _CONTEXT
     if _CONTEXT is None:
         if "forkserver" in mp.get_all_start_methods():
@@ -101,7 +103,7 @@ class WorkerTimer:
     """A timer (see harness/measure/timers.py) whose calls run in a worker process of their own."""
 
     def __init__(self, backend: str, artifact, options, label: str):
-        ctx = _context()
+        ctx = process_context()
         self.label = label
         self._conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, backend, artifact, options), daemon=True,
