@@ -214,10 +214,26 @@ def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg
     return add_variants(sources, data, cfg)
 
 
-def _export_child_init(level: int) -> None:
-    from harness.cli import log_to_stderr
+def _export_child_init(queue, level: int) -> None:
+    # The helper's `harness` records go back to the caller's process, whose logging decides what shows.
+    from logging.handlers import QueueHandler
 
-    log_to_stderr(level)
+    log = logging.getLogger("harness")
+    log.handlers[:] = [QueueHandler(queue)]
+    log.setLevel(level)
+    log.propagate = False
+
+
+class _Relay:
+    """Hands a helper process's record to this process's logger of the same name (QueueListener's handler)."""
+
+    level = logging.NOTSET
+
+    @staticmethod
+    def handle(record: logging.LogRecord) -> None:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
 
 
 def export_runs(runs: list[tuple[dict[str, Any], Path, Dataset | None]], cfg: BenchConfig,
@@ -231,17 +247,25 @@ def export_runs(runs: list[tuple[dict[str, Any], Path, Dataset | None]], cfg: Be
         return [export_run(summary, run_dir, data, cfg) for summary, run_dir, data in runs]
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
+    from logging.handlers import QueueListener
 
     from harness.errors import first_line
     from harness.measure.worker import process_context
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=process_context(), initializer=_export_child_init,
-                             initargs=(logging.getLogger("harness").getEffectiveLevel(),)) as pool:
-        futures = [pool.submit(export_run, summary, run_dir, data, cfg) for summary, run_dir, data in runs]
-        try:
-            return [f.result() for f in futures]
-        except BrokenProcessPool as exc:
-            raise HarnessError(f"an export process died ({first_line(exc)})") from None
+    ctx = process_context()
+    queue = ctx.Queue()
+    listener = QueueListener(queue, _Relay())
+    listener.start()
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_export_child_init,
+                                 initargs=(queue, logging.getLogger("harness").getEffectiveLevel())) as pool:
+            futures = [pool.submit(export_run, summary, run_dir, data, cfg) for summary, run_dir, data in runs]
+            try:
+                return [f.result() for f in futures]
+            except BrokenProcessPool as exc:
+                raise HarnessError(f"an export process died ({first_line(exc)})") from None
+    finally:
+        listener.stop()
 
 
 # -- way in 2: ONNX files a user brings ---------------------------------------------------------

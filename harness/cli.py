@@ -106,12 +106,6 @@ def configure_logging(args) -> tuple[logging.Handler, int]:
     Returns what `restore_logging` needs to undo it (main() may run more than once in one process)."""
     level = logging.WARNING if getattr(args, "quiet", False) else (
         logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
-    return log_to_stderr(level)
-
-
-def log_to_stderr(level: int) -> tuple[logging.Handler, int]:
-    """The `harness` loggers at `level`, printed to stderr in the CLI's format (also used by helper
-    processes the CLI starts, which inherit no handlers)."""
     root = logging.getLogger("harness")
     handler = _StderrHandler()
     handler.setFormatter(_CliFormatter())

@@ -176,9 +176,11 @@ def test_bench_missing_run_dir(capsys, tmp_path):
     _assert_one_line(code, err)
 
 
-def test_export_runs_side_by_side_matches_one_at_a_time(tmp_path, tiny_run):
-    """Two runs exported in two helper processes give the same ONNX files as exporting in this process,
-    and an error inside a helper (a corrupt checkpoint) reaches the caller as the same HarnessError."""
+def test_export_runs_side_by_side_matches_one_at_a_time(tmp_path, tiny_run, caplog, capsys):
+    """Two runs exported in two helper processes give the same ONNX files as exporting in this process;
+    the helpers' log records reach this process's loggers (and print nothing themselves); an error
+    inside a helper (a corrupt checkpoint) reaches the caller as the same HarnessError."""
+    import logging
     import shutil
 
     from harness.bench import BenchConfig, export_runs, load_run, run_dataset
@@ -191,7 +193,11 @@ def test_export_runs_side_by_side_matches_one_at_a_time(tmp_path, tiny_run):
         summary, run_dir = load_run(tmp_path / name)
         runs.append((summary, run_dir, run_dataset(summary)))
     cfg = BenchConfig(quick=True)
+    caplog.set_level(logging.INFO, logger="harness")
     side_by_side = export_runs(runs, cfg, workers=2)
+    exported = [r.getMessage() for r in caplog.records if r.name == "harness.bench" and ": export " in r.getMessage()]
+    assert len(exported) == 6 and {str(tmp_path / n) in " ".join(exported) for n in ("a", "b")} == {True}
+    assert capsys.readouterr().err == ""
     digests = {p: sha256_file(p) for srcs in side_by_side for p in (s.onnx for s in srcs)}
     one_at_a_time = export_runs(runs, cfg, workers=1)
     assert [[s.role for s in srcs] for srcs in side_by_side] == [["teacher", "student_scratch", "student_kd"]] * 2
