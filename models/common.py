@@ -24,7 +24,7 @@ STD_FLOOR = 1e-6
 # series with std 7e-5 has variance 5e-9), so only a constant series (variance 0) is affected: it
 # normalises to zeros instead of dividing by zero.
 SAMPLE_VAR_FLOOR = 1e-12
-NORM_MODES = ("dataset", "sample", "none")
+NORM_MODES = ("dataset", "sample", "sample_scale", "none")
 
 
 class InputNorm(nn.Module):
@@ -33,6 +33,11 @@ class InputNorm(nn.Module):
     mode "dataset": (x - mean) / std with per-channel training-set buffers shaped (1, C, 1, ...);
     mode "sample": each sample's channels z-normalised over their own spatial axes (the UCR
     convention: a series' scale and offset are removed, its shape kept);
+    mode "sample_scale": "sample" plus, per channel, the sample's own log-std as one more channel
+    (constant along the spatial axes), standardised with training-set statistics of that log-std held
+    in the mean/std buffers. z-normalising removes a series' scale, and where scales differ by orders
+    of magnitude the scale itself can tell classes apart (an appliance's current: a heater draws amps, a
+    phone charger milliamps); the network gets the shape and the scale. Output channels: 2C.
     mode "none": x unchanged. The buffers exist in every mode, so checkpoints keep one layout.
     """
 
@@ -43,6 +48,7 @@ class InputNorm(nn.Module):
         shape = (1, int(channels)) + (1,) * int(spatial_dims)
         self.channels = int(channels)
         self.mode = mode
+        self.out_channels = 2 * self.channels if mode == "sample_scale" else self.channels
         self.axes = tuple(range(2, 2 + int(spatial_dims)))
         self.register_buffer("mean", torch.zeros(shape))
         self.register_buffer("std", torch.ones(shape))
@@ -57,10 +63,26 @@ class InputNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "dataset":
             return (x - self.mean) / self.std
-        if self.mode == "sample":
+        if self.mode in ("sample", "sample_scale"):
             d = x - x.mean(dim=self.axes, keepdim=True)
-            return d / torch.sqrt((d * d).mean(dim=self.axes, keepdim=True) + SAMPLE_VAR_FLOOR)
+            var = (d * d).mean(dim=self.axes, keepdim=True) + SAMPLE_VAR_FLOOR
+            z = d / torch.sqrt(var)
+            if self.mode == "sample":
+                return z
+            log_scale = (0.5 * torch.log(var) - self.mean) / self.std
+            return torch.cat([z, log_scale.expand_as(z)], dim=1)
         return x
+
+    def stats_of(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The per-channel (mean, std) this mode keeps, from raw training inputs N x C x ...: the values'
+        own for "dataset" (and the unused buffers of "sample"/"none"), the per-sample log-std's for
+        "sample_scale"."""
+        X = np.asarray(X)
+        axes = tuple(range(2, X.ndim))
+        if self.mode == "sample_scale":
+            log_scale = 0.5 * np.log(X.var(axis=axes, dtype=np.float64) + SAMPLE_VAR_FLOOR)  # N x C
+            return log_scale.mean(axis=0), log_scale.std(axis=0)
+        return X.mean(axis=(0, *axes), dtype=np.float64), X.std(axis=(0, *axes), dtype=np.float64)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, mode={self.mode}"
@@ -92,6 +114,10 @@ class KDModel(nn.Module):
     def set_input_stats(self, mean, std) -> None:
         """Per-channel mean and std of the raw training inputs; std is clamped to >= 1e-6."""
         self.norm.set_stats(mean, std)
+
+    def fit_input_stats(self, X) -> None:
+        """Set the statistics the input normalisation keeps from raw training inputs (`InputNorm.stats_of`)."""
+        self.norm.set_stats(*self.norm.stats_of(X))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         h = self.body(self.norm(x))

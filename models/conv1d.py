@@ -40,7 +40,7 @@ class FCN1d(KDModel):
         super().__init__(config)
         c = config
         self.norm = InputNorm(c["in_channels"], 1, c["normalize"])
-        layers, cin = [], c["in_channels"]
+        layers, cin = [], self.norm.out_channels
         for width, kernel, stride in zip(c["widths"], c["kernels"], c["strides"]):
             layers.append(ConvBNReLU1d(cin, width, kernel, stride))
             cin = width
@@ -80,7 +80,7 @@ class ResNet1d(KDModel):
         super().__init__(config)
         c = config
         self.norm = InputNorm(c["in_channels"], 1, c["normalize"])
-        blocks, cin = [], c["in_channels"]
+        blocks, cin = [], self.norm.out_channels
         for width, stride in zip(c["widths"], c["strides"]):
             blocks.append(ResBlock1d(cin, width, c["kernels"], stride))
             cin = width

@@ -29,7 +29,7 @@ class C3D(KDModel):
         super().__init__(config)
         c = config
         self.norm = InputNorm(c["in_channels"], 3, c["normalize"])
-        layers, cin, first = [], c["in_channels"], True
+        layers, cin, first = [], self.norm.out_channels, True
         for width, n_convs, pool in zip(c["widths"], c["convs"], c["pools"]):
             for _ in range(n_convs):
                 stride = c["stem_stride"] if first else (1, 1, 1)

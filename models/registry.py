@@ -61,7 +61,8 @@ _SCHEMAS: dict[str, dict[str, tuple[str, str]]] = {
 # written before the key existed means the default, so older checkpoints load unchanged.
 _OPTIONAL: dict[str, tuple[str, str, Any]] = {
     "normalize": ("norm_mode", "input normalisation inside the model: dataset (per-channel training-set "
-                  "mean/std), sample (z-normalise each sample's channels), none", "dataset"),
+                  "mean/std), sample (z-normalise each sample's channels), sample_scale (sample, plus each sample's "
+                  "log-std as one more channel per input channel), none", "dataset"),
 }
 _SAME_LENGTH = {"fcn1d": ("kernels", "strides"), "resnet1d": ("strides",), "c3d": ("convs", "pools")}
 

@@ -5,6 +5,8 @@ The model normalises its own input (kd_models.common.InputNorm), so ONNX files t
   e.g. UCR sets that are already z-normalised);
 - "sample": each series/clip z-normalised per channel (right when scales differ between series:
   PLAID's per-series std runs from 7e-5 to 49, and dataset statistics then leave most series flat);
+- "sample_scale": "sample" plus each sample's log-std as one more channel (the scale that "sample"
+  removes, kept as a feature);
 - "none".
 "auto" measures each training sample's per-channel std and picks "sample" when the 5th and 95th
 percentiles are more than SCALE_SPREAD_LIMIT apart (two orders of magnitude), else "dataset".
@@ -17,7 +19,7 @@ import numpy as np
 
 from harness.errors import OptionError
 
-NORMALIZE_CHOICES = ("auto", "dataset", "sample", "none")
+NORMALIZE_CHOICES = ("auto", "dataset", "sample", "sample_scale", "none")
 SCALE_SPREAD_LIMIT = 100.0
 
 
@@ -59,3 +61,16 @@ def zscore_samples(X: np.ndarray) -> np.ndarray:
     axes = tuple(range(2, X.ndim))
     d = X - X.mean(axis=axes, keepdims=True)
     return (d / np.sqrt((d * d).mean(axis=axes, keepdims=True) + SAMPLE_VAR_FLOOR)).astype(np.float32)
+
+
+def sample_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's per-channel mean and log-std (float32, N x C x 1 ...): with `zscore_samples(X)` z,
+    X == z * exp(log_std) + mean up to InputNorm's variance floor."""
+    from kd_models.common import SAMPLE_VAR_FLOOR
+
+    X = np.asarray(X, dtype=np.float64)
+    axes = tuple(range(2, X.ndim))
+    mean = X.mean(axis=axes, keepdims=True)
+    d = X - mean
+    log_std = 0.5 * np.log((d * d).mean(axis=axes, keepdims=True) + SAMPLE_VAR_FLOOR)
+    return mean.astype(np.float32), log_std.astype(np.float32)

@@ -50,7 +50,7 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(m, m) mixing of sample pairs; 0 = off
     calibrate_teacher: bool = False
     threads: int | None = None
-    normalize: str = "auto"  # auto | dataset | sample | none (harness/train/normalize.py)
+    normalize: str = "auto"  # auto | dataset | sample | sample_scale | none (harness/train/normalize.py)
 
     def __post_init__(self) -> None:
         from harness.train.normalize import NORMALIZE_CHOICES
@@ -114,11 +114,6 @@ def seed_everything(seed: int) -> torch.Generator:
     gen = torch.Generator()
     gen.manual_seed(seed)
     return gen
-
-
-def channel_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    axes = (0,) + tuple(range(2, X.ndim))
-    return X.mean(axis=axes, dtype=np.float64), X.std(axis=axes, dtype=np.float64)
 
 
 def _shift_axis(x: torch.Tensor, axis: int, gen: torch.Generator) -> torch.Tensor:
@@ -235,15 +230,20 @@ def fit(
     gen = seed_everything(seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    mean, std = channel_stats(X)
-    model.set_input_stats(mean, std)
-    if getattr(getattr(model, "norm", None), "mode", "dataset") == "sample":
+    model.fit_input_stats(X)
+    norm_mode = getattr(getattr(model, "norm", None), "mode", "dataset")
+    moments = None
+    if norm_mode in ("sample", "sample_scale"):
         # Augmentation and mixup act on the values they are given: jitter scaled to the whole batch's
         # spread, or a blend of two series at different scales, drowns a small-scale series (PLAID
         # spans 7e-5 to 49). The model z-normalises each sample itself, which no per-sample shift or
-        # scale changes, so training on pre-normalised samples changes nothing else.
-        from harness.train.normalize import zscore_samples
+        # scale changes, so training on pre-normalised samples changes nothing else in "sample" mode.
+        # "sample_scale" also reads each sample's scale: the batch goes back to its samples' own offset
+        # and scale after augmentation (mixup blends the log-scales with the same weight as the series).
+        from harness.train.normalize import sample_moments, zscore_samples
 
+        if norm_mode == "sample_scale":
+            moments = tuple(torch.from_numpy(a) for a in sample_moments(X))
         X = zscore_samples(X)
     loss_fn = loss_fn or build_loss("ce")
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
@@ -280,6 +280,12 @@ def fit(
                 lam, order = 1.0, None
                 if cfg.mixup > 0:
                     xb, order, lam = mix_batch(xb, gen, cfg.mixup)
+                if moments is not None:
+                    offset, log_scale = moments[0][idx], moments[1][idx]
+                    if order is not None:
+                        offset = lam * offset + (1.0 - lam) * offset[order]
+                        log_scale = lam * log_scale + (1.0 - lam) * log_scale[order]
+                    xb = xb * torch.exp(log_scale) + offset
                 if teacher is not None:
                     with torch.no_grad():
                         tl = teacher(xb) / teacher_temperature
