@@ -73,7 +73,7 @@ def test_auto_choice_looks_at_the_spread_of_series_scales():
     assert pick["mode"] == "dataset" and pick["spread"] < SCALE_SPREAD_LIMIT and "training-set statistics" in pick["why"]
     scales = 10.0 ** rng.uniform(-5, 2, size=(50, 1, 1))  # per-series std from 1e-5 to 1e2, as in PLAID
     pick = choose_normalization(same_scale * scales)
-    assert pick["mode"] == "sample" and pick["spread"] > SCALE_SPREAD_LIMIT and "z-normalised" in pick["why"]
+    assert pick["mode"] == "sample_scale" and pick["spread"] > SCALE_SPREAD_LIMIT and "z-normalised" in pick["why"]
     assert choose_normalization(same_scale * scales, "none") == {
         "mode": "none", "requested": "none", "why": "chosen with --normalize"}
     assert choose_normalization(np.ones((4, 1, 8)))["mode"] == "dataset"  # all constant: nothing to measure
@@ -92,21 +92,21 @@ def test_trio_records_the_choice_and_its_checkpoints_carry_it(tmp_path):
         arrays[split] = arrays[split] * (10.0 ** rng.uniform(-3, 1, size=(len(arrays[split]), 1, 1))).astype(np.float32)
     np.savez(path, **arrays)
     summary = train_trio(load_npz(path), TrainConfig(epochs=2), [0], tmp_path / "run")
-    assert summary["normalize"]["mode"] == "sample" and summary["normalize"]["requested"] == "auto"
+    assert summary["normalize"]["mode"] == "sample_scale" and summary["normalize"]["requested"] == "auto"
     for role in ("teacher", "student_scratch", "student_kd"):
-        assert summary["models"][role]["model_config"]["normalize"] == "sample"
+        assert summary["models"][role]["model_config"]["normalize"] == "sample_scale"
     summary = train_trio(load_npz(path), TrainConfig(epochs=2, normalize="dataset"), [0], tmp_path / "run2")
     assert summary["models"]["teacher"]["model_config"]["normalize"] == "dataset"
 
 
-def test_plaid_is_resampled_to_a_fixed_length_and_auto_normalises_per_sample():
+def test_plaid_is_resampled_to_a_fixed_length_and_auto_normalises_per_sample_keeping_the_scale():
     from harness.tasks import get_task
 
     data = get_task("plaid").load(0)
     assert data.X_train.shape[1:] == (1, 512) and data.classes == 11
     assert len(data.y_train) == 537 and len(data.y_test) == 537
     pick = choose_normalization(data.X_train)
-    assert pick["mode"] == "sample" and pick["spread"] > SCALE_SPREAD_LIMIT
+    assert pick["mode"] == "sample_scale" and pick["spread"] > SCALE_SPREAD_LIMIT
 
 
 def test_default_students_are_never_narrower_than_their_head():
