@@ -144,9 +144,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mixup", type=_finite_float("--mixup"), default=None,
                    help="mixup Beta(m, m) concentration, e.g. 0.4 (0 = off; needs live logits)")
     p.add_argument("--normalize", default=None, choices=("auto", "dataset", "sample", "sample_scale", "none"),
-                   help="input normalisation inside the model (default auto: per sample when series scales "
+                   help="input normalisation inside the model (default auto: sample_scale when series scales "
                         "differ by more than 100x on the training split, else per-channel dataset statistics; "
-                        "sample_scale: per sample, plus each sample's log-scale as an extra channel)")
+                        "sample: z-normalise each sample; sample_scale: that, plus each sample's log-scale as "
+                        "an extra channel)")
     p.add_argument("--calibrate-teacher", action=argparse.BooleanOptionalAction, default=None,
                    help="temperature-scale the teacher's logits")
     p.add_argument("--recipe", default=None, help="a recipe JSON saved by `harness sweep`")
