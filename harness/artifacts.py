@@ -92,11 +92,13 @@ def load_checkpoint(path: str | Path, expect_config: dict[str, Any] | None = Non
     return model, meta
 
 
-def run_is_complete(run_dir: str | Path, train_config: dict[str, Any], seeds: list[int], task: str | None = None
-                    ) -> bool:
+def run_is_complete(run_dir: str | Path, train_config: dict[str, Any], seeds: list[int], task: str | None = None,
+                    normalize: str | None = None) -> bool:
     """Whether `run_dir` already holds a finished training run of exactly this config, seeds (and
     task): its summary says so and every checkpoint it lists is on disk. Such a run is reused, not
-    retrained (`harness run`, the pytest plugin's default run)."""
+    retrained (`harness run`, the pytest plugin's default run). `normalize`: the input normalisation
+    the config resolves to now (`--normalize auto` may resolve differently in another release); a run
+    that used another one is not reused (a summary without the record used "dataset")."""
     path = Path(run_dir) / "summary.json"
     if not path.is_file():
         return False
@@ -107,6 +109,8 @@ def run_is_complete(run_dir: str | Path, train_config: dict[str, Any], seeds: li
     if not isinstance(summary, dict) or summary.get("train_config") != train_config or summary.get("seeds") != seeds:
         return False
     if task is not None and summary.get("task") != task:
+        return False
+    if normalize is not None and (summary.get("normalize") or {}).get("mode", "dataset") != normalize:
         return False
     return all((Path(run_dir) / ck["path"]).is_file()
                for m in (summary.get("models") or {}).values() for ck in m.get("checkpoints", []))

@@ -214,26 +214,28 @@ def export_run(summary: dict[str, Any], run_dir: Path, data: Dataset | None, cfg
     return add_variants(sources, data, cfg)
 
 
-def _export_child_init(queue, level: int) -> None:
-    # The helper's `harness` records go back to the caller's process, whose logging decides what shows.
-    from logging.handlers import QueueHandler
+class _KeepRecords(logging.Handler):
+    """Collects a helper process's `harness` records, message formatted, so they pickle back with its result."""
 
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args = record.getMessage(), None
+        record.exc_info = record.exc_text = None
+        self.records.append(record)
+
+
+def _export_in_helper(summary, run_dir, data, cfg, level: int):
+    # The records go back with the result (not through a shared queue: a helper killed while writing to
+    # one leaves its lock held, and the caller would wait on it forever); the caller's logging shows them.
+    keep = _KeepRecords()
     log = logging.getLogger("harness")
-    log.handlers[:] = [QueueHandler(queue)]
+    log.handlers[:] = [keep]
     log.setLevel(level)
     log.propagate = False
-
-
-class _Relay:
-    """Hands a helper process's record to this process's logger of the same name (QueueListener's handler)."""
-
-    level = logging.NOTSET
-
-    @staticmethod
-    def handle(record: logging.LogRecord) -> None:
-        logger = logging.getLogger(record.name)
-        if logger.isEnabledFor(record.levelno):
-            logger.handle(record)
+    return export_run(summary, run_dir, data, cfg), keep.records
 
 
 def export_runs(runs: list[tuple[dict[str, Any], Path, Dataset | None]], cfg: BenchConfig,
@@ -241,31 +243,33 @@ def export_runs(runs: list[tuple[dict[str, Any], Path, Dataset | None]], cfg: Be
     """`export_run` for several training runs, in up to `workers` processes at once (default: one per
     core, at most one per run). Export is never timed, and the dynamo exporter is single-threaded
     Python (a few seconds a model), so runs of different tasks export side by side before any
-    timing starts. One run, or one worker, exports in this process."""
+    timing starts. One run, or one worker, exports in this process. A helper's log records reach this
+    process's loggers when its run is done."""
     workers = min(len(runs), workers or os.cpu_count() or 1)
     if workers <= 1:
         return [export_run(summary, run_dir, data, cfg) for summary, run_dir, data in runs]
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
-    from logging.handlers import QueueListener
 
     from harness.errors import first_line
     from harness.measure.worker import process_context
 
-    ctx = process_context()
-    queue = ctx.Queue()
-    listener = QueueListener(queue, _Relay())
-    listener.start()
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_export_child_init,
-                                 initargs=(queue, logging.getLogger("harness").getEffectiveLevel())) as pool:
-            futures = [pool.submit(export_run, summary, run_dir, data, cfg) for summary, run_dir, data in runs]
-            try:
-                return [f.result() for f in futures]
-            except BrokenProcessPool as exc:
-                raise HarnessError(f"an export process died ({first_line(exc)})") from None
-    finally:
-        listener.stop()
+    level = logging.getLogger("harness").getEffectiveLevel()
+    out = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=process_context()) as pool:
+        futures = [pool.submit(_export_in_helper, summary, run_dir, data, cfg, level)
+                   for summary, run_dir, data in runs]
+        try:
+            for future in futures:
+                sources, records = future.result()
+                for record in records:
+                    logger = logging.getLogger(record.name)
+                    if logger.isEnabledFor(record.levelno):
+                        logger.handle(record)
+                out.append(sources)
+        except BrokenProcessPool as exc:
+            raise HarnessError(f"an export process died ({first_line(exc)})") from None
+    return out
 
 
 # -- way in 2: ONNX files a user brings ---------------------------------------------------------

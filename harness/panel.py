@@ -185,6 +185,7 @@ def run_panel(entries: list[PanelEntry], seeds: list[int], out_dir: str | Path, 
     from harness.artifacts import run_is_complete
     from harness.executor import ExecutorConfig, LocalExecutor
     from harness.fileio import read_json
+    from harness.train.normalize import choose_normalization
     from harness.train.recipes import default_recipe
     from harness.train.trio import train_trio
 
@@ -198,7 +199,8 @@ def run_panel(entries: list[PanelEntry], seeds: list[int], out_dir: str | Path, 
         run_dir = out_dir / entry.name
         item = (entry, data, cfg, run_dir)
         loaded.append(item)
-        if not run_is_complete(run_dir, cfg.to_dict(), seeds) or not _same_data(run_dir, data):
+        norm = choose_normalization(data.X_train, cfg.normalize)["mode"]
+        if not run_is_complete(run_dir, cfg.to_dict(), seeds, normalize=norm) or not _same_data(run_dir, data):
             pending.append(item)
     if executor.config.kind != "local" and len(pending) > 1:
         _prefetch_independent(pending, seeds, executor)

@@ -24,6 +24,7 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
     from harness.tasks import get_task
     from harness.train.recipes import default_recipe, load_recipe
     from harness.executor import ExecutorConfig, LocalExecutor
+    from harness.train.normalize import choose_normalization
     from harness.train.trio import TrioTraining, train_trios
     from harness.measure.environment import collect
 
@@ -43,7 +44,8 @@ def main_job(out_dir: str | Path, *, tasks: list[str] | None = None, seeds: list
             cfg = load_recipe(recipe, cfg)
         cfg = cfg.with_overrides(**(train_overrides or {}))
         run_dir = out_dir / data.name
-        if retrain or not run_is_complete(run_dir, cfg.to_dict(), seeds):
+        norm = choose_normalization(data.X_train, cfg.normalize)["mode"]
+        if retrain or not run_is_complete(run_dir, cfg.to_dict(), seeds, normalize=norm):
             log.info(f"training {data.name} ({data.kind}): teacher + scratch + KD students, seeds {seeds}")
             pending.append((data, cfg, run_dir))
         else:

@@ -207,3 +207,42 @@ def test_export_runs_side_by_side_matches_one_at_a_time(tmp_path, tiny_run, capl
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         export_runs(runs, cfg, workers=2)
+
+
+class _DieWhenUnpickled:
+    """Passed to a helper process, it kills that process as its arguments arrive."""
+
+    def __reduce__(self):
+        import os
+
+        return os._exit, (3,)
+
+
+def test_export_runs_names_a_helper_that_died(tmp_path, tiny_run):
+    """A helper killed mid-work ends in one HarnessError, and the caller does not hang on it."""
+    import shutil
+    import threading
+
+    from harness.bench import BenchConfig, export_runs, load_run, run_dataset
+    from harness.errors import HarnessError
+
+    root, _ = tiny_run
+    runs = []
+    for name in ("a", "b"):
+        shutil.copytree(root / "run", tmp_path / name, ignore=shutil.ignore_patterns("onnx"))
+        summary, run_dir = load_run(tmp_path / name)
+        runs.append((summary, run_dir, run_dataset(summary)))
+    runs[0] = (runs[0][0], runs[0][1], _DieWhenUnpickled())
+    outcome = {}
+
+    def call():
+        try:
+            export_runs(runs, BenchConfig(quick=True), workers=2)
+        except HarnessError as exc:
+            outcome["error"] = str(exc)
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "export_runs hung after a helper died"
+    assert outcome.get("error", "").startswith("an export process died"), outcome

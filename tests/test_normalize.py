@@ -191,3 +191,33 @@ def test_sample_scale_training_keeps_each_series_scale(tmp_path):
         acc[mode] = train_role("teacher", model_cfg, data, data.X_train, data.y_train, cfg, 0,
                                show_progress=False).accuracy
     assert acc["sample_scale"] >= 0.95 and acc["sample"] <= 0.75, acc
+
+
+def test_a_live_teacher_that_keeps_scales_sees_each_series_at_its_own_scale(tmp_path):
+    """A student in "sample" mode trains on pre-normalised series; a live teacher in another mode gets the
+    augmented batch back at each series' own offset and scale, not unit-scale series."""
+    from harness.train.losses import build_loss
+    from harness.train.trainer import fit
+
+    data = _scale_only_task(tmp_path / "s.npz")
+    teacher = kd_models.build_model({**_fcn("sample_scale", channels=1).config, "num_classes": 2})
+    teacher.fit_input_stats(data.X_train)
+    student = kd_models.build_model({**_fcn("sample", channels=1).config, "num_classes": 2})
+    seen = []
+    teacher.register_forward_pre_hook(lambda _m, args: seen.append(args[0].std(dim=-1).flatten()))
+    cfg = TrainConfig(epochs=1, augment=True, mixup=0.4, kd_logits="live")
+    fit(student, data.X_train, data.y_train, cfg=cfg, epochs=1, seed=0, loss_fn=build_loss("hinton"), teacher=teacher)
+    stds = torch.cat(seen)
+    assert stds.min() < 0.05 and stds.max() > 0.3  # scales 1e-3 and 1 (mixup blends some), never all ~1
+
+
+def test_a_finished_run_is_not_reused_when_auto_now_resolves_to_another_normalisation(tmp_path):
+    from harness.artifacts import run_is_complete
+
+    path = make_npz(tmp_path / "a.npz")
+    cfg = TrainConfig(epochs=1)
+    summary = train_trio(load_npz(path), cfg, [0], tmp_path / "run")
+    mode = summary["normalize"]["mode"]
+    assert run_is_complete(tmp_path / "run", cfg.to_dict(), [0], normalize=mode)
+    assert not run_is_complete(tmp_path / "run", cfg.to_dict(), [0], normalize="sample_scale")
+    assert run_is_complete(tmp_path / "run", cfg.to_dict(), [0])  # without the check: as before

@@ -211,6 +211,10 @@ def epoch_batch_sizes(n: int, cfg: "TrainConfig") -> list[int]:
     return [bs] * (steps - 1) + [total - bs * (steps - 1)]
 
 
+def _norm_mode(model: torch.nn.Module) -> str:
+    return getattr(getattr(model, "norm", None), "mode", "dataset")
+
+
 def fit(
     model: torch.nn.Module,
     X: np.ndarray,
@@ -231,7 +235,7 @@ def fit(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model.fit_input_stats(X)
-    norm_mode = getattr(getattr(model, "norm", None), "mode", "dataset")
+    norm_mode = _norm_mode(model)
     moments = None
     if norm_mode in ("sample", "sample_scale"):
         # Augmentation and mixup act on the values they are given: jitter scaled to the whole batch's
@@ -242,7 +246,8 @@ def fit(
         # and scale after augmentation (mixup blends the log-scales with the same weight as the series).
         from harness.train.normalize import sample_moments, zscore_samples
 
-        if norm_mode == "sample_scale":
+        # A live teacher that does not z-normalise each sample itself needs the real scale back too.
+        if norm_mode == "sample_scale" or (teacher is not None and _norm_mode(teacher) != "sample"):
             moments = tuple(torch.from_numpy(a) for a in sample_moments(X))
         X = zscore_samples(X)
     loss_fn = loss_fn or build_loss("ce")
