@@ -176,22 +176,30 @@ def test_bench_missing_run_dir(capsys, tmp_path):
     _assert_one_line(code, err)
 
 
+def _two_trained_runs(tmp_path, tiny_run) -> list:
+    """Two copies of the tiny trained run (no ONNX files yet), as export_runs takes them."""
+    import shutil
+
+    from harness.bench import load_run, run_dataset
+
+    runs = []
+    for name in ("a", "b"):
+        shutil.copytree(tiny_run[0] / "run", tmp_path / name, ignore=shutil.ignore_patterns("onnx"))
+        summary, run_dir = load_run(tmp_path / name)
+        runs.append((summary, run_dir, run_dataset(summary)))
+    return runs
+
+
 def test_export_runs_side_by_side_matches_one_at_a_time(tmp_path, tiny_run, caplog, capsys):
     """Two runs exported in two helper processes give the same ONNX files as exporting in this process;
     the helpers' log records reach this process's loggers (and print nothing themselves); an error
     inside a helper (a corrupt checkpoint) reaches the caller as the same HarnessError."""
     import logging
-    import shutil
 
-    from harness.bench import BenchConfig, export_runs, load_run, run_dataset
+    from harness.bench import BenchConfig, export_runs
     from harness.errors import CheckpointError
 
-    root, _ = tiny_run
-    runs = []
-    for name in ("a", "b"):
-        shutil.copytree(root / "run", tmp_path / name, ignore=shutil.ignore_patterns("onnx"))
-        summary, run_dir = load_run(tmp_path / name)
-        runs.append((summary, run_dir, run_dataset(summary)))
+    runs = _two_trained_runs(tmp_path, tiny_run)
     cfg = BenchConfig(quick=True)
     caplog.set_level(logging.INFO, logger="harness")
     side_by_side = export_runs(runs, cfg, workers=2)
@@ -220,18 +228,12 @@ class _DieWhenUnpickled:
 
 def test_export_runs_names_a_helper_that_died(tmp_path, tiny_run):
     """A helper killed mid-work ends in one HarnessError, and the caller does not hang on it."""
-    import shutil
     import threading
 
-    from harness.bench import BenchConfig, export_runs, load_run, run_dataset
+    from harness.bench import BenchConfig, export_runs
     from harness.errors import HarnessError
 
-    root, _ = tiny_run
-    runs = []
-    for name in ("a", "b"):
-        shutil.copytree(root / "run", tmp_path / name, ignore=shutil.ignore_patterns("onnx"))
-        summary, run_dir = load_run(tmp_path / name)
-        runs.append((summary, run_dir, run_dataset(summary)))
+    runs = _two_trained_runs(tmp_path, tiny_run)
     runs[0] = (runs[0][0], runs[0][1], _DieWhenUnpickled())
     outcome = {}
 

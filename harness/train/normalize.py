@@ -59,24 +59,25 @@ def choose_normalization(X_train: np.ndarray, requested: str = "auto") -> dict[s
     return out
 
 
-def zscore_samples(X: np.ndarray) -> np.ndarray:
-    """Each sample's channels z-normalised over their spatial axes (float32), as InputNorm's "sample" mode."""
-    from kd_models.common import SAMPLE_VAR_FLOOR
-
-    X = np.asarray(X, dtype=np.float64)
-    axes = tuple(range(2, X.ndim))
-    d = X - X.mean(axis=axes, keepdims=True)
-    return (d / np.sqrt((d * d).mean(axis=axes, keepdims=True) + SAMPLE_VAR_FLOOR)).astype(np.float32)
-
-
-def sample_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each sample's per-channel mean and log-std (float32, N x C x 1 ...): with `zscore_samples(X)` z,
-    X == z * exp(log_std) + mean up to InputNorm's variance floor."""
+def _sample_mean_var(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's per-channel mean and variance (+ InputNorm's floor), float64, N x C x 1 ..."""
     from kd_models.common import SAMPLE_VAR_FLOOR
 
     X = np.asarray(X, dtype=np.float64)
     axes = tuple(range(2, X.ndim))
     mean = X.mean(axis=axes, keepdims=True)
     d = X - mean
-    log_std = 0.5 * np.log((d * d).mean(axis=axes, keepdims=True) + SAMPLE_VAR_FLOOR)
-    return mean.astype(np.float32), log_std.astype(np.float32)
+    return mean, (d * d).mean(axis=axes, keepdims=True) + SAMPLE_VAR_FLOOR
+
+
+def zscore_samples(X: np.ndarray) -> np.ndarray:
+    """Each sample's channels z-normalised over their spatial axes (float32), as InputNorm's "sample" mode."""
+    mean, var = _sample_mean_var(X)
+    return ((np.asarray(X, dtype=np.float64) - mean) / np.sqrt(var)).astype(np.float32)
+
+
+def sample_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's per-channel mean and log-std (float32, N x C x 1 ...): with `zscore_samples(X)` z,
+    X == z * exp(log_std) + mean up to InputNorm's variance floor."""
+    mean, var = _sample_mean_var(X)
+    return mean.astype(np.float32), (0.5 * np.log(var)).astype(np.float32)
