@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from harness.errors import CheckpointError, DataError
+from harness.errors import CheckpointError, DataError, HarnessError, first_line
 from harness.fileio import atomic_write_bytes, atomic_write_json, read_json, sha256_file
 
 CHECKPOINT_FORMAT = "kd-harness/checkpoint/1"
@@ -79,17 +79,67 @@ def load_checkpoint(path: str | Path, expect_config: dict[str, Any] | None = Non
             f"checkpoint {path} is a {config.get('family')} model with config {config}, "
             f"expected {expect_config.get('family')} with {expect_config}"
         )
+    root_hint = (meta.get("model_source") or {}).get("import_root")
     try:
-        model = kd_models.build_model(config)
+        model = kd_models.build_model(config, what=f"the model of checkpoint {path}", root_hint=root_hint)
+    except HarnessError:
+        raise
     except Exception as exc:
         raise CheckpointError(f"checkpoint {path} names a model the harness cannot build: {exc}") from None
+    fit_state_dict(model, state, f"checkpoint {path}")
+    model.eval()
+    return model, meta
+
+
+def _is_state_dict(obj: Any) -> bool:
+    import torch
+
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def read_state_dict(path: str | Path) -> dict[str, Any]:
+    """A user's weights: a `state_dict` saved with torch.save (or a dict holding one under 'state_dict' or
+    'model', or a kd-harness checkpoint), loaded with weights_only=True: nothing but tensors is unpickled."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises a zoo of types for foreign or corrupt files
+        raise CheckpointError(f"unreadable checkpoint {path} (a state_dict saved with torch.save is expected; "
+                              f"nothing but weights is loaded): {first_line(exc)}") from None
+    if isinstance(blob, dict) and not _is_state_dict(blob):
+        for key in ("state_dict", "model"):
+            if _is_state_dict(blob.get(key)):
+                return blob[key]
+    if not _is_state_dict(blob):
+        raise CheckpointError(f"{path} holds a {type(blob).__name__}, not a state_dict (names -> tensors)")
+    return blob
+
+
+def fit_state_dict(model, state: dict[str, Any], where: str) -> None:
+    """Load `state` into `model` strictly; CheckpointError naming the first keys that do not fit."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)} in the model" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+
+    def first(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+
+    problems = ([f"missing keys {first(missing)}"] if missing else []) + \
+        ([f"unexpected keys {first(unexpected)}"] if unexpected else []) + \
+        ([f"shape mismatch {first(shapes)}"] if shapes else [])
+    if problems:
+        raise CheckpointError(f"{where} does not fit the model: {'; '.join(problems)}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"checkpoint {path} does not fit its architecture: {first[:200]}") from None
-    model.eval()
-    return model, meta
+        raise CheckpointError(f"{where} does not fit the model: {first_line(exc)}") from None
 
 
 def run_is_complete(run_dir: str | Path, train_config: dict[str, Any], seeds: list[int], task: str | None = None,

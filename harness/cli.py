@@ -181,11 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable list")
 
     p = sub.add_parser("train", parents=verbosity, help="train teacher, scratch student and KD student for a task")
-    p.add_argument("--task", default=None)
-    p.add_argument("--data", default=None, help="custom data: npz with X_train, y_train, X_test, y_test")
+    _add_data_options(p)
     p.add_argument("--out", default=None, help="run folder (default runs/<task>)")
-    p.add_argument("--teacher-config", default=None, help="teacher model config: JSON text or a .json file")
-    p.add_argument("--student-config", default=None, help="student model config: JSON text or a .json file")
+    p.add_argument("--teacher", default=None, metavar="PKG.MOD:FACTORY",
+                   help="your teacher: a callable returning an nn.Module (default: the built-in teacher)")
+    p.add_argument("--student", default=None, metavar="PKG.MOD:FACTORY",
+                   help="your student: a callable returning an nn.Module (default: the built-in student)")
+    p.add_argument("--teacher-kwargs", default=None, metavar="JSON", help="keyword arguments for --teacher")
+    p.add_argument("--student-kwargs", default=None, metavar="JSON", help="keyword arguments for --student")
+    p.add_argument("--teacher-checkpoint", default=None, metavar="FILE",
+                   help="your trained teacher's state_dict (weights only): the teacher is not trained, only measured")
+    p.add_argument("--teacher-config", default=None, help="built-in teacher config: JSON text or a .json file")
+    p.add_argument("--student-config", default=None, help="built-in student config: JSON text or a .json file")
     _add_train_options(p)
     _add_executor_options(p)
 
@@ -225,7 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", nargs="?", default=None, help="a `harness train` output folder")
     p.add_argument("--onnx", action="append", default=[], metavar="LABEL=FILE.onnx",
                    help="measure ONNX files instead of a run (repeat: --onnx teacher=t.onnx --onnx student=s.onnx)")
-    p.add_argument("--data", default=None, help="npz with X_test/y_test for the accuracy suite (--onnx mode)")
+    p.add_argument("--model", action="append", default=[], metavar="ROLE=PKG.MOD:FACTORY[@CHECKPOINT]",
+                   help="measure your trained PyTorch models (repeat: --model teacher=pkg.m:big@t.pt --model "
+                        "student_kd=pkg.m:small@s.pt); other role names are judged as students against teacher")
+    p.add_argument("--model-kwargs", action="append", default=[], metavar="ROLE=JSON",
+                   help="keyword arguments for a --model factory (repeatable)")
+    _add_data_options(p, "npz with X_train/y_train/X_test/y_test (accuracy, parity, int8 calibration)")
     p.add_argument("--input-shape", default=None, help="sample shape without batch axis, e.g. 1,427 (dynamic models)")
     _add_bench_options(p)
     p.add_argument("--out", default=None, help="results JSON (default RUN_DIR/results.json or results.json)")
@@ -299,6 +311,15 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
                    help="stratified training samples int8 calibrates on (default 256, capped at the training size)")
     p.add_argument("--history", default=None, help="append to this SQLite history (default results/history.sqlite)")
     p.add_argument("--no-history", action="store_true", help="do not append to the history database")
+
+
+def _add_data_options(p: argparse.ArgumentParser, npz_help: str = "npz with X_train, y_train, X_test, y_test"
+                      ) -> None:
+    p.add_argument("--task", default=None, help="a built-in task (harness tasks)")
+    p.add_argument("--data", default=None, help=f"your data: {npz_help}")
+    p.add_argument("--dataset", default=None, metavar="PKG.MOD:FACTORY",
+                   help="your data: a callable returning (train, test[, class_names]) torch Datasets")
+    p.add_argument("--dataset-kwargs", default=None, metavar="JSON", help="keyword arguments for --dataset")
 
 
 def _commands() -> dict:

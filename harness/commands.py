@@ -112,24 +112,59 @@ def executor_from_args(args, threads: int | None = None):
     return make_executor(executor_config_from_args(args, threads))
 
 
+def _train_model_spec(args, role: str) -> dict | None:
+    """--teacher/--student (a factory, with --*-kwargs) or --teacher-config/--student-config (a built-in family)."""
+    from harness.api import model_spec
+    from harness.user_models import parse_json_object
+
+    factory, config = getattr(args, role), getattr(args, f"{role}_config")
+    kwargs = parse_json_object(getattr(args, f"{role}_kwargs"), f"--{role}-kwargs")
+    if factory and config:
+        raise OptionError(f"give --{role} (a factory) or --{role}-config (a built-in family), not both")
+    if config:
+        if kwargs is not None:
+            raise OptionError(f"--{role}-kwargs belongs to --{role} (a factory); put keys in --{role}-config")
+        return _model_config(config, f"--{role}-config")
+    return model_spec(factory, kwargs, role)
+
+
+def _cli_data(args):
+    """(Dataset, data_ref) from --task, --data or --dataset (+ --dataset-kwargs)."""
+    from harness.api import load_data
+    from harness.errors import DataError
+    from harness.user_models import parse_json_object
+
+    given = [x for x in (args.task, args.data, args.dataset) if x is not None]
+    if len(given) != 1:
+        raise DataError("give one of --task NAME, --data FILE.npz or --dataset pkg.mod:callable")
+    if args.dataset_kwargs is not None and args.dataset is None:
+        raise OptionError("--dataset-kwargs belongs to --dataset")
+    if args.data is not None:
+        from harness.tasks import load_npz
+
+        return load_npz(args.data), {"npz": str(Path(args.data).resolve())}
+    if args.dataset is not None:
+        return load_data(args.dataset, parse_json_object(args.dataset_kwargs, "--dataset-kwargs"))
+    return load_data(args.task)
+
+
 def cmd_train(args) -> int:
+    from harness.api import check_builtin_fits
+    from harness.train.recipes import default_recipe
     from harness.train.summary_table import format_summary
     from harness.train.trio import parse_seeds, train_trio
 
     seeds = parse_seeds(args.seeds)
     check_train_options(args)
-    teacher_cfg = _model_config(args.teacher_config, "--teacher-config")
-    student_cfg = _model_config(args.student_config, "--student-config")
-    data, cfg = _data_and_config(args)
-    for what, mc in (("--teacher-config", teacher_cfg), ("--student-config", student_cfg)):
-        if mc and (mc["in_channels"] != data.in_channels or mc["num_classes"] != data.classes):
-            raise OptionError(f"{what} has in_channels={mc['in_channels']}, num_classes={mc['num_classes']}; "
-                              f"the data has {data.in_channels} channels and {data.classes} classes")
+    teacher_cfg, student_cfg = _train_model_spec(args, "teacher"), _train_model_spec(args, "student")
+    data, data_ref = _cli_data(args)
+    cfg = train_config_from_args(args, base=default_recipe(data.kind))
+    check_builtin_fits(data, teacher_cfg, student_cfg)
     out = args.out or os.path.join("runs", data.name)
-    data_ref = {"npz": str(Path(args.data).resolve())} if args.data else {"task": data.name, "data_seed": 0}
     with executor_from_args(args, args.threads) as executor:
         summary = train_trio(data, cfg, seeds, out, data_ref=data_ref, executor=executor,
-                             teacher_config=teacher_cfg, student_config=student_cfg)
+                             teacher_config=teacher_cfg, student_config=student_cfg,
+                             teacher_checkpoint=args.teacher_checkpoint)
     print(format_summary(summary))
     print(f"\nwrote {os.path.join(out, 'summary.json')}")
     return 0
@@ -240,8 +275,14 @@ def cmd_bench(args) -> int:
     from harness.tasks import load_npz
 
     cfg = bench_config_from_args(args)
-    if args.onnx and args.run_dir:
-        raise OptionError("give either a training run folder or --onnx files, not both")
+    if sum(bool(x) for x in (args.onnx, args.run_dir, args.model)) > 1:
+        raise OptionError("give one of a training run folder, --onnx files or --model factories")
+    if args.model_kwargs and not args.model:
+        raise OptionError("--model-kwargs belongs to --model")
+    if args.model:
+        return _bench_user_models(args, cfg)
+    if args.dataset or args.task:
+        raise OptionError("--task and --dataset go with --model; a run folder knows its data, --onnx takes --data")
     if args.onnx:
         specs = bench.parse_onnx_specs(args.onnx)
         shape = bench.parse_input_shape(args.input_shape)
@@ -274,6 +315,29 @@ def cmd_bench(args) -> int:
     _record_history(args, path)
     print(build_report(results, "table"))
     print(f"\nwrote {path}")
+    return 0
+
+
+def _bench_user_models(args, cfg) -> int:
+    """`harness bench --model ROLE=pkg.mod:factory[@CHECKPOINT] ...`: through harness.api.bench."""
+    from harness import api, bench
+    from harness.user_models import materialize_run, parse_model_args
+
+    users = parse_model_args(args.model, args.model_kwargs)
+    shape = bench.parse_input_shape(args.input_shape)
+    has_data = any(x is not None for x in (args.task, args.data, args.dataset))
+    data, data_ref = _cli_data(args) if has_data else (None, None)
+    out = Path(args.out or "results.json")
+    from harness.fileio import ensure_writable_dir
+
+    ensure_writable_dir(out.parent if str(out.parent) else ".")
+    run_dir = materialize_run(users, data, shape, out.parent / f"{out.stem}-models", data_ref=data_ref)
+    if data is None and "accuracy" in cfg.suites:
+        cfg = replace(cfg, suites=[s for s in cfg.suites if s != "accuracy"])
+    results = api.bench(run_dir, data=data, out=out, **cfg.to_dict())
+    _record_history(args, out)
+    print(api.report(results, "table"))
+    print(f"\nwrote {out} (models in {run_dir})")
     return 0
 
 

@@ -30,10 +30,11 @@ from typing import Any, Iterable
 from harness.errors import HarnessError, SchemaError
 from harness.fileio import atomic_write_json, read_json
 from harness.metrics import Metrics, metrics_for
+from harness.roles import TRIO
 
 SCHEMA = "kd-harness/results/1"
 SCHEMA_FAMILY = "kd-harness/results/"
-ROLES = ("teacher", "student_scratch", "student_kd")
+ROLES = TRIO  # harness/roles.py: the Role type
 
 
 @dataclass

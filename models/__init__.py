@@ -4,14 +4,20 @@
     model.set_input_stats(mean, std)       # normalisation lives inside the model (and its ONNX export)
     logits = model(x)                      # == model.head(model.features(x))
 """
-from .common import InputNorm, KDModel, count_macs, count_params
+from .common import InputNorm, KDModel, count_params
+from .factory import ModelFactoryError, describe_source, factory_spec, is_factory_spec, parse_import_path
+from .macs import count_macs, count_macs_detail
 from .registry import (
     FAMILIES,
     FAMILY_KIND,
     KINDS,
     ARCH_ROLES,
     build_model,
+    c3d,
     default_config,
+    fcn1d,
+    model_label,
+    resnet1d,
     describe_family,
     validate_config,
 )
@@ -23,7 +29,17 @@ __all__ = [
     "ARCH_ROLES",
     "InputNorm",
     "KDModel",
+    "ModelFactoryError",
     "build_model",
+    "c3d",
+    "count_macs_detail",
+    "describe_source",
+    "factory_spec",
+    "fcn1d",
+    "is_factory_spec",
+    "model_label",
+    "parse_import_path",
+    "resnet1d",
     "count_macs",
     "count_params",
     "default_config",

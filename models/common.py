@@ -11,7 +11,6 @@ Normalisation is part of the model so that an ONNX export takes raw data.
 """
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -140,24 +139,3 @@ class KDModel(nn.Module):
 def count_params(model: nn.Module) -> int:
     """All parameters, trainable or not (buffers such as BN running stats are not parameters)."""
     return int(sum(p.numel() for p in model.parameters()))
-
-
-def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
-    """Multiply-accumulates for one sample: FlopCounterMode flops // 2 on a batch of 1, eval mode."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    shape = tuple(int(d) for d in input_shape)
-    if not shape or any(d <= 0 for d in shape):
-        raise OptionError(f"input_shape must be positive sizes without the batch axis, got {tuple(input_shape)}")
-    was_training = model.training
-    try:
-        first = next(iter(model.parameters()), None)
-        device = first.device if first is not None else torch.device("cpu")
-        x = torch.zeros((1,) + shape, dtype=torch.float32, device=device)
-        model.eval()
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            model(x)
-        return int(counter.get_total_flops() // 2)
-    finally:
-        model.train(was_training)

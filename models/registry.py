@@ -141,10 +141,35 @@ def validate_config(config: Any) -> dict:
     return out
 
 
-def build_model(config: dict):
-    """Build the model a config describes (call torch.manual_seed first for a reproducible init)."""
+def build_model(config: dict, *, what: str = "model", root_hint: str | None = None):
+    """Build the model a spec describes (call torch.manual_seed first for a reproducible init): a built-in
+    family's config, or a factory spec {"factory": "pkg.mod:callable", "kwargs": {...}} (factory.py).
+    A family config goes through its family's factory below, the same door as any user's factory."""
+    from .factory import build_from_factory, is_factory_spec
+
+    if is_factory_spec(config):
+        return build_from_factory(config, what, root_hint)
     cfg = validate_config(config)
-    return _CLASSES[cfg["family"]](cfg)
+    return build_from_factory({"factory": f"kd_models:{cfg['family']}",
+                               "kwargs": {k: v for k, v in cfg.items() if k != "family"}}, what)
+
+
+def _family_factory(family: str):
+    def make(**config):
+        """A built-in family as a factory: keyword arguments are the family config's keys (family aside)."""
+        return _CLASSES[family](validate_config({"family": family, **config}))
+
+    make.__name__ = make.__qualname__ = family
+    return make
+
+
+# `kd_models:fcn1d`, `kd_models:resnet1d`, `kd_models:c3d`: reachable by import path like any user factory.
+fcn1d, resnet1d, c3d = (_family_factory(f) for f in FAMILIES)
+
+
+def model_label(config: dict) -> str:
+    """What a model spec is, in a word: its family, or its factory's import path."""
+    return str(config.get("family") or config.get("factory"))
 
 
 def describe_family(family: str) -> dict[str, str]:

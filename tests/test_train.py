@@ -152,6 +152,7 @@ def test_epochs_override_means_every_role():
 
 
 def test_teacher_that_cannot_fit_its_training_data_retrains_without_augmentation(npz_1d, tmp_path, monkeypatch):
+    import harness.train.teacher as teacher
     import harness.train.trio as trio
     from harness.train.summary_table import format_summary
 
@@ -166,6 +167,7 @@ def test_teacher_that_cannot_fit_its_training_data_retrains_without_augmentation
         return 0.0 if len(fit_checks) == 1 else real(model, X, y)  # only the first fit check fails
 
     monkeypatch.setattr(trio, "accuracy", first_fit_fails)
+    monkeypatch.setattr(teacher, "accuracy", first_fit_fails)  # the fit check lives in train/teacher.py
     summary = train_trio(data, TrainConfig(epochs=2, augment=True, kd_logits="live"), [0], tmp_path / "run")
     check = summary["teacher_fit_check"]
     assert check["train_accuracy"] == 0.0 and check["floor"] == pytest.approx(1 / 3 + (2 / 3) / 2)

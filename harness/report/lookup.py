@@ -12,10 +12,10 @@ from harness.errors import SchemaError
 from harness.hosts import host_label, host_views
 from harness.metrics import RooflineMetrics, StorageMetrics, as_float, as_pair
 from harness.report.pytest_benchmark import from_pytest_benchmark, is_pytest_benchmark
-from harness.results import ROLES, Measurement, Results, read_json_document
+from harness.results import Measurement, Results, read_json_document
+from harness.roles import REFERENCE, Role  # noqa: F401 - REFERENCE: report modules import it from here
 
 BACKEND_ORDER = ("torch", "onnxruntime")
-REFERENCE = "teacher"
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -139,8 +139,8 @@ def task_measurements(res: Results, task: str, suite: str | None = None) -> list
 
 def split_role(role: str) -> tuple[str, str | None]:
     """("student_kd", "int8") for a variant's role "student_kd@int8"; (role, None) for an fp32 model."""
-    base, sep, variant = str(role).partition("@")
-    return (base, variant) if sep and base and variant else (str(role), None)
+    parsed = Role.parse(role)
+    return parsed.base, parsed.variant
 
 
 def is_variant(role: str) -> bool:
@@ -150,13 +150,7 @@ def is_variant(role: str) -> bool:
 def role_order(names: Iterable[str]) -> list[str]:
     """The trio's roles in order (teacher, student_scratch, student_kd), each followed by its variants
     (`student_kd@int8`, ...), then other names sorted (each also followed by its variants)."""
-    names = list(dict.fromkeys(names))
-
-    def key(name: str) -> tuple:
-        base, variant = split_role(name)
-        rank = ROLES.index(base) if base in ROLES else len(ROLES)
-        return (rank, "" if rank < len(ROLES) else base, variant is not None, variant or "")
-    return sorted(names, key=key)
+    return sorted(dict.fromkeys(names), key=lambda name: Role.parse(name).sort_key())
 
 
 def backend_order(names: Iterable[str]) -> list[str]:

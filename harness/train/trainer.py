@@ -234,7 +234,8 @@ def fit(
     gen = seed_everything(seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model.fit_input_stats(X)
+    if hasattr(model, "fit_input_stats"):  # the built-in families normalise inside; a user's model as written
+        model.fit_input_stats(X)
     norm_mode = _norm_mode(model)
     moments = None
     if norm_mode in ("sample", "sample_scale"):
@@ -327,6 +328,10 @@ def _feature_capture(loss_fn, model, teacher, hooks: list):
         return dict
     if teacher is None:
         raise OptionError("a feature-based KD loss needs the live teacher (--kd-logits live)")
+    for who, m in (("student", model), ("teacher", teacher)):
+        if not isinstance(getattr(m, "body", None), torch.nn.Module):
+            raise OptionError(f"a feature-based KD loss reads the {who}'s feature maps from a submodule named "
+                              f"'body', which this {who} has not; use --kd-loss hinton or dkd")
     maps: dict[str, torch.Tensor] = {}
     hooks.append(model.body.register_forward_hook(lambda _m, _i, out: maps.__setitem__("student", out)))
     hooks.append(teacher.body.register_forward_hook(lambda _m, _i, out: maps.__setitem__("teacher", out)))

@@ -23,6 +23,10 @@ from harness.options import parse_list
 from harness.tasks.base import Dataset
 from harness.train.losses import build_loss
 from harness.train.trainer import TrainConfig, accuracy, epoch_passes, fit, fit_temperature, predict_logits
+from harness.train.comparison import compare_students, paired_gain  # noqa: F401 - re-exported
+from harness.train.teacher import (  # noqa: F401 - re-exported: sweeps and tests import them from here
+    fit_floor, stratified_split, teacher_fit_check, teacher_from_checkpoint, teacher_job, teacher_split,
+    train_checked_teacher)
 
 if TYPE_CHECKING:
     from harness.executor import Executor
@@ -56,20 +60,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[dist] = None
     return out
-
-
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (fit, val) with val ~ fraction of each class; classes too small to split stay in fit."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    counts = np.bincount(y)
-    splittable = np.isin(y, np.flatnonzero(counts >= 2))
-    fit_idx, val_idx = train_test_split(
-        idx[splittable], test_size=fraction, random_state=seed, stratify=y[splittable]
-    )
-    fit_idx = np.sort(np.concatenate([fit_idx, idx[~splittable]]))
-    return fit_idx, np.sort(val_idx)
 
 
 @dataclass
@@ -112,11 +102,16 @@ def normalized_configs(data: Dataset, normalize: str, teacher_config=None, stude
                        ) -> tuple[dict, dict, dict]:
     """The trio's model configs with one input normalisation, decided on the training split only
     (`choose_normalization`); a config that names its own `normalize` keeps it."""
+    import kd_models
+
     t_cfg, s_cfg = model_configs(data, teacher_config, student_config)
     norm = choose_normalization(data.X_train, normalize)
 
     def apply(cfg: dict, given: dict | None) -> dict:
-        return cfg if given and "normalize" in given else {**cfg, "normalize": norm["mode"]}
+        # A factory's model normalises its input as its author wrote it (or not at all): nothing is added.
+        if kd_models.is_factory_spec(cfg) or (given and "normalize" in given):
+            return cfg
+        return {**cfg, "normalize": norm["mode"]}
 
     return apply(t_cfg, teacher_config), apply(s_cfg, student_config), norm
 
@@ -138,8 +133,10 @@ def train_role(
     import kd_models
     import torch
 
+    from harness.train.model_info import describe_model
+
     torch.manual_seed(seed)
-    model = kd_models.build_model(config)
+    model = kd_models.build_model(config, what=f"the {role}")
     epochs = cfg.epochs_for(data.kind, role)
     loss_fn = build_loss(cfg.kd_loss, **cfg.kd_params()) if role == "student_kd" else build_loss("ce")
     bar, update = _progress_bar(f"{data.name} {role} seed {seed}", epochs, show_progress)
@@ -157,10 +154,7 @@ def train_role(
         "seed": seed,
         "epochs": epochs,
         "optimizer_steps": result.steps,
-        "family": config["family"],
-        "model_config": config,
-        "params": kd_models.count_params(model),
-        "macs": kd_models.count_macs(model, data.input_shape),
+        **describe_model(model, config, data.input_shape),
         "input_shape": list(data.input_shape),
         "accuracy": acc,
         "train_seconds": result.seconds,
@@ -179,80 +173,6 @@ def _trained(result: dict[str, Any], model=None) -> TrainedModel:
                         value["accuracy"], value["seconds"], meta)
 
 
-def teacher_split(data: Dataset, cfg: TrainConfig, seeds: list[int]):
-    """(fit, validation) indices of the training split when the teacher is calibrated, else (None, None)."""
-    if cfg.calibrate_teacher:
-        return stratified_split(data.y_train, 0.2, seeds[0])
-    return None, None
-
-
-def fit_floor(classes: int) -> float:
-    """Halfway from chance to a perfect fit: a teacher below it on its own (clean) training data has not
-    learned the task. Healthy teachers of the panel's sets sit at 0.97-1.0; a failed one at chance."""
-    chance = 1.0 / max(2, classes)
-    return chance + 0.5 * (1.0 - chance)
-
-
-def teacher_fit_check(model, data: Dataset, fit_idx, cfg: TrainConfig) -> dict[str, Any]:
-    """The teacher's accuracy on the clean data it was fitted on (training data only, never the test split)."""
-    X, y = (data.X_train, data.y_train) if fit_idx is None else (data.X_train[fit_idx], data.y_train[fit_idx])
-    acc = accuracy(model, X, y)
-    floor = fit_floor(data.classes)
-    out: dict[str, Any] = {"train_accuracy": acc, "floor": floor, "passed": acc >= floor}
-    if not out["passed"] and cfg.augment:
-        out["retrain_without_augment"] = True
-        out["why"] = (f"the teacher fits only {100 * acc:.1f}% of its own training data with augmentation (floor "
-                      f"{100 * floor:.1f}%, halfway from chance to perfect): training it and its students without augmentation")
-    elif not out["passed"]:
-        out["why"] = f"the teacher fits only {100 * acc:.1f}% of its own training data (floor {100 * floor:.1f}%)"
-    return out
-
-
-def teacher_job(data: Dataset, cfg: TrainConfig, seeds: list[int], t_cfg: dict, *, cpus: int,
-                show_progress: bool = False):
-    """The trio's teacher as an executor job; the same key wherever it is built (a panel trains every
-    task's teacher up front, and train_trio then finds it finished)."""
-    from harness.train.jobs import role_job
-
-    fit_idx, _ = teacher_split(data, cfg, seeds)
-    return role_job(f"{data.name} teacher", data, "teacher", t_cfg, cfg, seeds[0], cpus=cpus,
-                    show_progress=show_progress, fit_idx=fit_idx)
-
-
-def train_checked_teacher(executor: "Executor", data: Dataset, cfg: TrainConfig, make_job, *, store,
-                          fit_idx=None) -> tuple[dict, Any, TrainConfig, dict[str, Any]]:
-    """Train (or resume) the teacher job `make_job(cfg)` and check that it fits its own training data.
-
-    A teacher below `fit_floor` with augmentation on is trained again without it (seen on ACSF1, whose
-    1-sample pulse trains do not survive the shift) and kept if it fits better; the returned config is
-    then the one every student of the run must use. Trio, KD sweep and size sweep all go through here,
-    so none of them compares students against a teacher that learned nothing.
-    Returns (job result, rebuilt model, config to train the students with, fit-check record)."""
-    from harness.train.jobs import trained_model
-
-    shared = {"data": data}
-    t_job = make_job(cfg)
-    t_result = executor.map([t_job], shared=shared, store=store).results[t_job.key]
-    model = trained_model(t_result)
-    fit_check = teacher_fit_check(model, data, fit_idx, cfg)
-    if fit_check.get("retrain_without_augment"):
-        log.warning(f"{fit_check['why']} [{data.name}]")
-        plain = cfg.with_overrides(augment=False)
-        retry_job = make_job(plain)
-        retry = executor.map([retry_job], shared=shared, store=store).results[retry_job.key]
-        retry_model = trained_model(retry)
-        fit_check["without_augment"] = teacher_fit_check(retry_model, data, fit_idx, plain)["train_accuracy"]
-        if fit_check["without_augment"] >= fit_check["train_accuracy"]:
-            return retry, retry_model, plain, _kept(fit_check, fit_check["without_augment"])
-        fit_check["kept_augment"] = True  # no better without: keep the recipe as asked
-    return t_result, model, cfg, _kept(fit_check, fit_check["train_accuracy"])
-
-
-def _kept(fit_check: dict[str, Any], fitted: float) -> dict[str, Any]:
-    """The fit of the teacher that was kept, and whether it clears the floor: what every reader needs."""
-    return {**fit_check, "fitted": fitted, "fits": fitted >= fit_check["floor"]}
-
-
 class TrioTraining:
     """One task's trio in stages, so that several tasks' independent jobs can share one executor batch:
     (1) the teacher and the scratch students, which need nothing from each other; (2) the teacher's fit
@@ -262,8 +182,9 @@ class TrioTraining:
 
     def __init__(self, data: Dataset, cfg: TrainConfig, seeds: list[int], out_dir: str | Path, *,
                  executor: "Executor", teacher_config: dict | None = None, student_config: dict | None = None,
-                 data_ref: dict[str, Any] | None = None):
+                 data_ref: dict[str, Any] | None = None, teacher_checkpoint: str | Path | None = None):
         from harness.executor import ResultStore
+        from harness.train.model_info import check_spec_fits_data
 
         self.data, self.cfg, self.seeds = data, cfg, parse_seeds(seeds)
         self.out_dir = ensure_writable_dir(out_dir)
@@ -272,6 +193,15 @@ class TrioTraining:
         self.store = ResultStore(self.out_dir / ".jobs")
         self.progress = executor.config.kind == "local"  # per-model bars only where the driver itself trains
         self.t_cfg, self.s_cfg, self.norm = normalized_configs(data, cfg.normalize, teacher_config, student_config)
+        # Every model is built and run on two samples here, so a factory that fails or a head of the wrong
+        # width is one error now, not a failure in a worker after the teacher trained.
+        for role, spec in (("teacher", self.t_cfg), ("student", self.s_cfg)):
+            check_spec_fits_data(spec, data.X_train, data.classes, f"the {role}")
+        self.teacher_checkpoint = Path(teacher_checkpoint) if teacher_checkpoint else None
+        if self.teacher_checkpoint is not None and not self.teacher_checkpoint.is_file():
+            from harness.errors import CheckpointError
+
+            raise CheckpointError(f"teacher checkpoint not found: {self.teacher_checkpoint}")
         self.common = {"task": data.name, "kind": data.kind, "dataset": data.info(), "train_config": cfg.to_dict(),
                        "data_ref": data_ref or {"task": data.name, "data_seed": 0},
                        "library_versions": library_versions(), "normalize": self.norm,
@@ -297,7 +227,8 @@ class TrioTraining:
 
     def independent_jobs(self) -> list:
         """Jobs that need nothing from another job of this trio (stage 1)."""
-        return [self.teacher_job(), *self.scratch_jobs().values()]
+        teacher = [] if self.teacher_checkpoint else [self.teacher_job()]
+        return [*teacher, *self.scratch_jobs().values()]
 
     # ---- stage 2
     def settle_teacher(self) -> None:
@@ -308,8 +239,16 @@ class TrioTraining:
         if passes > 1:
             log.info(f"each epoch is {passes} passes over the teacher's {n} training samples (an epoch draws at least "
                      f"min_epoch_samples={self.cfg.min_epoch_samples}) [{self.data.name}]")
-        t_result, model, self.cfg, fit_check = train_checked_teacher(
-            self.executor, self.data, self.cfg, self.teacher_job, store=self.store, fit_idx=self.fit_idx)
+        if self.teacher_checkpoint is not None:
+            t_result, model = teacher_from_checkpoint(self.data, self.t_cfg, self.teacher_checkpoint, self.seeds[0])
+            fit_check = teacher_fit_check(model, self.data, self.fit_idx, self.cfg)
+            fit_check = {**fit_check, "retrain_without_augment": False, "fitted": fit_check["train_accuracy"],
+                         "fits": fit_check["passed"]}  # a user's teacher is measured, never retrained
+            if not fit_check["fits"]:
+                log.warning(f"{fit_check['why']}: the checkpoint's teacher [{self.data.name}]")
+        else:
+            t_result, model, self.cfg, fit_check = train_checked_teacher(
+                self.executor, self.data, self.cfg, self.teacher_job, store=self.store, fit_idx=self.fit_idx)
         teacher = _trained(t_result, model)
         if self.cfg.calibrate_teacher:
             self.teacher_T = fit_temperature(predict_logits(teacher.model, self.data.X_train[self.val_idx]),
@@ -382,10 +321,8 @@ class TrioTraining:
             lo, hi = max(0.0, lo), min(1.0, hi)  # a t-interval can overshoot; accuracy cannot
             first = items[0].meta
             summary["models"][role] = {
-                "family": first["family"],
-                "model_config": first["model_config"],
-                "params": first["params"],
-                "macs": first["macs"],
+                **{k: first[k] for k in ("family", "model_config", "params", "macs", "macs_detail", "model_source",
+                                         "teacher_checkpoint") if k in first},
                 "epochs": first["epochs"],
                 "optimizer_steps": first.get("optimizer_steps"),
                 "accuracy": {"mean": mean, "ci95": [lo, hi], "per_seed": accs},
@@ -471,6 +408,7 @@ def train_trio(
     student_config: dict | None = None,
     data_ref: dict[str, Any] | None = None,
     executor: "Executor | None" = None,
+    teacher_checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train, checkpoint and summarise; returns the summary written to OUT/summary.json.
 
@@ -482,29 +420,5 @@ def train_trio(
 
     executor = executor or LocalExecutor(ExecutorConfig())
     trio = TrioTraining(data, cfg, seeds, out_dir, executor=executor, teacher_config=teacher_config,
-                        student_config=student_config, data_ref=data_ref)
+                        student_config=student_config, data_ref=data_ref, teacher_checkpoint=teacher_checkpoint)
     return train_trios([trio])[0]
-
-
-def paired_gain(a, b) -> dict[str, Any]:
-    """Paired a - b in points over seeds (a t-test on the per-seed gaps). The gaps are rounded to 1e-9 pts
-    first: two seeds that gain the same k/n give equal gaps, not gaps 1e-13 apart that a t-test reads as a
-    near-zero spread (p ~ 1e-15)."""
-    from harness.measure.stats import paired_difference
-
-    gaps = np.round((np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) * 100, 9)
-    return paired_difference(gaps, np.zeros_like(gaps))
-
-
-def compare_students(summary: dict[str, Any]) -> dict[str, Any]:
-    """KD vs scratch (paired by seed) and each student vs the teacher, in accuracy points."""
-    from harness.measure.stats import paired_difference
-
-    models = summary["models"]
-    kd = np.asarray(models["student_kd"]["accuracy"]["per_seed"], dtype=float)
-    sc = np.asarray(models["student_scratch"]["accuracy"]["per_seed"], dtype=float)
-    teacher = float(models["teacher"]["accuracy"]["mean"])
-    out = {"kd_vs_scratch": paired_gain(kd, sc)}
-    for role, arr in (("student_kd", kd), ("student_scratch", sc)):
-        out[f"{role}_vs_teacher"] = paired_difference(arr * 100, np.full_like(arr, teacher * 100))
-    return out
