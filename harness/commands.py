@@ -331,10 +331,19 @@ def _bench_user_models(args, cfg) -> int:
     from harness.fileio import ensure_writable_dir
 
     ensure_writable_dir(out.parent if str(out.parent) else ".")
-    run_dir = materialize_run(users, data, shape, out.parent / f"{out.stem}-models", data_ref=data_ref)
-    if data is None and "accuracy" in cfg.suites:
-        cfg = replace(cfg, suites=[s for s in cfg.suites if s != "accuracy"])
-    results = api.bench(run_dir, data=data, out=out, **cfg.to_dict())
+    folder = out.parent / f"{out.stem}-models"
+    fresh = not folder.exists()
+    try:
+        run_dir = materialize_run(users, data, shape, folder, data_ref=data_ref)
+        if data is None and "accuracy" in cfg.suites:
+            cfg = replace(cfg, suites=[s for s in cfg.suites if s != "accuracy"])
+        results = api.bench(run_dir, data=data, out=out, **cfg.to_dict())
+    except BaseException:
+        if fresh and folder.exists():  # a failed bench leaves nothing behind
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     _record_history(args, out)
     print(api.report(results, "table"))
     print(f"\nwrote {out} (models in {run_dir})")

@@ -18,6 +18,7 @@ Writes are atomic: export goes into a temp folder beside `path`, then each file 
 from __future__ import annotations
 
 import contextlib
+import re
 import io
 import logging
 import os
@@ -39,6 +40,27 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
+def _stdout_fd_silenced():
+    """File descriptor 1 to /dev/null: the TorchScript exporter prints its whole graph there from C++ when an
+    operator has no conversion, past Python's sys.stdout (the CLI's output would get hundreds of lines)."""
+    import sys
+
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no real stdout (an embedded interpreter): nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def _silenced():
     """Silence exporter progress prints, python warnings and torch.onnx log lines."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
@@ -46,7 +68,7 @@ def _silenced():
     try:
         for lg in loggers:
             lg.setLevel(logging.ERROR)
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _stdout_fd_silenced():
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -124,6 +146,22 @@ def _save(proto, target: Path, external_data: bool) -> None:
         raise HarnessError(f"cannot save ONNX model {target.name}: {first_line(exc, with_type=True)}; try external_data=True") from None
 
 
+class ExportError(HarnessError):
+    """Neither exporter could turn the model into ONNX (the message names the operator where it can)."""
+
+
+def _unsupported_ops(exc: BaseException) -> list[str]:
+    """ATen operators an exporter's error (its whole text, and its causes') names as not convertible."""
+    texts, seen = [], exc
+    while seen is not None and len(texts) < 5:
+        texts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    text = "\n".join(texts)
+    found = re.findall(r"operator '?(aten::\w+)", text) + re.findall(
+        r"(?:No decompositions registered|not supported|Unsupported)[^\n]*?(aten[.:]{1,2}\w+)", text)
+    return list(dict.fromkeys(op.replace("aten.", "aten::") for op in found))
+
+
 def _smoke(target: Path, input_shape: tuple[int, ...]) -> None:
     """onnx.checker (path-based) + ORT runs at batch 1 and 3: proves the batch axis is really dynamic."""
     import onnxruntime as ort
@@ -177,7 +215,7 @@ def export_onnx(
         gen = torch.Generator().manual_seed(0)
         example = torch.randn((2, *shape), generator=gen).to(device)  # batch 2: avoids 0/1 specialisation
         methods = {"auto": ("dynamo", "torchscript"), "dynamo": ("dynamo",), "torchscript": ("torchscript",)}[exporter]
-        failures = []
+        failures, ops = [], []
         target = tmpdir / path.name
         for method in methods:
             for f in tmpdir.iterdir():
@@ -194,9 +232,12 @@ def export_onnx(
                 break
             except Exception as exc:  # exporters raise anything; keep one line per attempt
                 failures.append(f"{method}: {first_line(exc, with_type=True)}")
+                ops += [op for op in _unsupported_ops(exc) if op not in ops]
                 log.debug(f"{path.name}: {method} exporter failed: {first_line(exc, with_type=True)}")
         else:
-            raise HarnessError(f"ONNX export of {path.name} failed ({'; '.join(failures)})")
+            failures = [re.sub(r"\x1b\[[0-9;]*m", "", f) for f in failures]  # the exporter's colour codes
+            named = f": operator {', '.join(ops[:3])} has no ONNX conversion" if ops else ""
+            raise ExportError(f"ONNX export of {path.name} failed{named} ({'; '.join(failures)})")
 
         files = sorted(tmpdir.iterdir(), key=lambda p: p == target)  # graph file last
         mode = target.stat().st_mode & 0o777  # onnx creates the data file 0600; match the graph's

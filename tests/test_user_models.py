@@ -91,6 +91,13 @@ def userpkg(tmp_path, monkeypatch):
     (pkg / "nets.py").write_text(NETS)
     (pkg / "broken.py").write_text("raise RuntimeError('half-written module')\n")
     monkeypatch.chdir(tmp_path / "work")
+    import importlib
+    import sys
+
+    for name in [m for m in sys.modules if m == PKG or m.startswith(PKG + ".")]:
+        monkeypatch.delitem(sys.modules, name)  # each test imports its own copy from its own folder
+    monkeypatch.syspath_prepend(str(tmp_path / "work"))
+    importlib.invalidate_caches()
     return tmp_path / "work"
 
 
@@ -361,3 +368,28 @@ def test_role_type():
     with pytest.raises(OptionError):
         user_role("x@int8")
     assert np.isfinite(1.0)
+
+
+def test_an_operator_the_exporter_cannot_export_is_named(capsys, userpkg):
+    (userpkg / PKG / "odd.py").write_text(textwrap.dedent('''
+        import torch
+        from torch import nn
+
+        class Eig(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.head = nn.Linear(8, 3)
+
+            def forward(self, x):
+                h = x.flatten(1)
+                return self.head(h) + torch.linalg.eigvalsh(h.T @ h)[:3].sum()
+
+        def make():
+            return Eig()
+    '''))
+    code, out, err = _run(capsys, "bench", "--model", f"teacher={PKG}.odd:make", "--input-shape", "1,8", "--quick",
+                          "--no-history", "--out", userpkg / "r.json", "--quiet")
+    errors = [ln for ln in err.splitlines() if not ln.startswith("[user_models] warning: teacher: no checkpoint")]
+    _one_line(code, "\n".join(errors), "operator aten::linalg_eigvalsh has no ONNX conversion",
+              "nothing was measured or written")
+    assert out == "" and not (userpkg / "r.json").exists() and not (userpkg / "r-models").exists()
