@@ -66,6 +66,15 @@ def _str_list(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+def _config_parser() -> argparse.ArgumentParser:
+    """--config FILE: the command's options from a TOML or JSON file (harness/experiment.py)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="read options from a TOML/JSON experiment file (keys are this command's long options; "
+                        "the command line wins)")
+    return p
+
+
 def _verbosity_parser() -> argparse.ArgumentParser:
     """--quiet / --verbose, shared by the commands that report progress."""
     p = argparse.ArgumentParser(add_help=False)
@@ -175,7 +184,8 @@ def _add_executor_options(p: argparse.ArgumentParser, default: str = "local") ->
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="kd-harness: what knowledge distillation buys a 1D or 3D CNN")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    verbosity = [_verbosity_parser()]
+    parser.set_defaults(subcommands=sub.choices)
+    verbosity = [_verbosity_parser(), _config_parser()]
 
     p = sub.add_parser("tasks", help="list the built-in tasks")
     p.add_argument("--json", action="store_true", help="machine-readable list")
@@ -183,14 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", parents=verbosity, help="train teacher, scratch student and KD student for a task")
     _add_data_options(p)
     p.add_argument("--out", default=None, help="run folder (default runs/<task>)")
-    p.add_argument("--teacher", default=None, metavar="PKG.MOD:FACTORY",
-                   help="your teacher: a callable returning an nn.Module (default: the built-in teacher)")
-    p.add_argument("--student", default=None, metavar="PKG.MOD:FACTORY",
-                   help="your student: a callable returning an nn.Module (default: the built-in student)")
-    p.add_argument("--teacher-kwargs", default=None, metavar="JSON", help="keyword arguments for --teacher")
-    p.add_argument("--student-kwargs", default=None, metavar="JSON", help="keyword arguments for --student")
-    p.add_argument("--teacher-checkpoint", default=None, metavar="FILE",
-                   help="your trained teacher's state_dict (weights only): the teacher is not trained, only measured")
+    _add_model_options(p)
     p.add_argument("--teacher-config", default=None, help="built-in teacher config: JSON text or a .json file")
     p.add_argument("--student-config", default=None, help="built-in student config: JSON text or a .json file")
     _add_train_options(p)
@@ -251,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int("--epochs"), default=None)
     p.add_argument("--full", action="store_true", help="full-length timing windows (default: quick windows)")
     p.add_argument("--recipe", default=None, help="a recipe JSON from `harness sweep` (default: built-in recipes)")
+    g = p.add_argument_group("your own models and data instead of the default trios (one data source)")
+    _add_model_options(g)
+    g.add_argument("--data", default=None, help="your data: npz with X_train, y_train, X_test, y_test")
+    g.add_argument("--dataset", default=None, metavar="PKG.MOD:FACTORY",
+                   help="your data: a callable returning (train, test[, class_names]) torch Datasets")
+    g.add_argument("--dataset-kwargs", default=None, metavar="JSON", help="keyword arguments for --dataset")
     _add_bench_options(p)
     # The main job's independent training jobs (two tasks' teachers and students) fill every core: on 2 cores
     # its training took 184 s in a pool against 241 s serially with 2 torch threads.
@@ -313,6 +322,17 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-history", action="store_true", help="do not append to the history database")
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teacher", default=None, metavar="PKG.MOD:FACTORY",
+                   help="your teacher: a callable returning an nn.Module (default: the built-in teacher)")
+    p.add_argument("--student", default=None, metavar="PKG.MOD:FACTORY",
+                   help="your student: a callable returning an nn.Module (default: the built-in student)")
+    p.add_argument("--teacher-kwargs", default=None, metavar="JSON", help="keyword arguments for --teacher")
+    p.add_argument("--student-kwargs", default=None, metavar="JSON", help="keyword arguments for --student")
+    p.add_argument("--teacher-checkpoint", default=None, metavar="FILE",
+                   help="your trained teacher's state_dict (weights only): the teacher is not trained, only measured")
+
+
 def _add_data_options(p: argparse.ArgumentParser, npz_help: str = "npz with X_train, y_train, X_test, y_test"
                       ) -> None:
     p.add_argument("--task", default=None, help="a built-in task (harness tasks)")
@@ -330,8 +350,12 @@ def _commands() -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from harness.experiment import expand_config
+
     parser = build_parser()
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        argv = expand_config(argv, parser.get_default("subcommands"))
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help()

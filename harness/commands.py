@@ -112,40 +112,8 @@ def executor_from_args(args, threads: int | None = None):
     return make_executor(executor_config_from_args(args, threads))
 
 
-def _train_model_spec(args, role: str) -> dict | None:
-    """--teacher/--student (a factory, with --*-kwargs) or --teacher-config/--student-config (a built-in family)."""
-    from harness.api import model_spec
-    from harness.user_models import parse_json_object
-
-    factory, config = getattr(args, role), getattr(args, f"{role}_config")
-    kwargs = parse_json_object(getattr(args, f"{role}_kwargs"), f"--{role}-kwargs")
-    if factory and config:
-        raise OptionError(f"give --{role} (a factory) or --{role}-config (a built-in family), not both")
-    if config:
-        if kwargs is not None:
-            raise OptionError(f"--{role}-kwargs belongs to --{role} (a factory); put keys in --{role}-config")
-        return _model_config(config, f"--{role}-config")
-    return model_spec(factory, kwargs, role)
-
-
-def _cli_data(args):
-    """(Dataset, data_ref) from --task, --data or --dataset (+ --dataset-kwargs)."""
-    from harness.api import load_data
-    from harness.errors import DataError
-    from harness.user_models import parse_json_object
-
-    given = [x for x in (args.task, args.data, args.dataset) if x is not None]
-    if len(given) != 1:
-        raise DataError("give one of --task NAME, --data FILE.npz or --dataset pkg.mod:callable")
-    if args.dataset_kwargs is not None and args.dataset is None:
-        raise OptionError("--dataset-kwargs belongs to --dataset")
-    if args.data is not None:
-        from harness.tasks import load_npz
-
-        return load_npz(args.data), {"npz": str(Path(args.data).resolve())}
-    if args.dataset is not None:
-        return load_data(args.dataset, parse_json_object(args.dataset_kwargs, "--dataset-kwargs"))
-    return load_data(args.task)
+from harness.commands_user import (  # noqa: E402 - your own models and data (commands_user.py)
+    _bench_user_models, _cli_data, _run_user_experiment, _train_model_spec)
 
 
 def cmd_train(args) -> int:
@@ -318,36 +286,8 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def _bench_user_models(args, cfg) -> int:
-    """`harness bench --model ROLE=pkg.mod:factory[@CHECKPOINT] ...`: through harness.api.bench."""
-    from harness import api, bench
-    from harness.user_models import materialize_run, parse_model_args
-
-    users = parse_model_args(args.model, args.model_kwargs)
-    shape = bench.parse_input_shape(args.input_shape)
-    has_data = any(x is not None for x in (args.task, args.data, args.dataset))
-    data, data_ref = _cli_data(args) if has_data else (None, None)
-    out = Path(args.out or "results.json")
-    from harness.fileio import ensure_writable_dir
-
-    ensure_writable_dir(out.parent if str(out.parent) else ".")
-    folder = out.parent / f"{out.stem}-models"
-    fresh = not folder.exists()
-    try:
-        run_dir = materialize_run(users, data, shape, folder, data_ref=data_ref)
-        if data is None and "accuracy" in cfg.suites:
-            cfg = replace(cfg, suites=[s for s in cfg.suites if s != "accuracy"])
-        results = api.bench(run_dir, data=data, out=out, **cfg.to_dict())
-    except BaseException:
-        if fresh and folder.exists():  # a failed bench leaves nothing behind
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    _record_history(args, out)
-    print(api.report(results, "table"))
-    print(f"\nwrote {out} (models in {run_dir})")
-    return 0
+_USER_RUN_OPTIONS = ("teacher", "student", "teacher_kwargs", "student_kwargs", "teacher_checkpoint", "data",
+                     "dataset", "dataset_kwargs")
 
 
 def cmd_run(args) -> int:
@@ -359,6 +299,8 @@ def cmd_run(args) -> int:
     cfg = bench_config_from_args(args, quick_default=not args.full,
                                  **({} if args.variants is not None else {"variants": list(MAIN_JOB_VARIANTS)}))
     seeds = parse_seeds(args.seeds)
+    if any(getattr(args, k) is not None for k in _USER_RUN_OPTIONS):
+        return _run_user_experiment(args, cfg, seeds)
     overrides = {"epochs": args.epochs} if args.epochs else None
     from harness.executor import make_executor
 

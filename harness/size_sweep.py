@@ -23,18 +23,17 @@ strictly better on one. Only students compete; the teacher is the reference.
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from harness.errors import OptionError
 from harness.fileio import atomic_write_json, atomic_write_text, ensure_writable_dir
-from harness.options import parse_list
+from harness.size_sweep_report import format_table, render_html
+from harness.size_sweep_sizes import (ROLES, StudentSize, StudentUnit, parse_scales, parse_widths, parse_within,
+                                      plan_units, scaled_widths, student_sizes)
 from harness.tasks.base import Dataset
 from harness.train.trainer import TrainConfig
 
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SIZE_SWEEP_SCHEMA = "kd-harness/size-sweep/1"
-ROLES = ("student_scratch", "student_kd")
 PARETO_DEFINITION = (
     "KD student of a size is Pareto-optimal when no other size's KD student has mean validation accuracy "
     ">= it, parameters <= it and batch-1 p50 latency <= it, with at least one strictly better; the "
@@ -52,137 +50,6 @@ PARETO_DEFINITION = (
 # The recipe sweep's grid options, as cli.py defaults them: a size sweep trains one recipe, so a
 # changed grid option is a mistake the user should hear about.
 GRID_DEFAULTS = {"temperatures": "1,2,4,8", "alphas": "0.1,0.5,0.9", "kd_losses": ["hinton"]}
-
-
-# --------------------------------------------------------------------------- option parsing
-
-def parse_scales(text: str) -> list[float]:
-    """`--student-scale 0.25,0.5,1,2`: positive finite multipliers of the default student's widths."""
-    vals = parse_list(text, "--student-scale", float, "positive numbers")
-    for v in vals:
-        if not math.isfinite(v) or v <= 0:
-            raise OptionError(f"--student-scale values must be positive numbers, got {text!r}")
-    if len(set(vals)) != len(vals):
-        raise OptionError(f"--student-scale has duplicates: {text!r}")
-    return vals
-
-
-def parse_widths(text: str) -> list[list[int]]:
-    """`--student-widths 6-12,12-24,24-48`: sizes separated by commas (or semicolons), each size's layer
-    widths joined by hyphens, every width a positive integer."""
-    want = "sizes separated by commas, each a hyphen-joined list of positive integers, e.g. 6-12,12-24"
-    raw = [p.strip() for p in str(text).replace(";", ",").split(",")]
-    if not raw or any(p == "" for p in raw):
-        raise OptionError(f"--student-widths must be {want}; got {text!r}")
-    out: list[list[int]] = []
-    for part in raw:
-        items = [s.strip() for s in part.split("-")]
-        if any(not (s.isascii() and s.isdigit()) or int(s) < 1 for s in items):
-            raise OptionError(f"--student-widths must be {want}; {part!r} in {text!r} is not")
-        out.append([int(s) for s in items])
-    if len({tuple(w) for w in out}) != len(out):
-        raise OptionError(f"--student-widths has duplicates: {text!r}")
-    return out
-
-
-def parse_within(value: float) -> float:
-    if not math.isfinite(value) or value < 0:
-        raise OptionError(f"--within-pts must be a number >= 0 (accuracy points), got {value!r}")
-    return float(value)
-
-
-# --------------------------------------------------------------------------- sizes
-
-@dataclass(frozen=True)
-class StudentSize:
-    """One student architecture of the sweep: a label, its widths, the scales that produced it (none
-    for explicit widths), and its full model config."""
-
-    label: str
-    widths: tuple[int, ...]
-    config: dict = field(hash=False, compare=False)
-    scales: tuple[float, ...] = ()
-    note: str | None = None
-
-
-def scaled_widths(widths: Sequence[int], scale: float, num_classes: int) -> list[int]:
-    """Each width times `scale`, rounded half up to an int >= 1, then widened so that no layer is
-    narrower than the head (`kd_models.registry._fit_head`, the rule every default student follows)."""
-    from kd_models.registry import _fit_head
-
-    scaled = [max(1, int(math.floor(w * scale + 0.5))) for w in widths]
-    return _fit_head(scaled, num_classes)
-
-
-def _with_widths(base: dict, widths: list[int]) -> dict:
-    """`base` (a default student config) with other widths; per-layer lists follow the new depth."""
-    import kd_models
-
-    cfg = dict(base)
-    family = cfg["family"]
-    n_old, n_new = len(base["widths"]), len(widths)
-    if family == "resnet1d":
-        # kernels are per conv inside every block (depth-independent); the first block's stride is the
-        # length-dependent one, every later block halves the length again (as the defaults do)
-        cfg["strides"] = [base["strides"][0]] + [2] * (n_new - 1)
-    elif family == "c3d":
-        if n_new != n_old:
-            raise OptionError(f"--student-widths for a 3D ({family}) student needs exactly {n_old} widths per size "
-                              f"(one per stage: convs and pools are per stage), got {n_new}")
-    else:  # pragma: no cover - the default students are resnet1d and c3d
-        raise OptionError(f"a size sweep cannot resize a {family} student")
-    cfg["widths"] = list(widths)
-    return kd_models.validate_config(cfg)
-
-
-def _fmt_scale(s: float) -> str:
-    return f"x{s:g}"
-
-
-def student_sizes(base: dict, num_classes: int, *, scales: list[float] | None = None,
-                  widths: list[list[int]] | None = None) -> list[StudentSize]:
-    """The sizes to train, smallest parameter count first. Scales that land on the same widths after
-    rounding and `_fit_head` are one size (trained once; every such scale is recorded)."""
-    if bool(scales) == bool(widths):
-        raise OptionError("give one of --student-scale or --student-widths (not both) for a size sweep")
-    found: dict[tuple[int, ...], StudentSize] = {}
-    if scales:
-        for s in scales:
-            w = tuple(scaled_widths(base["widths"], s, num_classes))
-            prev = found.get(w)
-            if prev is not None:
-                log.warning(f"student scale {s:g} gives the same widths {list(w)} as {', '.join(map(_fmt_scale, prev.scales))} "
-                            f"(rounding, and no layer narrower than the {num_classes}-class head): trained once")
-                found[w] = StudentSize(prev.label, w, prev.config, prev.scales + (s,), prev.note)
-                continue
-            found[w] = StudentSize(_fmt_scale(s), w, _with_widths(base, list(w)), (s,))
-    else:
-        for w_list in widths or []:
-            w = tuple(w_list)
-            note = None
-            if w[-1] < num_classes:
-                note = (f"last width {w[-1]} is narrower than the {num_classes}-class head (taken as given; "
-                        f"scaled sizes never are)")
-                log.warning(f"student widths {'-'.join(map(str, w))}: {note}")
-            found[w] = StudentSize("-".join(map(str, w)), w, _with_widths(base, list(w)), (), note)
-    return list(found.values())
-
-
-# --------------------------------------------------------------------------- independent units
-
-@dataclass(frozen=True)
-class StudentUnit:
-    """One training job: a student of one size, one seed, one role (scratch or KD)."""
-
-    size: str
-    role: str  # student_scratch | student_kd
-    seed: int
-    model_config: dict = field(hash=False)
-
-
-def plan_units(sizes: Sequence[StudentSize], seeds: Sequence[int]) -> list[StudentUnit]:
-    """Every (size, seed, role); a seed's scratch and KD students share the init (same seed)."""
-    return [StudentUnit(s.label, role, seed, s.config) for s in sizes for seed in seeds for role in ROLES]
 
 
 # --------------------------------------------------------------------------- latency
@@ -406,74 +273,9 @@ def run_size_sweep(data: Dataset, base: TrainConfig, seeds: list[int], out_dir: 
     return doc
 
 
-# --------------------------------------------------------------------------- output
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}"
-
-
-def format_table(doc: dict[str, Any]) -> str:
-    from tabulate import tabulate
-
-    t = doc["teacher"]
-    table = [["teacher", "-".join(map(str, t["model_config"]["widths"])), f"{t['params']:,}", "1.0x", f"{t['macs']:,}",
-              f"{t['latency']['p50_ms']:.3f}", "1.00x", "-", _pct(t["val_accuracy"]), "-", "-", ""]]
-    for r in doc["rows"]:
-        acc = r["val_accuracy"]
-        vs = r["kd_vs_scratch"]
-        table.append([
-            r["label"], "-".join(map(str, r["widths"])), f"{r['params']:,}", f"{r['params_ratio']:.1f}x",
-            f"{r['macs']:,}", f"{r['latency']['p50_ms']:.3f}", f"{r['speedup']:.2f}x",
-            _pct(acc["scratch"]["mean"]), _pct(acc["kd"]["mean"]),
-            f"{vs['diff_pts']:+.2f}" + (f" (p={vs['p_value']:.2g})" if vs.get("p_value") is not None else ""),
-            f"{0.0 - r['loss_vs_teacher_pts']['kd']:+.2f}", "yes" if r["pareto"] else "",
-        ])
-    head = (f"size sweep {doc['task']} ({doc['classes']} classes), seeds {doc['seeds']}, validation split "
-            f"{doc['validation']['n_val']} of {doc['validation']['n_val'] + doc['validation']['n_fit']} training "
-            f"samples; latency: onnxruntime, 1 thread, batch 1")
-    body = tabulate(table, headers=["size", "widths", "params", "fewer", "MACs", "p50 ms", "speedup",
-                                    "scratch val %", "KD val %", "KD-scratch pts", "KD vs teacher pts", "Pareto"],
-                    disable_numparse=True)
-    return "\n".join([head, body, "Pareto: " + doc["pareto_definition"] + ".", doc["smallest_within"]["line"]])
-
-
-def render_html(doc: dict[str, Any]) -> str:
-    """One self-contained page: accuracy vs parameters (log x), scratch and KD series with seed CIs,
-    the teacher's line and the 'within X pt' line."""
-    import html
-
-    import plotly.graph_objects as go
-
-    rows = doc["rows"]
-    t = doc["teacher"]
-    xs = [r["params"] for r in rows]
-    fig = go.Figure()
-    for key, name, color in (("scratch", "student from scratch", "#888888"), ("kd", "student with KD", "#1f77b4")):
-        ys = [100 * r["val_accuracy"][key]["mean"] for r in rows]
-        lo = [100 * (r["val_accuracy"][key]["mean"] - r["val_accuracy"][key]["ci95"][0]) for r in rows]
-        hi = [100 * (r["val_accuracy"][key]["ci95"][1] - r["val_accuracy"][key]["mean"]) for r in rows]
-        text = [f"{r['label']} ({'-'.join(map(str, r['widths']))}), p50 {r['latency']['p50_ms']:.3f} ms"
-                + (", Pareto" if key == "kd" and r["pareto"] else "") for r in rows]
-        fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="lines+markers", name=name, text=text, line={"color": color},
-            marker={"size": [14 if key == "kd" and r["pareto"] else 9 for r in rows], "color": color},
-            error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "thickness": 1},
-            hovertemplate="%{text}<br>%{x:,} params<br>val acc %{y:.2f}%<extra>" + name + "</extra>"))
-    ta = 100 * t["val_accuracy"]
-    within = doc["smallest_within"]["within_pts"]
-    fig.add_trace(go.Scatter(x=[t["params"]], y=[ta], mode="markers", name="teacher",
-                             marker={"symbol": "star", "size": 14, "color": "#d62728"},
-                             hovertemplate="teacher<br>%{x:,} params<br>val acc %{y:.2f}%<extra></extra>"))
-    fig.add_hline(y=ta, line={"color": "#d62728", "dash": "dot"}, annotation_text="teacher")
-    fig.add_hline(y=ta - within, line={"color": "#d62728", "dash": "dash", "width": 1},
-                  annotation_text=f"teacher - {within:g} pt")
-    fig.update_layout(title=f"{doc['task']}: validation accuracy vs parameters (KD and scratch students)",
-                      xaxis_title="parameters (log)", yaxis_title="validation accuracy (%)", xaxis_type="log",
-                      template="plotly_white", height=520)
-    table = html.escape(format_table(doc))
-    return ("<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-            f"<title>size sweep {html.escape(doc['task'])}</title>\n</head>\n<body>\n"
-            f"<h1>Student-size sweep: {html.escape(doc['task'])}</h1>\n"
-            f"<p><b>{html.escape(doc['smallest_within']['line'])}</b></p>\n"
-            + fig.to_html(full_html=False, include_plotlyjs=True, div_id="size-sweep")
-            + f"\n<pre>{table}</pre>\n</body>\n</html>\n")
+# Option parsing, sizes and units (`harness.size_sweep_sizes`) and the table and page
+# (`harness.size_sweep_report`) live in modules of their own; callers import them from here.
+__all__ = ["GRID_DEFAULTS", "PARETO_DEFINITION", "ROLES", "SIZE_SWEEP_SCHEMA", "StudentSize", "StudentUnit",
+           "format_table", "measure_latency", "pareto_flags", "parse_scales", "parse_widths", "parse_within",
+           "plan_units", "quick_timing", "render_html", "run_size_sweep", "scaled_widths", "selection_line",
+           "smallest_within", "student_sizes"]

@@ -231,6 +231,7 @@ def test_3d_widths_of_the_wrong_depth_exit_2(capsys, npz_3d, tmp_path):
 def test_size_sweep_checks_its_teacher_and_warns_when_it_learned_nothing(npz_1d, tmp_path, monkeypatch):
     """The size sweep's teacher goes through the trio's fit check (found on ACSF1: a teacher at chance
     made every student 'within 1 pt'). A teacher that never fits is named in the selection line."""
+    import harness.train.teacher as teacher_mod
     import harness.train.trio as trio
 
     monkeypatch.setattr(size_sweep, "measure_latency", _fake_latency)
@@ -242,6 +243,7 @@ def test_size_sweep_checks_its_teacher_and_warns_when_it_learned_nothing(npz_1d,
         return 0.0 if len(y) == n_fit else real(model, X, y)
 
     monkeypatch.setattr(trio, "accuracy", never_fits)
+    monkeypatch.setattr(teacher_mod, "accuracy", never_fits)  # the fit check lives in train/teacher.py
     cfg = TrainConfig(epochs=1, augment=True, kd_logits="live")
     doc = size_sweep.run_size_sweep(data, cfg, [0], tmp_path / "ss", scales=[1])
     check = doc["teacher"]["fit_check"]
@@ -250,5 +252,6 @@ def test_size_sweep_checks_its_teacher_and_warns_when_it_learned_nothing(npz_1d,
     assert "WARNING: the teacher fits only 0.0%" in doc["smallest_within"]["line"]
     # A teacher that fits: no warning, nothing retrained.
     monkeypatch.setattr(trio, "accuracy", lambda model, X, y: 1.0 if len(y) == n_fit else real(model, X, y))
+    monkeypatch.setattr(teacher_mod, "accuracy", lambda model, X, y: 1.0 if len(y) == n_fit else real(model, X, y))
     ok = size_sweep.run_size_sweep(data, TrainConfig(epochs=1), [0], tmp_path / "ok", scales=[1])
     assert "WARNING" not in ok["smallest_within"]["line"] and "effective_train_config" not in ok
