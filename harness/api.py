@@ -69,7 +69,8 @@ def load_data(data: DataLike, dataset_kwargs: dict[str, Any] | None = None) -> t
         return load_dataset(data=text), {"npz": str(Path(text).resolve())}
     if ":" in text:
         kwargs = check_kwargs(dataset_kwargs, "dataset factory")
-        return load_dataset(dataset=text, dataset_kwargs=kwargs), {"dataset": text, "kwargs": kwargs}
+        data = load_dataset(dataset=text, dataset_kwargs=kwargs)
+        return data, {"dataset": text, "kwargs": kwargs, "import_root": data.X_train.source.import_root}
     return load_dataset(task=text), {"task": text.strip().lower(), "data_seed": 0}
 
 

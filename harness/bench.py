@@ -171,7 +171,8 @@ def run_dataset(summary: dict[str, Any]) -> Dataset | None:
         if ref.get("dataset"):
             from harness.tasks.factory import load_dataset_factory
 
-            return load_dataset_factory(ref["dataset"], ref.get("kwargs"), name=summary.get("task"))
+            return load_dataset_factory(ref["dataset"], ref.get("kwargs"), name=summary.get("task"),
+                                        import_root=ref.get("import_root"))
         if ref.get("npz"):
             return load_npz(ref["npz"])
         return get_task(ref.get("task") or summary["task"]).load(int(ref.get("data_seed", 0)))

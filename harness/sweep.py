@@ -19,6 +19,7 @@ from harness.errors import OptionError
 from harness.options import parse_list
 from harness.fileio import atomic_write_json, ensure_writable_dir
 from harness.tasks.base import Dataset
+from harness.tasks.streamed import take_rows
 from harness.train.losses import check_alpha, check_temperature
 from harness.train.recipes import save_recipe
 from harness.train.trainer import TrainConfig, predict_logits
@@ -67,8 +68,8 @@ def validation_view(data: Dataset, fraction: float, seed: int) -> Dataset:
     fit_idx, val_idx = stratified_split(data.y_train, fraction, seed)
     if len(val_idx) == 0:
         raise OptionError("training set too small to carve a validation split")
-    return Dataset(name=data.name, kind=data.kind, X_train=data.X_train[fit_idx], y_train=data.y_train[fit_idx],
-                   X_test=data.X_train[val_idx], y_test=data.y_train[val_idx], classes=data.classes,
+    return Dataset(name=data.name, kind=data.kind, X_train=take_rows(data.X_train, fit_idx), y_train=data.y_train[fit_idx],
+                   X_test=take_rows(data.X_train, val_idx), y_test=data.y_train[val_idx], classes=data.classes,
                    class_names=data.class_names, source=f"{data.source} (validation split of train)")
 
 

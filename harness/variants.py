@@ -140,7 +140,7 @@ def calibration_data(data: Any, settings: VariantSettings) -> np.ndarray:
     idx = calibration_indices(data.y_train, settings.calibration_samples, settings.seed)
     if idx.size == 0:
         raise VariantError("the training split is empty: nothing to calibrate on")
-    X = np.ascontiguousarray(np.asarray(data.X_train)[idx], dtype=np.float32)
+    X = np.ascontiguousarray(data.X_train[idx], dtype=np.float32)
     if not np.isfinite(X).all():
         raise VariantError("the calibration samples hold NaN or inf")
     return X

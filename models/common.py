@@ -76,12 +76,32 @@ class InputNorm(nn.Module):
         """The per-channel (mean, std) this mode keeps, from raw training inputs N x C x ...: the values'
         own for "dataset" (and the unused buffers of "sample"/"none"), the per-sample log-std's for
         "sample_scale"."""
+        if not isinstance(X, np.ndarray) and hasattr(X, "shape") and hasattr(X, "__getitem__"):
+            return self._stats_in_chunks(X)
         X = np.asarray(X)
         axes = tuple(range(2, X.ndim))
         if self.mode == "sample_scale":
             log_scale = 0.5 * np.log(X.var(axis=axes, dtype=np.float64) + SAMPLE_VAR_FLOOR)  # N x C
             return log_scale.mean(axis=0), log_scale.std(axis=0)
         return X.mean(axis=(0, *axes), dtype=np.float64), X.std(axis=(0, *axes), dtype=np.float64)
+
+    def _stats_in_chunks(self, X, rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """stats_of for inputs too large to hold (a streamed split): float64 sums a block of rows at a time."""
+        axes = tuple(range(2, len(X.shape)))
+        if self.mode == "sample_scale":
+            logs = [0.5 * np.log(np.asarray(X[i:i + rows]).var(axis=axes, dtype=np.float64) + SAMPLE_VAR_FLOOR)
+                    for i in range(0, len(X), rows)]
+            log_scale = np.concatenate(logs)
+            return log_scale.mean(axis=0), log_scale.std(axis=0)
+        total = np.zeros(X.shape[1]), np.zeros(X.shape[1]), 0
+        s1, s2, n = total
+        for i in range(0, len(X), rows):
+            block = np.asarray(X[i:i + rows], dtype=np.float64)
+            s1 = s1 + block.sum(axis=(0, *axes))
+            s2 = s2 + (block * block).sum(axis=(0, *axes))
+            n += block.size // block.shape[1]
+        mean = s1 / n
+        return mean, np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, mode={self.mode}"

@@ -146,6 +146,16 @@ def describe_source(spec: dict[str, Any]) -> dict[str, Any]:
     if source and os.path.isfile(source):
         out["source_file"] = str(Path(source).resolve())
         out["source_sha256"] = hashlib.sha256(Path(source).read_bytes()).hexdigest()
-        depth = module_name.count(".") + (1 if Path(source).name == "__init__.py" else 0)
-        out["import_root"] = str(Path(source).resolve().parents[depth])
+        out["import_root"] = describe_import_root(spec["factory"])
     return out
+
+
+def describe_import_root(path: str) -> str | None:
+    """The folder a factory's top-level package was imported from (for worker processes and later runs)."""
+    module_name, _ = parse_import_path(path)
+    module = sys.modules.get(module_name)
+    source = getattr(module, "__file__", None)
+    if not source:
+        return None
+    depth = module_name.count(".") + (1 if Path(source).name == "__init__.py" else 0)
+    return str(Path(source).resolve().parents[depth])

@@ -393,3 +393,70 @@ def test_an_operator_the_exporter_cannot_export_is_named(capsys, userpkg):
     _one_line(code, "\n".join(errors), "operator aten::linalg_eigvalsh has no ONNX conversion",
               "nothing was measured or written")
     assert out == "" and not (userpkg / "r.json").exists() and not (userpkg / "r-models").exists()
+
+
+STREAMED = textwrap.dedent('''
+    import numpy as np
+    import torch
+
+    FETCHED = {"train": 0, "test": 0}
+    POISON_TEST = [False]
+
+    class FromNpz(torch.utils.data.Dataset):
+        """Rows of an npz split, one at a time, counting what is fetched."""
+        def __init__(self, path, split):
+            with np.load(path) as z:
+                self.X, self.y = z[f"X_{split}"], z[f"y_{split}"]
+            self.split = split
+
+        def __len__(self):
+            return len(self.y)
+
+        def __getitem__(self, i):
+            if self.split == "test" and POISON_TEST[0]:
+                raise RuntimeError("the test split was read")
+            FETCHED[self.split] += 1
+            return torch.from_numpy(self.X[i]), int(self.y[i])
+
+    def data(path):
+        return FromNpz(path, "train"), FromNpz(path, "test")
+''')
+
+
+@pytest.mark.slow
+def test_a_streamed_dataset_trains_exactly_as_the_same_data_in_memory(userpkg, npz_1d):
+    """The trio on a --dataset factory (rows fetched on demand) and on the same arrays from an npz: the same
+    fingerprint, bit-identical weights for every role, the same accuracies."""
+    from harness import api
+    from harness.tasks.streamed import is_streamed
+
+    (userpkg / PKG / "streamed.py").write_text(STREAMED)
+    streamed, _ = api.load_data(f"{PKG}.streamed:data", {"path": str(npz_1d)})
+    in_memory, _ = api.load_data(str(npz_1d))
+    assert is_streamed(streamed.X_train) and streamed.fingerprint() == in_memory.fingerprint()
+    for norm in ("dataset", "sample_scale"):
+        a = api.distill(data=streamed, out=userpkg / f"s-{norm}", epochs=2, normalize=norm)
+        b = api.distill(data=in_memory, out=userpkg / f"m-{norm}", epochs=2, normalize=norm)
+        for role in ("teacher", "student_scratch", "student_kd"):
+            assert a["models"][role]["checkpoints"][0]["weights_sha256"] == \
+                b["models"][role]["checkpoints"][0]["weights_sha256"], (norm, role)
+            assert a["models"][role]["accuracy"] == b["models"][role]["accuracy"]
+
+
+def test_int8_calibration_and_training_splits_never_read_the_test_split(userpkg, npz_1d):
+    import importlib
+
+    from harness import api
+    from harness.tasks.streamed import take_rows
+    from harness.variants import VariantSettings, calibration_data
+
+    (userpkg / PKG / "streamed.py").write_text(STREAMED)
+    data, _ = api.load_data(f"{PKG}.streamed:data", {"path": str(npz_1d)})
+    mod = importlib.import_module(f"{PKG}.streamed")
+    mod.POISON_TEST[0] = True  # from here on, any read of the test split raises
+    X = calibration_data(data, VariantSettings(calibration_samples=8))
+    assert X.shape == (8, *data.input_shape) and X.dtype == np.float32
+    view = take_rows(data.X_train, np.array([3, 1]))
+    assert np.array_equal(view[:], np.load(npz_1d)["X_train"][[3, 1]])
+    with pytest.raises(RuntimeError, match="test split was read"):
+        data.X_test[:1]

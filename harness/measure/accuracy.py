@@ -48,7 +48,8 @@ def measure(handles: Sequence[SessionHandle], data: Any, config: Any = None) -> 
         raise DataError("accuracy needs X_test and y_test")
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
         raise OptionError(f"accuracy batch_size must be a positive integer, got {batch_size!r}")
-    X = np.asarray(X, dtype=np.float32)
+    if not hasattr(X, "rows"):  # a streamed split (harness/tasks/streamed.py) is read a batch at a time
+        X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y).astype(np.int64).ravel()
     if X.shape[0] != y.shape[0]:
         raise DataError(f"X_test has {X.shape[0]} samples but y_test has {y.shape[0]} labels")

@@ -32,7 +32,9 @@ def train_job(data: Dataset, role: str, model_config: dict, cfg: TrainConfig, se
               teacher_temperature: float = 1.0, show_progress: bool = False) -> dict[str, Any]:
     from harness.train.trio import train_role
 
-    X, y = (data.X_train, data.y_train) if fit_idx is None else (data.X_train[fit_idx], data.y_train[fit_idx])
+    from harness.tasks.streamed import take_rows
+
+    X, y = (data.X_train, data.y_train) if fit_idx is None else (take_rows(data.X_train, fit_idx), data.y_train[fit_idx])
     teacher = model_from_state(teacher_config, teacher_state) if teacher_state is not None else None
     trained = train_role(role, model_config, data, X, y, cfg, seed, teacher=teacher, teacher_logits=teacher_logits,
                          teacher_temperature=teacher_temperature, show_progress=show_progress)

@@ -29,7 +29,12 @@ SCALE_SPREAD_LIMIT = 100.0
 
 
 def per_sample_std(X: np.ndarray) -> np.ndarray:
-    """(N, C) std of each sample's channels over its spatial axes."""
+    """(N, C) std of each sample's channels over its spatial axes (a streamed split a block at a time)."""
+    from harness.tasks.streamed import chunks, is_streamed
+
+    if is_streamed(X):
+        axes = tuple(range(2, X.ndim))
+        return np.concatenate([block.std(axis=axes, dtype=np.float64) for block in chunks(X)])
     X = np.asarray(X)
     return X.std(axis=tuple(range(2, X.ndim)), dtype=np.float64)
 

@@ -52,7 +52,9 @@ def fit_floor(classes: int) -> float:
 
 def teacher_fit_check(model, data: Dataset, fit_idx, cfg: TrainConfig) -> dict[str, Any]:
     """The teacher's accuracy on the clean data it was fitted on (training data only, never the test split)."""
-    X, y = (data.X_train, data.y_train) if fit_idx is None else (data.X_train[fit_idx], data.y_train[fit_idx])
+    from harness.tasks.streamed import take_rows
+
+    X, y = (data.X_train, data.y_train) if fit_idx is None else (take_rows(data.X_train, fit_idx), data.y_train[fit_idx])
     acc = accuracy(model, X, y)
     floor = fit_floor(data.classes)
     out: dict[str, Any] = {"train_accuracy": acc, "floor": floor, "passed": acc >= floor}

@@ -215,6 +215,37 @@ def _norm_mode(model: torch.nn.Module) -> str:
     return getattr(getattr(model, "norm", None), "mode", "dataset")
 
 
+def _batch_source(X, norm_mode: str, teacher) -> Callable:
+    """idx -> (the batch's inputs as the trainer feeds them, the samples' (offset, log-scale) or None).
+
+    In "sample" and "sample_scale" modes the inputs are z-normalised per sample first. Augmentation and
+    mixup act on the values they are given: jitter scaled to the whole batch's spread, or a blend of two
+    series at different scales, drowns a small-scale series (PLAID spans 7e-5 to 49). The model
+    z-normalises each sample itself, which no per-sample shift or scale changes, so training on
+    pre-normalised samples changes nothing else in "sample" mode. "sample_scale" also reads each sample's
+    scale: the batch goes back to its samples' own offset and scale after augmentation (mixup blends the
+    log-scales with the same weight as the series). A live teacher that does not z-normalise each sample
+    itself needs the real scale back too.
+    In-memory inputs are prepared once; a streamed split (harness/tasks/streamed.py) a batch at a time,
+    with the same per-sample arithmetic, so only the batch's rows are ever held.
+    """
+    from harness.tasks.streamed import is_streamed
+    from harness.train.normalize import sample_moments, zscore_samples
+
+    per_sample = norm_mode in ("sample", "sample_scale")
+    with_moments = per_sample and (norm_mode == "sample_scale" or (teacher is not None and _norm_mode(teacher) != "sample"))
+    if is_streamed(X):
+        def fetch(idx: torch.Tensor):
+            raw = X[idx.numpy()]
+            moments = tuple(torch.from_numpy(a) for a in sample_moments(raw)) if with_moments else None
+            return torch.from_numpy(zscore_samples(raw) if per_sample else raw), moments
+
+        return fetch
+    moments = tuple(torch.from_numpy(a) for a in sample_moments(X)) if with_moments else None
+    Xt = torch.from_numpy(np.ascontiguousarray(zscore_samples(X) if per_sample else X, dtype=np.float32))
+    return lambda idx: (Xt[idx], None if moments is None else (moments[0][idx], moments[1][idx]))
+
+
 def fit(
     model: torch.nn.Module,
     X: np.ndarray,
@@ -237,22 +268,8 @@ def fit(
     if hasattr(model, "fit_input_stats"):  # the built-in families normalise inside; a user's model as written
         model.fit_input_stats(X)
     norm_mode = _norm_mode(model)
-    moments = None
-    if norm_mode in ("sample", "sample_scale"):
-        # Augmentation and mixup act on the values they are given: jitter scaled to the whole batch's
-        # spread, or a blend of two series at different scales, drowns a small-scale series (PLAID
-        # spans 7e-5 to 49). The model z-normalises each sample itself, which no per-sample shift or
-        # scale changes, so training on pre-normalised samples changes nothing else in "sample" mode.
-        # "sample_scale" also reads each sample's scale: the batch goes back to its samples' own offset
-        # and scale after augmentation (mixup blends the log-scales with the same weight as the series).
-        from harness.train.normalize import sample_moments, zscore_samples
-
-        # A live teacher that does not z-normalise each sample itself needs the real scale back too.
-        if norm_mode == "sample_scale" or (teacher is not None and _norm_mode(teacher) != "sample"):
-            moments = tuple(torch.from_numpy(a) for a in sample_moments(X))
-        X = zscore_samples(X)
+    batch_of = _batch_source(X, norm_mode, teacher)
     loss_fn = loss_fn or build_loss("ce")
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
     cached = torch.from_numpy(teacher_logits).float() / teacher_temperature if teacher_logits is not None else None
     n = len(yt)
@@ -280,14 +297,14 @@ def fit(
                 if len(idx) < 2:  # BatchNorm cannot train on a batch of one
                     sched.step()
                     continue
-                xb, yb = Xt[idx], yt[idx]
+                (xb, moments), yb = batch_of(idx), yt[idx]
                 if cfg.augment:
                     xb = augment_batch(xb, gen)
                 lam, order = 1.0, None
                 if cfg.mixup > 0:
                     xb, order, lam = mix_batch(xb, gen, cfg.mixup)
                 if moments is not None:
-                    offset, log_scale = moments[0][idx], moments[1][idx]
+                    offset, log_scale = moments
                     if order is not None:
                         offset = lam * offset + (1.0 - lam) * offset[order]
                         log_scale = lam * log_scale + (1.0 - lam) * log_scale[order]

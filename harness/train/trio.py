@@ -21,6 +21,7 @@ from harness.errors import OptionError
 from harness.fileio import atomic_write_json, ensure_writable_dir
 from harness.options import parse_list
 from harness.tasks.base import Dataset
+from harness.tasks.streamed import take_rows
 from harness.train.losses import build_loss
 from harness.train.trainer import TrainConfig, accuracy, epoch_passes, fit, fit_temperature, predict_logits
 from harness.train.comparison import compare_students, paired_gain  # noqa: F401 - re-exported
@@ -251,7 +252,7 @@ class TrioTraining:
                 self.executor, self.data, self.cfg, self.teacher_job, store=self.store, fit_idx=self.fit_idx)
         teacher = _trained(t_result, model)
         if self.cfg.calibrate_teacher:
-            self.teacher_T = fit_temperature(predict_logits(teacher.model, self.data.X_train[self.val_idx]),
+            self.teacher_T = fit_temperature(predict_logits(teacher.model, take_rows(self.data.X_train, self.val_idx)),
                                              self.data.y_train[self.val_idx])
             self.calib = {"method": "temperature scaling on a stratified 20% validation split of train",
                           "temperature": self.teacher_T}
