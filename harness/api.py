@@ -65,7 +65,7 @@ def load_data(data: DataLike, dataset_kwargs: dict[str, Any] | None = None) -> t
     if not isinstance(data, (str, Path)) or not str(data).strip():
         raise DataError(f"data must be a task name, an .npz path, 'pkg.mod:callable' or a Dataset, got {data!r}")
     text = str(data)
-    if text.endswith(".npz") or Path(text).exists():
+    if text.endswith(".npz") or Path(text).is_file():
         return load_dataset(data=text), {"npz": str(Path(text).resolve())}
     if ":" in text:
         kwargs = check_kwargs(dataset_kwargs, "dataset factory")
@@ -111,39 +111,64 @@ def check_builtin_fits(data: Dataset, *specs: dict | None) -> None:
                               f"{spec['num_classes']}; the data has {data.in_channels} channels and {data.classes} classes")
 
 
-def bench(run: str | Path | None = None, *, models: dict[str, Any] | None = None, data: DataLike = None,
+def bench(run: str | Path | None = None, *, models: dict[str, Any] | list | None = None, data: DataLike = None,
           input_shape: tuple[int, ...] | None = None, out: str | Path | None = None, dataset_kwargs=None,
           **bench_options: Any) -> Results:
     """Measure a training run's models (`run`, a folder) or already-trained PyTorch models (`models`:
-    role -> model or (model, checkpoint path), model as for `distill`), on every backend and suite the
-    BenchConfig fields in `bench_options` ask for; writes the results JSON to `out` (default
-    RUN/results.json, or OUT_FOLDER/results.json for `models`) and returns the Results."""
+    role -> model or (model, checkpoint path), model as for `distill`; or a list of
+    `harness.user_models.UserModel`), on every backend and suite the BenchConfig fields in `bench_options`
+    ask for. Writes the results JSON to `out` (default RUN/results.json, or results.json) and returns the
+    Results. `models` are first written as a run folder beside `out` (OUT_STEM-models/), removed again
+    if the bench fails."""
     from dataclasses import replace
 
     from harness import bench as bench_mod
-    from harness.results import write_results
 
-    cfg = bench_mod.BenchConfig(**bench_options) if bench_options else bench_mod.BenchConfig()
+    cfg = bench_mod.BenchConfig(**bench_options)
     if (run is None) == (models is None):
         raise OptionError("give a training run folder or models, not both and not neither")
-    if models is not None:
-        from harness.user_models import UserModel, materialize_run
-        from harness.roles import user_role
+    dataset = load_data(data, dataset_kwargs) if data is not None else None
+    if models is None:
+        return _bench_run(Path(run), dataset[0] if dataset else None, cfg, out)
+    from harness.user_models import materialize_run
 
-        users = []
-        for role, given in models.items():
-            model, ckpt = given if isinstance(given, tuple) else (given, None)
-            spec = model_spec(model, None, f"model {role}")
-            if spec is None:
-                raise OptionError(f"model {role}: give a factory")
-            users.append(UserModel(user_role(role), spec, Path(ckpt) if ckpt else None))
-        dataset, data_ref = load_data(data, dataset_kwargs) if data is not None else (None, None)
-        folder = Path(out).parent / "models" if out else Path("runs") / "models"
-        run = materialize_run(users, dataset, input_shape, folder, data_ref=data_ref)
+    out = Path(out) if out else Path("results.json")
+    folder = out.parent / f"{out.stem}-models"
+    fresh = not folder.exists()
+    try:
+        run_dir = materialize_run(_user_models(models), dataset[0] if dataset else None, input_shape, folder,
+                                  data_ref=dataset[1] if dataset else None)
         if dataset is None and "accuracy" in cfg.suites:
             cfg = replace(cfg, suites=[s for s in cfg.suites if s != "accuracy"])
-    else:
-        dataset = load_data(data, dataset_kwargs)[0] if data is not None else None
+        return _bench_run(run_dir, dataset[0] if dataset else None, cfg, out)
+    except BaseException:
+        if fresh and folder.exists():  # a failed bench leaves nothing behind
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _user_models(models: dict[str, Any] | list) -> list:
+    from harness.roles import user_role
+    from harness.user_models import UserModel
+
+    if isinstance(models, list):
+        return models
+    users = []
+    for role, given in models.items():
+        model, ckpt = given if isinstance(given, tuple) else (given, None)
+        spec = model_spec(model, None, f"model {role}")
+        if spec is None:
+            raise OptionError(f"model {role}: give a factory")
+        users.append(UserModel(user_role(role), spec, Path(ckpt) if ckpt else None))
+    return users
+
+
+def _bench_run(run: Path, dataset: Dataset | None, cfg, out: str | Path | None) -> Results:
+    from harness import bench as bench_mod
+    from harness.results import write_results
+
     summary, run_dir = bench_mod.load_run(run)
     if dataset is None and summary.get("data_ref"):
         dataset = bench_mod.run_dataset(summary)

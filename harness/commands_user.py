@@ -2,7 +2,6 @@
 --task/--data/--dataset, `harness bench --model`, and `harness run` with your models (via harness.api)."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import OptionError
@@ -47,32 +46,23 @@ def _cli_data(args):
 def _bench_user_models(args, cfg) -> int:
     """`harness bench --model ROLE=pkg.mod:factory[@CHECKPOINT] ...`: through harness.api.bench."""
     from harness import api, bench
-    from harness.user_models import materialize_run, parse_model_args
+    from harness.fileio import ensure_writable_dir
+    from harness.user_models import parse_json_object, parse_model_args
 
     users = parse_model_args(args.model, args.model_kwargs)
     shape = bench.parse_input_shape(args.input_shape)
-    has_data = any(x is not None for x in (args.task, args.data, args.dataset))
-    data, data_ref = _cli_data(args) if has_data else (None, None)
+    given = [x for x in (args.task, args.data, args.dataset) if x is not None]
+    if len(given) > 1:
+        raise OptionError("give one of --task NAME, --data FILE.npz or --dataset pkg.mod:callable")
+    if args.dataset_kwargs is not None and args.dataset is None:
+        raise OptionError("--dataset-kwargs belongs to --dataset")
     out = Path(args.out or "results.json")
-    from harness.fileio import ensure_writable_dir
-
     ensure_writable_dir(out.parent if str(out.parent) else ".")
-    folder = out.parent / f"{out.stem}-models"
-    fresh = not folder.exists()
-    try:
-        run_dir = materialize_run(users, data, shape, folder, data_ref=data_ref)
-        if data is None and "accuracy" in cfg.suites:
-            cfg = replace(cfg, suites=[s for s in cfg.suites if s != "accuracy"])
-        results = api.bench(run_dir, data=data, out=out, **cfg.to_dict())
-    except BaseException:
-        if fresh and folder.exists():  # a failed bench leaves nothing behind
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
+    results = api.bench(models=users, data=given[0] if given else None, input_shape=shape, out=out,
+                        dataset_kwargs=parse_json_object(args.dataset_kwargs, "--dataset-kwargs"), **cfg.to_dict())
     _history(args, out)
     print(api.report(results, "table"))
-    print(f"\nwrote {out} (models in {run_dir})")
+    print(f"\nwrote {out} (models in {out.parent / (out.stem + '-models')})")
     return 0
 
 

@@ -51,7 +51,8 @@ def _user_folder(tmp_path, monkeypatch):
 
     (tmp_path / "mynets").mkdir()
     (tmp_path / "mynets" / "__init__.py").write_text("")
-    (tmp_path / "mynets" / "nets.py").write_text(NETS)
+    # The docs' models: a conv teacher and a thinner conv student (a recurrent student exports slowly).
+    (tmp_path / "mynets" / "nets.py").write_text(NETS + "\n\ndef student(width=4, **kw):\n    return Conv(width=width, **kw)\n")
     make_npz(tmp_path / "data.npz", "1d")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -63,10 +64,10 @@ def test_the_docs_experiment_file_trains_and_runs(capsys, tmp_path, monkeypatch)
     shutil.copy(ROOT / "docs" / "examples" / "experiment.toml", tmp_path / "e.toml")
     assert main(["train", "--config", "e.toml", "--quiet"]) == 0
     summary = json.loads((tmp_path / "runs" / "mine" / "summary.json").read_text())
-    assert summary["seeds"] == [0, 1] and summary["models"]["student_kd"]["model_config"]["kwargs"] == {"hidden": 8}
+    assert summary["seeds"] == [0, 1] and summary["models"]["student_kd"]["model_config"]["kwargs"] == {"width": 4}
     assert main(["run", "--config", "e.toml", "--quiet", "--no-history", "--executor", "local"]) == 0
     doc = json.loads((tmp_path / "runs" / "mine" / "results.json").read_text())
-    assert {m["suite"] for m in doc["measurements"]} >= {"accuracy", "latency", "storage"}
+    assert {m["suite"] for m in doc["measurements"]} == {"accuracy", "storage"}
 
 
 @pytest.mark.slow
