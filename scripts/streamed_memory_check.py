@@ -2,7 +2,8 @@
 
     python scripts/streamed_memory_check.py make DIR --gib 2      # clips on disk as .npy files (memmap)
     # then, inside a memory cgroup smaller than the files (see docs/evidence/streamed-memory.txt):
-    harness train --dataset streamed_clips:data --dataset-kwargs '{"root": "DIR"}' --teacher ... --student ...
+    cd scripts && harness train --dataset streamed_memory_check:data --dataset-kwargs '{"root": "DIR"}' \
+        --teacher streamed_memory_check:teacher --student streamed_memory_check:student --epochs 1
 
 `data(root)` returns map-style Datasets whose rows are read from np.load(..., mmap_mode="r"): a row is
 paged in when the harness asks for it, never the whole file. The clips are moving-blob videos whose class
@@ -63,6 +64,25 @@ class Clips:
 
     def __getitem__(self, i: int):
         return np.array(self.X[i]), int(self.y[i])
+
+
+def _net(widths: list[int], classes: int = CLASSES):
+    """A 3D CNN that pools the clip 2x first: cheap per voxel, so a pass over gigabytes takes minutes."""
+    from torch import nn
+
+    layers, cin = [nn.AvgPool3d(2)], SHAPE[0]
+    for w in widths:
+        layers += [nn.Conv3d(cin, w, 3, stride=(1, 2, 2), padding=1, bias=False), nn.BatchNorm3d(w), nn.ReLU()]
+        cin = w
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(cin, classes))
+
+
+def teacher():
+    return _net([16, 32, 64])
+
+
+def student():
+    return _net([4, 8, 16])
 
 
 def data(root: str):
