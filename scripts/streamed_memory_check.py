@@ -1,17 +1,18 @@
 """Evidence: a 3D dataset larger than the memory the process may use trains and benches, streamed.
 
-    python scripts/streamed_memory_check.py make DIR --gib 2      # clips on disk as .npy files (memmap)
+    python scripts/streamed_memory_check.py make DIR --gib 2      # clips on disk as .npy files (written a block at a time)
     # then, inside a memory cgroup smaller than the files (see docs/evidence/streamed-memory.txt):
     cd scripts && harness train --dataset streamed_memory_check:data --dataset-kwargs '{"root": "DIR"}' \
         --teacher streamed_memory_check:teacher --student streamed_memory_check:student --epochs 1
 
-`data(root)` returns map-style Datasets whose rows are read from np.load(..., mmap_mode="r"): a row is
-paged in when the harness asks for it, never the whole file. The clips are moving-blob videos whose class
+`data(root)` returns map-style Datasets whose rows are read from the .npy files with os.pread when the
+harness asks for them, never the whole file. The clips are moving-blob videos whose class
 is the blob's quadrant x direction (8 classes), with noise: learnable, and generated in blocks so that
 writing them needs no more memory than reading them.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -53,17 +54,35 @@ def make(root: str, gib: float, test_fraction: float = 0.1, seed: int = 0) -> No
 
 
 class Clips:
-    """One split's clips, read a row at a time from the memory-mapped file."""
+    """One split's clips, each row read from its .npy file on demand with os.pread.
+
+    Not np.load(mmap_mode="r"): a page fault on a memory map reads ahead by the device's read_ahead_kb
+    (8 MiB on this VM's disk), so random rows of 64 KiB each pulled in ~100x their size and, under a
+    memory limit, evicted each other (80 GB read in 6 minutes for a 3 GiB file). A pread reads one row."""
 
     def __init__(self, root: str, split: str):
-        self.X = np.load(Path(root) / f"X_{split}.npy", mmap_mode="r")
+        self.path = Path(root) / f"X_{split}.npy"
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+            self.offset = f.tell()
+        self.shape, self.dtype = tuple(shape[1:]), np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.shape)) * self.dtype.itemsize
         self.y = np.load(Path(root) / f"y_{split}.npy")
+        self._fd: int | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __getitem__(self, i: int):
-        return np.array(self.X[i]), int(self.y[i])
+        if self._fd is None:  # opened lazily: a Dataset sent to a worker process opens its own
+            self._fd = os.open(self.path, os.O_RDONLY)
+        buf = os.pread(self._fd, self.row_bytes, self.offset + int(i) * self.row_bytes)
+        return np.frombuffer(buf, dtype=self.dtype).reshape(self.shape).copy(), int(self.y[i])
+
+    def __getstate__(self):
+        return {**self.__dict__, "_fd": None}
 
 
 def _net(widths: list[int], classes: int = CLASSES):
