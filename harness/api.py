@@ -179,10 +179,12 @@ def _bench_run(run: Path, dataset: Dataset | None, cfg, out: str | Path | None) 
     return results
 
 
-def report(results: Results | str | Path | list, format: str = "table") -> str:
-    """The report of one or more results (objects or files) in `format`: table, md, csv, html or json."""
+def report(results: Results | str | Path | list, format: str = "table", target: float = 0.99) -> str:
+    """The report of one or more results (objects or files) in `format`: table (one screen per task),
+    full (every table), md, csv, html or json. `target`: the quality target the verdict chooses what to
+    deploy by, a fraction of the fp32 teacher's accuracy (MLPerf's 0.99 by default)."""
     from harness.report import FORMATS, build_report
 
     if format not in FORMATS:
         raise OptionError(f"unknown report format {format!r}; choose one of: {', '.join(FORMATS)}")
-    return build_report(results, format)
+    return build_report(results, format, target)

@@ -326,6 +326,15 @@ def model_entry(src: ModelSource) -> dict[str, Any]:
     return entry
 
 
+def paired_reference(timed: list, all_sources: list, here: list):
+    """The source the paired suite will use as reference on this backend (the teacher, else the first
+    model, as PairedSuite chooses), when it runs with a candidate beside it: it gets an A/A control."""
+    if not any(s.name == "paired" for s in timed) or len(here) < 2:
+        return None
+    role = "teacher" if any(s.role == "teacher" for s in all_sources) else all_sources[0].role
+    return next((s for s in here if s.role == role), None)
+
+
 def _timed_suites(ctx, timed: list) -> list[Measurement]:
     """The timed suites in `cfg.n_processes()` fresh sets of worker processes.
 
@@ -346,10 +355,17 @@ def _timed_suites(ctx, timed: list) -> list[Measurement]:
                 continue
             order = here[p % len(here):] + here[:p % len(here)]
             log.info(f"{task}: timing ({', '.join(s.name for s in timed)}) on {b}, worker process set {p + 1}/{n_proc}")
-            workers = start_workers([(b, src.artifact(), ctx.options, f"{task}/{src.role}/{b}") for src in order])
+            specs = [(b, src.artifact(), ctx.options, f"{task}/{src.role}/{b}") for src in order]
+            # the paired suite's A/A control: a second worker with the reference's model (its own session)
+            ref = paired_reference(timed, ctx.sources, order)
+            if ref is not None:
+                specs.append((b, ref.artifact(), ctx.options, f"{task}/{ref.role}/{b}/control"))
+            workers = start_workers(specs)
             try:
+                control = {"control_timer": workers[-1]} if ref is not None else {}
                 hctx = ctx.with_handles([SessionHandle(task=src.task, role=src.role, backend=b, options=ctx.options,
-                                                       session=None, macs=src.macs, timer=w)
+                                                       session=None, macs=src.macs, timer=w,
+                                                       extra=dict(control) if src is ref else {})
                                          for src, w in zip(order, workers)])
                 for suite in timed:
                     runs += suite.measure(hctx)

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Sequence
 
+from harness.report_options import add_report_options
 from harness.errors import HarnessError, OptionError
 from harness.options import parse_list
 
@@ -244,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", default=None, help="sample shape without batch axis, e.g. 1,427 (dynamic models)")
     _add_bench_options(p)
     p.add_argument("--out", default=None, help="results JSON (default RUN_DIR/results.json or results.json)")
+    add_report_options(p)
 
     p = sub.add_parser("run", parents=verbosity,
                        help="the main job: train (or reuse) the default 1D and 3D trios, bench, compare")
@@ -261,14 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your data: a callable returning (train, test[, class_names]) torch Datasets")
     g.add_argument("--dataset-kwargs", default=None, metavar="JSON", help="keyword arguments for --dataset")
     _add_bench_options(p)
+    add_report_options(p)
     # The main job's independent training jobs (two tasks' teachers and students) fill every core: on 2 cores
     # its training took 184 s in a pool against 241 s serially with 2 torch threads.
     _add_executor_options(p, default=MAIN_JOB_EXECUTOR)
 
     p = sub.add_parser("report", help="compare teacher, scratch and KD students from results files")
     p.add_argument("results", nargs="+", help="harness results JSON or pytest-benchmark JSON files")
-    p.add_argument("--format", default=None, help="table (default), md, csv, html or json")
+    p.add_argument("--format", default=None,
+                   help="table (default: one screen per task), full (every table), md, csv, html or json")
     p.add_argument("--out", default=None, help="write to this file (format from suffix if --format not given)")
+    add_report_options(p)
 
     p = sub.add_parser("merge", help="combine results files from several hosts into one (hosts kept apart)")
     p.add_argument("results", nargs="+", help="harness results JSON files (two or more)")

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import OptionError
+from harness.report_options import report_format, report_target
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +282,7 @@ def cmd_bench(args) -> int:
         results.tasks[summary["task"]] = summary
     path = write_results(out, results)
     _record_history(args, path)
-    print(build_report(results, "table"))
+    print(build_report(results, report_format(args), report_target(args)))
     print(f"\nwrote {path}")
     return 0
 
@@ -310,7 +311,7 @@ def cmd_run(args) -> int:
                              train_overrides=overrides, recipe=args.recipe,
                              executor_factory=lambda: make_executor(exec_cfg))
     _record_history(args, path)
-    print(build_report(results, "table"))
+    print(build_report(results, report_format(args), report_target(args)))
     print(f"\nwrote {path} ({results.config.get('wall_seconds', 0):.0f} s)")
     return 0
 
@@ -319,9 +320,13 @@ def cmd_report(args) -> int:
     from harness.report import FORMATS, format_for_path, write_report
 
     fmt = format_for_path(args.out, args.format)
+    if args.details:
+        if fmt not in ("table", "full"):
+            raise OptionError(f"--details goes with the terminal table; --format {fmt} already has every table")
+        fmt = "full"
     if fmt not in FORMATS:
         raise OptionError(f"unknown report format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    path = write_report(args.results, fmt, args.out)
+    path = write_report(args.results, fmt, args.out, report_target(args))
     if path is not None:
         log.info(f"wrote {path}")
     return 0

@@ -2,6 +2,8 @@
 --task/--data/--dataset, `harness bench --model`, and `harness run` with your models (via harness.api)."""
 from __future__ import annotations
 
+from harness.report_options import report_format, report_target
+
 from pathlib import Path
 
 from harness.errors import OptionError
@@ -61,7 +63,7 @@ def _bench_user_models(args, cfg) -> int:
     results = api.bench(models=users, data=given[0] if given else None, input_shape=shape, out=out,
                         dataset_kwargs=parse_json_object(args.dataset_kwargs, "--dataset-kwargs"), **cfg.to_dict())
     _history(args, out)
-    print(api.report(results, "table"))
+    print(api.report(results, report_format(args), report_target(args)))
     print(f"\nwrote {out} (models in {out.parent / (out.stem + '-models')})")
     return 0
 
@@ -93,7 +95,7 @@ def _run_user_experiment(args, cfg, seeds) -> int:
     path = Path(args.out) / "results.json"
     results = api.bench(run_dir, data=data, out=path, **cfg.to_dict())
     _history(args, path)
-    print(api.report(results, "table"))
+    print(api.report(results, report_format(args), report_target(args)))
     print(f"\nwrote {path}")
     return 0
 

@@ -237,6 +237,12 @@ class PairedMetrics(TimingMetrics):
     reference_calls_per_block: int | None = _f(as_int)
     process_rounds: list[int] | None = _f(as_ints)
     process_calls_per_block: list | None = _f(as_any)
+    # the A/A control (harness.measure.paired.control_check): the reference against a second session of
+    # itself in the same rounds; its samples laid out like the reference's
+    control_ratio: float | None = _f()
+    control_ci95: tuple[float, float] | None = _f(as_pair)
+    control_valid: bool | None = _f(as_bool)
+    control_samples_ns: list | None = _f(as_any)
 
     @property
     def reference_p10_ms(self) -> float | None:
@@ -321,6 +327,11 @@ class RooflineMetrics(Metrics):
     onnxruntime_gflops: float | None = _f()
     onnxruntime_runs: int | None = _f(as_int)
     flops_per_run: float | None = _f()
+    # the int8 peak (harness.measure.roofline.measure_int8_peak): what int8 variants are judged against
+    int8_peak_gops: float | None = _f()
+    int8_peak_source: str | None = _f(as_str)
+    int8_runs: int | None = _f(as_int)
+    int8_error: str | None = _f(as_str)
     elapsed_s: float | None = _f()
     method: str | None = _f(as_str)
     threads: int | None = _f(as_int)

@@ -171,7 +171,7 @@ def test_same_fingerprint_merge_pools_like_worker_processes(capsys, tmp_path):
     assert after["metrics"]["speedup_ci95"] != before["metrics"]["speedup_ci95"]  # recomputed over both benches
     assert merged.environment["cpu_model"] == doc["environment"]["cpu_model"]  # one host: its environment
     assert len(host_views(merged)) == 1
-    assert "host fingerprint" in build_report([out], "table")
+    assert "host fingerprint" in build_report([out], "full")
 
 
 def test_pooling_a_pooled_latency_run_keeps_its_processes():

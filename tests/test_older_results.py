@@ -44,7 +44,7 @@ def test_older_file_reports_and_gates_against_itself(path):
             assert isinstance(m.metrics, PairedMetrics) and m.metrics.speedup > 1.0
         if m.suite == "accuracy":
             assert isinstance(m.metrics, AccuracyMetrics) and 0.0 < m.metrics.accuracy <= 1.0
-    text = build_report([path], "table")
+    text = build_report([path], "full")
     assert "student_kd" in text and "speedup" in text.lower()
     assert "<html" in build_report([path], "html").lower()
     verdicts = evaluate_gate(path, path)

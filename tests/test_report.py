@@ -60,7 +60,7 @@ def test_model_tables(one):
 
 
 def test_table_and_md(one):
-    table = build_report(one, "table")
+    table = build_report(one, "full")
     assert "Verdict: KD student:" in table and "speedup vs teacher" in table and "Runtimes vs PyTorch eager" in table
     assert "Warnings" in table and "wide spread" in table
     md = build_report(one, "md")
@@ -118,7 +118,7 @@ def test_side_by_side_sources(two, tmp_path):
         p = tmp_path / f"m{i}" / "results.json"
         write_results(p, res)
         paths.append(p)
-    out = build_report(paths, "table")
+    out = build_report(paths, "full")
     assert "m0/results.json@1111111a" in out and "m1/results.json@1111111a" in out
 
 
@@ -144,7 +144,7 @@ def test_pytest_benchmark_input(tmp_path):
 
     assert res.environment["cpu_model"] == "Intel(R) Xeon(R) CPU @ 2.20GHz"
     assert res.environment["cpu_isa"] == ["avx", "avx2", "avx512f", "fma", "sse4_2"]
-    text = build_report([path], "table")
+    text = build_report([path], "full")
     assert "bench.json@9e8d7c6b" in text and "Intel(R) Xeon(R) CPU @ 2.20GHz" in text
     assert "ISA sse4_2 avx avx2 fma avx512f" in text
     assert "KD student:" in text and "faster on onnxruntime (batch 1)" in text
@@ -161,7 +161,7 @@ def test_pytest_benchmark_without_data_or_extra_info(tmp_path):
     res = from_pytest_benchmark(doc)
     assert all(m.samples_ns is None for m in res.measurements)
     assert any("no extra_info.role" in w for w in res.warnings)
-    for fmt in ("table", "md", "csv", "json", "html"):
+    for fmt in ("table", "full", "md", "csv", "json", "html"):
         assert build_report(res, fmt)
     doc["benchmarks"][0]["stats"].pop("median")
     with pytest.raises(SchemaError, match="median"):
@@ -182,17 +182,17 @@ def test_partial_and_empty_results_do_not_crash():
     assert t.kd_vs_scratch.empty
     v = t.verdicts[rep.labels[0]]
     assert v.startswith("KD student:") and "faster on onnxruntime" in v and "pts vs teacher" in v
-    for fmt in ("table", "md", "csv", "json", "html"):
+    for fmt in ("table", "full", "md", "csv", "json", "html"):
         assert build_report(partial, fmt)
     empty = Results()
-    for fmt in ("table", "md", "csv", "json", "html"):
+    for fmt in ("table", "full", "md", "csv", "json", "html"):
         assert build_report(empty, fmt)
     only_summary = Results(tasks={"osuleaf": {"task": "osuleaf", "models": {
         "teacher": {"accuracy": {"mean": 0.9}}, "student_kd": {"accuracy": 0.88}}}})
     rep = build_model(only_summary)
     assert rep.tasks[0].verdicts[rep.labels[0]] == "KD student: -2.0 pts vs teacher."
     only_meas = Results(measurements=[Measurement("", "student_scratch", "torch", "latency", 1, 1, {"p50_ms": 1.0})])
-    assert "Scratch student" in build_report(only_meas, "table")
+    assert "Scratch student" in build_report(only_meas, "full")
 
 
 def test_bad_inputs(tmp_path):
@@ -201,13 +201,13 @@ def test_bad_inputs(tmp_path):
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"schema": "kd-harness/results/0", "measurements": []}))
     with pytest.raises(SchemaError, match="schema"):
-        build_report([old], "table")
+        build_report([old], "full")
     with pytest.raises(SchemaError, match="not found"):
-        build_report([tmp_path / "missing.json"], "table")
+        build_report([tmp_path / "missing.json"], "full")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(SchemaError, match="not valid JSON"):
-        build_report([bad], "table")
+        build_report([bad], "full")
 
 
 def test_write_report(tmp_path, capsys):
@@ -265,14 +265,14 @@ def test_cpu_model_and_isa_shown():
     assert "cpu_model" in env and "cpu_isa" in env
     res = make_results(tasks=("osuleaf",))
     res.environment = {**env, "cpu_model": "Test CPU 9000", "cpu_isa": ["avx2", "avx512f", "fma"]}
-    table = build_report(res, "table")
+    table = build_report(res, "full")
     line = next(line for line in table.splitlines() if "measurements" in line)
     assert "Test CPU 9000" in line and "ISA avx2 fma avx512f" in line
     assert "Test CPU 9000" in build_report(res, "md") and "Test CPU 9000" in build_report(res, "html")
     assert json.loads(build_report(res, "json"))["sources"][0]["cpu"] == "Test CPU 9000"
     # pytest-benchmark input and older files name it "cpu"
     res.environment = {"cpu": "Old CPU"}
-    assert "Old CPU" in build_report(res, "table")
+    assert "Old CPU" in build_report(res, "full")
 
 
 def test_unstable_column(one):
@@ -284,7 +284,7 @@ def test_unstable_column(one):
     # the warnings on those rows are the latency suite's own wording
     lat = [m for m in one.measurements if m.suite == "latency" and m.model == "teacher" and m.batch_size == 1]
     assert all(m.warnings for m in lat) and not any("unstable" in w for m in lat for w in m.warnings)
-    table = build_report(one, "table")
+    table = build_report(one, "full")
     teacher_b1 = [line for line in table.splitlines() if line.startswith("teacher ") and " 1 " in line
                   and line.rstrip().endswith("yes")]
     assert len(teacher_b1) >= 2
@@ -311,13 +311,13 @@ def test_validity_section_flags_disturbed_paired_timing():
     assert any("(onnxruntime, batch 1, 1 thread(s), paired with teacher) is" in n
                and "% above its isolated latency p50: the paired run disturbed the timing" in n for n in notes)
     assert "(paired timing failed its validity check)" in t.verdicts[rep.labels[0]]
-    table = build_report(res, "table")
-    assert "Validity: paired-suite p50 vs isolated latency-suite p50" in table
+    table = build_report(res, "full")
+    assert "Validity: the A/A control" in table
     assert "Warning: paired p50 of student_kd" in table
     md = build_report(res, "md")
     assert "### Validity" in md and "**Warning:** paired p50 of student_kd" in md
     html = build_report(res, "html")
-    assert "Validity: paired-suite p50" in html and "Warning: paired p50 of student_kd" in html
+    assert "Validity: the A/A control" in html and "Warning: paired p50 of student_kd" in html
     df = pd.read_csv(io.StringIO(build_report(res, "csv")))
     assert {"validity", "validity_warning"} <= set(df["section"])
     assert len(df[(df.section == "validity") & (df.metric == "paired_vs_latency_pct")]) == 8
@@ -346,7 +346,7 @@ def test_pct_of_peak_above_100_comes_with_its_cause():
     ort_note = next(n for n in notes if "(onnxruntime," in n)
     assert "never on onnxruntime's own kernels" in ort_note and "slower kernels than the model's runtime" in ort_note
     assert perf["pct_theoretical"].notna().all() and (perf["pct_theoretical"] < 100).all()
-    table = build_report(res, "table")
+    table = build_report(res, "full")
     assert "(!)" in table and "Warning: teacher (onnxruntime, batch 8" in table
     assert "measured GEMM peak 60.0 GFLOP/s (by source: numpy 60.0, torch 50.0; 1 thread(s)); " \
            "theoretical peak 192.0 GFLOP/s" in table
@@ -375,7 +375,7 @@ def test_pct_of_peak_above_100_comes_with_its_cause():
     old_notes = build_model(old).tasks[0].notes["performance"]
     assert all("theoretical peak unknown" in n for n in old_notes)
     assert "never on onnxruntime's own kernels" in next(n for n in old_notes if "(onnxruntime," in n)
-    assert "theoretical peak unknown" in build_report(old, "table")
+    assert "theoretical peak unknown" in build_report(old, "full")
 
 
 def test_validity_names_a_machine_state_change_when_the_p10s_agree():
@@ -397,7 +397,7 @@ def test_validity_names_a_machine_state_change_when_the_p10s_agree():
     notes = t.notes["validity"]
     assert len(notes) == 4 and all("10th percentiles agree (+1.0%)" in n and "changed speed state" in n
                                    for n in notes)
-    assert "p10 paired/latency" in build_report(res, "table")
+    assert "p10 paired/latency" in build_report(res, "full")
 
 
 # -- issue 12: a column constant over a table is said once, in the section heading ----------------
@@ -408,7 +408,7 @@ def test_constant_columns_go_to_section_headings():
         m.options = {"graph_optimization": "all", "arena": True}
     opts = "arena=True,graph_optimization=all"
     perf_heading = "Latency, throughput and memory per backend and batch size"
-    for fmt, prefix in (("table", ""), ("md", "### ")):
+    for fmt, prefix in (("full", ""), ("md", "### ")):
         lines = build_report(res, fmt).splitlines()
         i = next(i for i, line in enumerate(lines) if line.startswith(prefix + perf_heading))
         heading, header = lines[i], lines[i + 2]
@@ -443,8 +443,8 @@ def test_verdict_judges_the_one_student_of_a_brought_onnx_pair():
 
     _make = make_results
     res = _make(tasks=("onnx",), roles=("teacher", "mine"), with_summary=False)
-    verdicts = [ln for ln in _build(res, "table").splitlines() if ln.startswith("Verdict")]
+    verdicts = [ln for ln in _build(res, "full").splitlines() if ln.startswith("Verdict")]
     assert verdicts and "Student 'mine'" in verdicts[0] and "faster" in verdicts[0]
     # with a third fp32 model the subject is ambiguous: no guess
     res3 = _make(tasks=("onnx",), roles=("teacher", "mine", "other"), with_summary=False)
-    assert any("No student model to judge" in ln for ln in _build(res3, "table").splitlines())
+    assert any("No student model to judge" in ln for ln in _build(res3, "full").splitlines())

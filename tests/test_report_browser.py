@@ -57,3 +57,52 @@ def test_html_report_plots_variants(tmp_path):
     for role in ("teacher", "teacher@int8", "student_kd", "student_kd@int8"):
         assert role in labels, labels
     assert "Distill, quantize, or both" in proc.stdout
+
+
+# Appended to a copy of the report: after the plots have drawn, record on <body> whether the page is wider
+# than the window (horizontal overflow) and how many pairs of point labels in each scatter plot overlap.
+_PROBE = """<script>
+setTimeout(function () {
+  var b = document.body;
+  b.dataset.pageWidth = document.documentElement.scrollWidth;
+  b.dataset.windowWidth = window.innerWidth;
+  var overlaps = 0, labels = 0;
+  document.querySelectorAll('[id$="-scatter"]').forEach(function (plot) {
+    var boxes = Array.from(plot.querySelectorAll('.textpoint text')).map(function (t) {
+      return t.getBoundingClientRect(); }).filter(function (r) { return r.width > 0; });
+    labels += boxes.length;
+    for (var i = 0; i < boxes.length; i++) for (var j = i + 1; j < boxes.length; j++) {
+      var a = boxes[i], c = boxes[j];
+      if (a.left < c.right && c.left < a.right && a.top < c.bottom && c.top < a.bottom) overlaps++;
+    }
+  });
+  b.dataset.labels = labels;
+  b.dataset.overlaps = overlaps;
+}, 3000);
+</script>"""
+
+
+def test_html_report_first_screen_fits_1280_and_labels_do_not_overlap(tmp_path):
+    """At 1280x800 the page never scrolls sideways (wide detail tables scroll in their own box), the
+    verdict comes before the plots, and a variant's label never sits on its fp32 model's label."""
+    res = add_variants(make_results(tasks=("osuleaf", "moving_digits")), {
+        "student_kd@int8": {"accuracy": 0.905, "time": 0.97}, "teacher@int8": {"accuracy": 0.918, "time": 0.98},
+        "student_scratch@int8": {"accuracy": 0.9, "time": 0.99}})
+    html = build_report(res, "html")
+    assert html.index("Deploy") < html.index('id="plot-osuleaf-scatter"') < html.index("<h3>Detail</h3>")
+    report = tmp_path / "report.html"
+    report.write_text(html.replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    proc = _chromium(tmp_path, "--window-size=1280,800", "--dump-dom", report.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", proc.stdout).group(1)
+    data = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body))
+    assert int(data["window-width"]) <= 1280
+    assert int(data["page-width"]) <= int(data["window-width"]), data
+    assert int(data["labels"]) >= 8, data  # every model and variant labelled, in both tasks
+    assert data["overlaps"] == "0", data
+    shot = tmp_path / "first-screen.png"
+    proc = _chromium(tmp_path, "--window-size=1280,800", f"--screenshot={shot}", report.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (1280, 800)

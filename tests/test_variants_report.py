@@ -118,7 +118,7 @@ def test_verdict_when_none_keeps_the_target_and_with_vnni():
 
 
 def test_every_format_shows_the_table(quantized):
-    text = build_report(quantized, "table")
+    text = build_report(quantized, "full")
     assert "Distill, quantize, or both" in text and "Verdict: Fastest variant keeping" in text
     assert "Note: student_kd@int8-dynamic: not available: ConvInteger(10) is not implemented" in text
     head = next(line for line in text.splitlines() if line.startswith("model ") and "drop vs fp32 pts" in line)
@@ -151,7 +151,7 @@ def test_no_table_without_variants():
     res = make_results(tasks=("osuleaf",))
     t = build_model(res).tasks[0]
     assert t.variants.empty and "variants" not in t.tables() and not t.section_verdicts
-    assert "Distill, quantize" not in build_report(res, "table")
+    assert "Distill, quantize" not in build_report(res, "full")
     doc = json.loads(build_report(res, "json"))
     assert "variants" not in doc["tasks"][0]["tables"] and "section_verdicts" not in doc["tasks"][0]
     assert not any(s.startswith("variants") for s in pd.read_csv(io.StringIO(build_report(res, "csv")))["section"])
@@ -163,7 +163,7 @@ def test_only_failed_variants_still_say_so():
     assert t.notes["variants"][0] == "student_kd@int8: not available: calibration data missing"
     (sentence,) = t.section_verdicts["variants"].values()
     assert sentence.startswith("No variant was measured")
-    assert "Verdict: No variant was measured" in build_report(res, "table")
+    assert "Verdict: No variant was measured" in build_report(res, "full")
 
 
 # -- gate -------------------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_runtime_table_has_torch_compile_and_variant_vs_own_fp32():
     q = t[(t["model"] == "student_kd@int8") & (t["batch_size"] == 1)].iloc[0]
     assert q["torch_p50_ms"] == kd["torch_p50_ms"]  # a variant is compared with its fp32 model's eager run
     assert q["vs_fp32_ort"] == pytest.approx(2.0, rel=0.15)  # half the fp32 model's time on ONNX Runtime
-    assert "compile speedup" in build_report(res, "table") and "vs own fp32 ORT" in build_report(res, "table")
+    assert "compile speedup" in build_report(res, "full") and "vs own fp32 ORT" in build_report(res, "full")
 
 
 def test_quick_bench_without_paired_batch_8_judges_variants_by_the_paired_batch():

@@ -81,6 +81,9 @@ class PairedConfig:
     reference_role: str = "teacher"
     thresholds: StabilityThresholds = field(default_factory=StabilityThresholds)
     pooled: bool = False  # as LatencyConfig.pooled: raw runs for merge.merge_processes, statistics there
+    # the A/A control: a reference handle carrying extra["control_timer"] (a second session of the same
+    # model) is timed in every round beside its candidates, its ratio to the reference should read 1.00
+    control: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batch_sizes", _check_batch_sizes(self.batch_sizes, "paired"))
@@ -108,6 +111,10 @@ class PairedConfig:
 # Runtime, batch 8, 1 thread) read p50 ratios of 9.5x, 13.2x and 9.9x but p10 ratios of 11.8x, 11.8x
 # and 12.5x; a plain interleaved loop in a quiet spell read 11.8x-12.2x.
 FAST_STATE_QUANTILE = 10.0
+# The A/A control fails when its CI excludes 1 by more than this: a bias under 2% is below what the
+# speedups' own CIs resolve on a shared 2-core machine, and with one test per (task, backend) an
+# exclusion by chance alone would flag 1 run in 5 of an unchanged machine.
+CONTROL_MARGIN = 0.02
 
 
 def _calls_per_block(cfg: PairedConfig, est_ns: float) -> int:
@@ -137,6 +144,7 @@ def time_round_robin(
     *,
     clock: Callable[[], int] = time.perf_counter_ns,
     sleep: Callable[[float], Any] = time.sleep,
+    same_k: dict[int, int] | None = None,
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """One block of each timer per round, the reference (`timers[0]`) and every candidate of its group.
 
@@ -165,6 +173,8 @@ def time_round_robin(
     warmup_s = (clock() - w0) / 1e9
     est = [estimate_call_ns(w) for w in warm]
     ks = [_calls_per_block(cfg, e) for e in est]
+    for i, j in (same_k or {}).items():  # the A/A control: blocks shaped like the reference's, so they pair
+        ks[i] = ks[j]
 
     m = len(timers)
     rounds = planned_rounds(cfg.rounds, m)
@@ -218,10 +228,24 @@ def _group_key(h: SessionHandle) -> tuple:
     return (h.task, h.backend, json.dumps(h.options.key(), sort_keys=True, default=str))
 
 
+def control_check(ref_groups: Sequence[np.ndarray], control_groups: Sequence[np.ndarray]) -> dict[str, Any]:
+    """The A/A control: the reference against a second session of itself, timed in the same rounds.
+
+    Its ratio should read 1.00. It fails when its CI excludes 1 by more than CONTROL_MARGIN: the
+    pairing then favours one position or session over another by more than the CI claims to resolve
+    (a neighbour's spinning pool spilling into the next block, a worker sharing a core), and every
+    speedup of the group carries that bias. Drift between processes or moments does not fail it: both
+    sessions see the same rounds."""
+    ratio, lo, hi = hierarchical_ratio_ci(ref_groups, control_groups)
+    off = lo > 1.0 + CONTROL_MARGIN or hi < 1.0 - CONTROL_MARGIN
+    return {"control_ratio": ratio, "control_ci95": [lo, hi], "control_valid": not off}
+
+
 def compare(ref_groups: Sequence[np.ndarray], cand_groups: Sequence[np.ndarray], overhead: dict[str, Any],
-            calibrations: Sequence[dict[str, Any]], thresholds: StabilityThresholds, reference_role: str
-            ) -> tuple[dict[str, Any], list[str]]:
-    """Metrics and warnings for interleaved runs: one (rounds x calls) array per process and model."""
+            calibrations: Sequence[dict[str, Any]], thresholds: StabilityThresholds, reference_role: str,
+            control_groups: Sequence[np.ndarray] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Metrics and warnings for interleaved runs: one (rounds x calls) array per process and model
+    (and, where the group had one, its A/A control's, shaped like the reference's)."""
     ref_groups = [np.atleast_2d(np.asarray(g, dtype=np.int64)) for g in ref_groups]
     cand_groups = [np.atleast_2d(np.asarray(g, dtype=np.int64)) for g in cand_groups]
     ref_all = np.concatenate([g.ravel() for g in ref_groups])
@@ -267,6 +291,16 @@ def compare(ref_groups: Sequence[np.ndarray], cand_groups: Sequence[np.ndarray],
         "reference_samples_ns": ref_all.tolist(),
         "reference_summary": ref_summary,
     })
+    if control_groups:
+        control_groups = [np.atleast_2d(np.asarray(g, dtype=np.int64)) for g in control_groups]
+        metrics.update(control_check(ref_groups, control_groups))
+        metrics["control_samples_ns"] = np.concatenate([g.ravel() for g in control_groups]).tolist()
+        if not metrics["control_valid"]:
+            lo, hi = metrics["control_ci95"]
+            warnings.append(
+                f"A/A control: {reference_role} against a second session of itself read "
+                f"{metrics['control_ratio']:.3f} [CI {lo:.3f}, {hi:.3f}], not 1: the pairing favoured one session "
+                "or position, so this group's speedups carry a bias of that size")
     for cal in calibrations:
         if cal.get("stopped_by_max_time"):
             warnings.append(f"only {cal['rounds']} of {cal['planned_rounds']} rounds in a process: max_time_s reached")
@@ -322,8 +356,12 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
     for ref, cands in groups(handles, cfg.reference_role):
         overheads = [cand.timer.overhead() for cand in cands]
         per_cand: list[list[Measurement]] = [[] for _ in cands]
+        control = ref.extra.get("control_timer") if cfg.control else None
+        timers = [ref.timer] + [c.timer for c in cands] + ([control] if control is not None else [])
         for bs in cfg.batch_sizes:
-            samples, group_cal = time_round_robin([ref.timer] + [c.timer for c in cands], get_batch(inputs, bs), cfg)
+            samples, group_cal = time_round_robin(timers, get_batch(inputs, bs), cfg,
+                                                  same_k={len(timers) - 1: 0} if control is not None else None)
+            control_s = samples.pop() if control is not None else None
             ref_s = samples[0]
             ref_list = ref_s.ravel().tolist() if cfg.pooled else None  # once for the whole group
             for i, (cand, cand_s, overhead) in enumerate(zip(cands, samples[1:], overheads), start=1):
@@ -331,13 +369,15 @@ def measure(handles: Sequence[SessionHandle], inputs: dict[int, np.ndarray], con
                 if cfg.pooled:  # the layout `run_groups` reads, nothing computed twice
                     metrics, warnings = {"reference": cfg.reference_role,
                                          "reference_samples_ns": ref_list,
+                                         **({"control_samples_ns": control_s.ravel().tolist()}
+                                            if control_s is not None else {}),
                                          "rounds": int(ref_s.shape[0]), "calls_per_block": int(cand_s.shape[1]),
                                          "reference_calls_per_block": int(ref_s.shape[1]),
                                          "calibration": calibration, "harness_overhead": dict(overhead),
                                          "harness_overhead_p50_ns": float(overhead["p50_ns"])}, []
                 else:
                     metrics, warnings = compare([ref_s], [cand_s], overhead, [calibration], cfg.thresholds,
-                                                cfg.reference_role)
+                                                cfg.reference_role, [control_s] if control_s is not None else None)
                 metrics["workers"] = [ref.timer.where(), cand.timer.where()]
                 per_cand[i - 1].append(_measurement(cand, bs, metrics, cand_s.ravel(), warnings))
         for ms in per_cand:  # candidate-major, as one pair after another always listed them
@@ -368,16 +408,30 @@ def run_groups(m: Measurement) -> tuple[list[np.ndarray], list[np.ndarray]]:
             _groups(m.samples_ns or [], rounds, [p[1] for p in per]))
 
 
+def control_groups(m: Measurement) -> list[np.ndarray] | None:
+    """The A/A control's per-process (rounds x calls) arrays, laid out like the reference's; None without one."""
+    met = m.metrics
+    if not met.control_samples_ns:
+        return None
+    rounds = met.process_rounds or [met.rounds]
+    ref_k = met.reference_calls_per_block if met.reference_calls_per_block is not None else met.calls_per_block
+    per = met.process_calls_per_block or [[ref_k, met.calls_per_block]]
+    return _groups(met.control_samples_ns, rounds, [p[0] for p in per])
+
+
 def merge_runs(runs: Sequence[Measurement], thresholds: StabilityThresholds | None = None) -> Measurement:
     """One paired Measurement from the same pair and batch measured in several worker processes."""
     ref_groups: list[np.ndarray] = []
     cand_groups: list[np.ndarray] = []
+    ctl_groups: list[np.ndarray] | None = []
     calibrations: list[dict[str, Any]] = []
     overheads: list[float] = []
     for m in runs:
         r, c = run_groups(m)
         ref_groups += r
         cand_groups += c
+        ctl = control_groups(m)
+        ctl_groups = ctl_groups + ctl if ctl is not None and ctl_groups is not None else None
         cal = m.metrics.calibration or {}
         calibrations += cal.get("processes", [cal])
         overheads.append(float(m.metrics.harness_overhead_p50_ns))
@@ -385,7 +439,7 @@ def merge_runs(runs: Sequence[Measurement], thresholds: StabilityThresholds | No
     overhead["p50_ns"] = float(np.median(overheads))
     overhead["process_p50_ns"] = overheads
     metrics, warnings = compare(ref_groups, cand_groups, overhead, calibrations, thresholds or StabilityThresholds(),
-                                runs[0].metrics.reference or "teacher")
+                                runs[0].metrics.reference or "teacher", ctl_groups or None)
     metrics["workers"] = [w for m in runs for w in (m.metrics.workers or [])]
     cand_all = np.concatenate([g.ravel() for g in cand_groups])
     return _measurement(runs[0], runs[0].batch_size, metrics, cand_all, warnings)

@@ -21,6 +21,10 @@ unknown. It is an upper bound by construction, and only as good as its inputs: s
 512-bit FMAs as two 256-bit halves or at a lower clock, and a VM often reports the nominal clock,
 not the turbo one. `theoretical_peak_method` says what went in.
 
+Int8 models are judged against an int8 peak, measured the same way: `int8_peak_gops` from ONNX
+Runtime's MatMulInteger (the MLAS QGEMM kernels its quantized operators use, VNNI or AMX where
+present), `int8_peak_source` naming it.
+
 Achieved GFLOP/s in the latency suite (2 * MACs * batch / p50) divided by the measured peak is how
 close a model gets to what the machine can do. Timing is bounded by `budget_s` (about 3 s, split
 evenly between the sources; library set-up such as importing torch comes on top).
@@ -119,6 +123,53 @@ def _ort_gemm(a: np.ndarray, b: np.ndarray, threads: int, out: dict[str, Any]) -
         sess = None  # noqa: F841 - drops the session (and its thread pool) before the next source is timed
 
 
+def matmul_integer_model_bytes(b: np.ndarray) -> bytes:
+    """A one-node ONNX model Y = MatMulInteger(A, B): A a uint8 input [m, k], B an int8 constant (a
+    quantized model's weights), int32 out; the int8 GEMM that ONNX Runtime's quantized operators
+    (QLinearConv, QLinearMatMul, the QDQ graphs of int8 variants) run on (MLAS QGEMM: VNNI or AMX
+    where the CPU has them)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k, n = b.shape
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "peak_matmul_integer",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, ["m", k])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, ["m", n])],
+        initializer=[numpy_helper.from_array(np.ascontiguousarray(b, dtype=np.int8), name="B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="kd-harness")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def measure_int8_peak(threads: int, n: int = 2048, max_runs: int = 5, budget_s: float = 1.0) -> dict[str, Any]:
+    """The int8 peak: ONNX Runtime's MatMulInteger on an n x n x n problem (2*n^3 integer ops), best of a
+    few runs; what an int8 variant's "% of peak" is judged against (an fp32 peak would put a model on
+    VNNI or AMX far above 100%). {"int8_peak_gops", "int8_peak_source", "int8_runs"} or an error."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (n, n), dtype=np.uint8)
+    b = rng.integers(-128, 128, (n, n), dtype=np.int8)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(matmul_integer_model_bytes(b), so, providers=["CPUExecutionProvider"])
+        g, runs = _best_gflops(lambda: sess.run(None, {"A": a}), 2.0 * n**3, max_runs,
+                               time.perf_counter() + budget_s)
+    except Exception as exc:  # noqa: BLE001 - a peak estimate must not sink a bench
+        return {"int8_peak_gops": None, "int8_error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        sess = None  # noqa: F841
+    return {"int8_peak_gops": g, "int8_runs": runs,
+            "int8_peak_source": f"onnxruntime MatMulInteger (uint8 x int8 -> int32), {n}x{n}, {threads} thread(s)"}
+
+
 # name -> context manager that sets the library up (imports, thread limits, session) and yields
 # the GEMM call; set-up time is not charged to the timing budget
 GEMMS: dict[str, Callable[..., contextlib.AbstractContextManager]] = {
@@ -162,7 +213,7 @@ def _cpu_facts() -> tuple[int | None, float | None, str | None, int | None]:
 
 
 def measure_peak_gflops(threads: int = 1, n: int = 2048, max_runs: int = 5, budget_s: float = 3.0,
-                        sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:
+                        sources: tuple[str, ...] = SOURCES, int8: bool = True) -> dict[str, Any]:
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise OptionError(f"threads must be a positive integer, got {threads!r}")
     if not isinstance(n, int) or n < 16:
@@ -208,5 +259,7 @@ def measure_peak_gflops(threads: int = 1, n: int = 2048, max_runs: int = 5, budg
     except Exception:  # noqa: BLE001
         bits, mhz, mhz_src, cores = None, None, None, None
     out.update(theoretical_peak(threads, bits, mhz, cores_available=cores, mhz_source=mhz_src))
+    if int8:
+        out.update(measure_int8_peak(threads, n=n, max_runs=max_runs))
     out["elapsed_s"] = time.perf_counter() - start
     return out

@@ -30,9 +30,11 @@ from harness.fileio import atomic_write_text
 from harness.report.content import Report, build_model
 from harness.report.html import render_html
 from harness.report.lookup import load_inputs, read_any
+from harness.report.variants import QUALITY_TARGET
+from harness.report.screen import render_screen
 from harness.report.text import render_csv, render_json, render_text
 
-FORMATS = ("table", "md", "csv", "html", "json")
+FORMATS = ("table", "full", "md", "csv", "html", "json")  # table: the first screen; full: every table
 
 SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json",
                   ".txt": "table"}
@@ -42,10 +44,12 @@ __all__ = ["FORMATS", "Report", "build_model", "build_report", "format_for_path"
 
 
 def render(report: Report, fmt: str) -> str:
-    """A built report as text in `fmt` (table, md, csv, html, json)."""
+    """A built report as text in `fmt`: table (one screen per task), full (every table), md, csv, html, json."""
     if fmt not in FORMATS:
         raise OptionError(f"unknown report format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    if fmt in ("table", "md"):
+    if fmt == "table":
+        return render_screen(report)
+    if fmt in ("full", "md"):
         return render_text(report, md=fmt == "md")
     if fmt == "csv":
         return render_csv(report)
@@ -54,11 +58,14 @@ def render(report: Report, fmt: str) -> str:
     return render_html(report)
 
 
-def build_report(paths_or_results: Any, fmt: str = "table") -> str:
-    """The report as text in `fmt` (table, md, csv, html, json)."""
+def build_report(paths_or_results: Any, fmt: str = "table", target: float = QUALITY_TARGET) -> str:
+    """The report as text in `fmt` (table, full, md, csv, html, json); `target`: the quality target, a
+    fraction of the fp32 teacher's accuracy, that the verdict chooses what to deploy by."""
     if fmt not in FORMATS:
         raise OptionError(f"unknown report format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    return render(build_model(paths_or_results), fmt)
+    if not (isinstance(target, (int, float)) and 0 < target <= 1):
+        raise OptionError(f"quality target must be a fraction in (0, 1], got {target!r}")
+    return render(build_model(paths_or_results, target), fmt)
 
 
 def format_for_path(out: str | Path | None, fmt: str | None) -> str:
@@ -70,10 +77,11 @@ def format_for_path(out: str | Path | None, fmt: str | None) -> str:
     return "table"
 
 
-def write_report(paths: Any, fmt: str | None = None, out: str | Path | None = None) -> Path | None:
+def write_report(paths: Any, fmt: str | None = None, out: str | Path | None = None,
+                 target: float = QUALITY_TARGET) -> Path | None:
     """Build the report and write it atomically to `out`, or to stdout when out is None."""
     fmt = format_for_path(out, fmt)
-    text = build_report(paths, fmt)
+    text = build_report(paths, fmt, target)
     if out is None:
         sys.stdout.write(text)
         sys.stdout.flush()

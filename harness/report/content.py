@@ -12,12 +12,13 @@ import pandas as pd
 
 from harness.report.lookup import load_inputs, source_labels, task_names, task_roles
 from harness.report.notes import peak_note, validity_notes, verdict
+from harness.report.summary import TaskSummary, summarize
 from harness.report.tables import (
     WARN_COLS, accuracy_rows, backend_rows, drop_empty, frame, kd_vs_scratch, ort_rows, perf_rows, size_rows, source_row, table,
     validity_rows, warning_rows,
 )
 from harness.report.variants import (
-    VARIANT_COLS, VARIANT_KEEP, failure_notes, has_variants, slower_notes, variant_rows, variant_verdict,
+    QUALITY_TARGET, VARIANT_COLS, VARIANT_KEEP, failure_notes, has_variants, slower_notes, variant_rows, variant_verdict,
 )
 from harness.results import Results
 
@@ -37,6 +38,8 @@ class TaskReport:
     # "Distill, quantize, or both": only for a task with variants (student_kd@int8, ...); empty otherwise
     variants: pd.DataFrame = field(default_factory=pd.DataFrame)
     section_verdicts: dict[str, dict[str, str]] = field(default_factory=dict)  # table key -> source -> sentence
+    # the first screen (harness.report.summary): per source, what to deploy, the compact table, caveats
+    summaries: dict[str, TaskSummary] = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out = {"accuracy": self.accuracy, "size": self.size, "performance": self.performance,
@@ -66,8 +69,9 @@ class Report:
 
 
 
-def build_model(paths_or_results: Any) -> Report:
-    """Read inputs (paths or Results) and build every table of the report."""
+def build_model(paths_or_results: Any, target: float = QUALITY_TARGET) -> Report:
+    """Read inputs (paths or Results) and build every table of the report; `target` is the quality target
+    (a fraction of the fp32 teacher's accuracy) the first screen's verdict chooses by."""
     results = load_inputs(paths_or_results)
     labels = source_labels(results)
     tasks: dict[str, None] = {}
@@ -83,6 +87,7 @@ def build_model(paths_or_results: Any) -> Report:
     for task in tasks:
         acc, size, perf, back, kd, ort, valid, var = [], [], [], [], [], [], [], []
         verdicts = {}
+        summaries: dict[str, TaskSummary] = {}
         var_verdicts: dict[str, str] = {}
         notes: dict[str, list[str]] = {}
         for res, label in zip(results, labels):
@@ -102,6 +107,8 @@ def build_model(paths_or_results: Any) -> Report:
             v = validity_rows(res, label, task)
             valid += v
             verdicts[label] = verdict(res, task, a, p, s, k, v)
+            summaries[label] = summarize(res, label, task, target, validity=v,
+                                         peak_notes=[n for n in (peak_note(res, label, r) for r in p) if n])
             prefix = f"[{label}] " if len(results) > 1 else ""
             variant_msgs: list[str] = []
             if has_variants(res, task):
@@ -121,6 +128,7 @@ def build_model(paths_or_results: Any) -> Report:
             notes={k: v for k, v in notes.items() if v},
             variants=drop_empty(frame(var, VARIANT_COLS), VARIANT_KEEP) if var else pd.DataFrame(),
             section_verdicts={"variants": var_verdicts} if var_verdicts else {},
+            summaries=summaries,
         ))
     return Report(results=results, labels=labels, sources=frame(src_rows, ["source"]), tasks=reports,
                   warnings=frame(warn_rows, WARN_COLS))

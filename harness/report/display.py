@@ -16,7 +16,8 @@ SECTIONS = (
     ("accuracy", "Accuracy (training seeds and measured per backend)"),
     ("size", "Size, compute and training cost"),
     ("performance", "Latency, throughput and memory per backend and batch size"),
-    ("validity", "Validity: paired-suite p50 vs isolated latency-suite p50 (same model, backend, batch, threads)"),
+    ("validity", "Validity: the A/A control (the reference against a second session of itself, same rounds; "
+                 "should read 1.00) and each paired p50 beside its isolated latency-suite p50"),
     ("backends", "Best throughput and cold start per backend"),
     ("kd_vs_scratch", "KD vs scratch (accuracy)"),
     ("ort_vs_torch", "Runtimes vs PyTorch eager (p50 latency; variants also vs their fp32 model on ONNX Runtime; "
@@ -41,12 +42,12 @@ LABELS = {
     "speedup_p10": "fast-state speedup (p10)", "speedup_p10_ci": "p10 speedup 95% CI",
     "speedup_basis": "speedup from", "speedup_p_value": "speedup p", "throughput_sps": "samples/s",
     "throughput_ratio": "samples/s vs teacher", "peak_mem_mb": "peak MB", "mem_ratio": "mem/teacher",
-    "gflops": "GFLOP/s", "pct_peak": "% of peak", "pct_theoretical": "% of theoretical", "unstable": "unstable",
+    "gflops": "GFLOP/s", "pct_peak": "% of peak", "peak_kind": "peak of", "pct_theoretical": "% of theoretical", "unstable": "unstable",
     "reference": "vs", "paired_p50_ms": "paired p50 ms", "latency_p50_ms": "latency p50 ms",
     "paired_vs_latency_pct": "paired/latency", "ref_paired_p50_ms": "ref paired p50 ms",
     "ref_latency_p50_ms": "ref latency p50 ms", "ref_paired_vs_latency_pct": "ref paired/latency",
     "paired_vs_latency_p10_pct": "p10 paired/latency", "ref_paired_vs_latency_p10_pct": "ref p10 paired/latency",
-    "valid": "within 5%", "best_sps": "best samples/s", "best_batch": "at batch",
+    "valid": "valid", "control_ratio": "A/A ratio", "control_ci": "A/A 95% CI", "best_sps": "best samples/s", "best_batch": "at batch",
     "best_sps_ratio": "best vs teacher", "load_s": "load s", "first_inference_ms": "first inference ms",
     "diff_pts": "KD - scratch pts", "ci_pts": "95% CI", "p_value": "p", "test": "test",
     "torch_p50_ms": "torch p50 ms", "onnxruntime_p50_ms": "onnxruntime p50 ms",
@@ -89,6 +90,8 @@ def _formatter(col: str) -> Callable[[Any], str]:
         return lambda v: f"{float(v):.1f}" + (" (!)" if float(v) > 100 else "")
     if col == "valid":
         return lambda v: "yes" if v else "NO"
+    if col in ("control_ratio", "control_ci"):  # an A/A ratio: 1.000 is the expected reading
+        return f("{:.3f}")
     if col == "meets_target":
         return lambda v: "yes" if v else "no"
     if col == "drop_vs_fp32_pts":  # points lost: positive is worse, so no sign
@@ -260,6 +263,10 @@ def sources_lines(report: Report) -> list[str]:
                     peak += f" = {str(r['theoretical_peak_method']).split(';')[0]}"
             else:
                 peak += "; theoretical peak unknown (CPU flags or clock not recorded)"
+            if present(r, "int8_peak_gops"):
+                peak += f"; int8 peak {float(r['int8_peak_gops']):.1f} GOP/s"
+                if present(r, "int8_peak_source"):
+                    peak += f" ({r['int8_peak_source']})"
             lines.append(f"{r['source']}: {peak}")
     return lines
 

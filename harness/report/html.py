@@ -1,6 +1,6 @@
-"""The report as one self-contained HTML file: the tables, and per task three plotly figures
-(accuracy vs latency with its Pareto front, latency distributions, throughput vs batch size)
-with plotly.js inlined."""
+"""The report as one self-contained HTML file, per task: the first screen (what to deploy, what
+distillation bought, the compact table, caveats), then three plotly figures (accuracy vs latency with its
+Pareto front, latency distributions, throughput vs batch size), then every detail table; plotly.js inlined."""
 from __future__ import annotations
 
 import html
@@ -12,6 +12,7 @@ import pandas as pd
 
 from harness.report.content import Report
 from harness.report.display import SECTIONS, human_table, note_word, sources_lines, table_notes
+from harness.report.screen import source_line, table_rows
 from harness.report.lookup import (
     backend_order, find, measured_accuracy, role_order, split_role, summary_accuracy, task_measurements, task_names,
     task_roles,
@@ -28,6 +29,7 @@ table.tbl th{background:#f3f3f3}table.tbl td:first-child,table.tbl th:first-chil
 .warn{background:#fff4e5;border-left:4px solid #e08a00;padding:8px 12px}
 .plots{display:block}.plot{width:100%;margin-bottom:8px}
 .muted{color:#777;font-size:12px}
+.scroll{overflow-x:auto;max-width:100%}.warn{overflow-wrap:anywhere}
 """
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -64,6 +66,69 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
+LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom left",
+                   "top left", "bottom right")
+
+
+# Pixel geometry of the accuracy-latency plot's drawing area at its narrowest usual width (the HTML is one
+# column, up to 1400 px wide; narrower is conservative: labels take more of it) and of its labels.
+PLOT_AREA_PX = (1000.0, 340.0)
+LABEL_CHAR_PX, LABEL_HEIGHT_PX, MARKER_RADIUS_PX = 7.0, 16.0, 7.0
+
+
+def _label_box(position: str, x: float, y: float, width: float) -> tuple[float, float, float, float]:
+    """(left, bottom, right, top) in pixels of a label at a plotly text position around point (x, y)."""
+    r, h = MARKER_RADIUS_PX, LABEL_HEIGHT_PX
+    vertical, horizontal = position.split()
+    lo_y = {"top": y + r, "bottom": y - r - h, "middle": y - h / 2}[vertical]
+    if horizontal == "center":
+        lo_x = x - width / 2
+    elif horizontal == "right":
+        lo_x = x + (r if vertical == "middle" else 0)
+    else:
+        lo_x = x - width - (r if vertical == "middle" else 0)
+    return lo_x, lo_y, lo_x + width, lo_y + h
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def label_positions(points: list[tuple[float, float]], names: list[str] | None = None) -> list[str]:
+    """A text position per point of the accuracy-latency plot (log latency across, accuracy up) such that
+    no label covers another label or a marker where any position avoids it (a variant beside its fp32
+    model, student_kd@int8 on student_kd, gets the other side). Greedy, in pixels of a plot area of
+    PLOT_AREA_PX with labels about LABEL_CHAR_PX per character; where every side is taken, the position
+    that overlaps least."""
+    if not points:
+        return []
+    names = names or ["x" * 12] * len(points)
+    xs = [math.log10(max(x, 1e-12)) for x, _ in points]
+    ys = [y for _, y in points]
+    (w, h), pad = PLOT_AREA_PX, 0.05
+    sx, sy = (max(xs) - min(xs)), (max(ys) - min(ys))
+    px = [w * (pad + (1 - 2 * pad) * ((x - min(xs)) / sx if sx else 0.5)) for x in xs]
+    py = [h * (pad + (1 - 2 * pad) * ((y - min(ys)) / sy if sy else 0.5)) for y in ys]
+    markers = [(x - MARKER_RADIUS_PX, y - MARKER_RADIUS_PX, x + MARKER_RADIUS_PX, y + MARKER_RADIUS_PX)
+               for x, y in zip(px, py)]
+    placed: list[tuple[float, float, float, float]] = []
+    out: list[str] = []
+    for i, name in enumerate(names):
+        width = LABEL_CHAR_PX * len(str(name))
+        best, best_cost = LABEL_POSITIONS[0], float("inf")
+        for pos in LABEL_POSITIONS:
+            box = _label_box(pos, px[i], py[i], width)
+            cost = sum(_overlap(box, other) for other in placed)
+            cost += sum(_overlap(box, m) for j, m in enumerate(markers) if j != i)
+            if cost < best_cost:
+                best, best_cost = pos, cost
+            if cost == 0:
+                break
+        out.append(best)
+        placed.append(_label_box(best, px[i], py[i], width))
+    return out
+
+
 def _latency_by_backend(report: Report, task: str):
     """(results, source label, backend, the task's latency measurements) per source and backend."""
     for res, label in zip(report.results, report.labels):
@@ -81,6 +146,7 @@ def _scatter_fig(report: Report, task: str):
     pts = []
     batch_used = set()
     ci = 0
+    traces: list[dict] = []
     for res, label, backend, lat in _latency_by_backend(report, task):
         batches = sorted({m.batch_size for m in lat if m.backend == backend})
         batch = 1 if 1 in batches else batches[0]
@@ -108,15 +174,24 @@ def _scatter_fig(report: Report, task: str):
         if not xs:
             continue
         name = f"{backend}" + (f" [{label}]" if report.multi_source else "")
+        traces.append(dict(xs=xs, ys=ys, ex=(ex_lo, ex_hi), ey=(ey_lo, ey_hi), names=names, syms=syms, name=name,
+                           color=PALETTE[ci % len(PALETTE)]))
+        ci += 1
+    positions = label_positions([(x, y) for t in traces for x, y in zip(t["xs"], t["ys"])],
+                                [n for t in traces for n in t["names"]])
+    at = 0
+    for t in traces:
+        n = len(t["xs"])
         fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="markers+text", name=name, text=names, textposition="top center",
-            marker={"size": 12, "symbol": syms, "color": PALETTE[ci % len(PALETTE)]},
-            error_x={"type": "data", "symmetric": False, "array": ex_hi, "arrayminus": ex_lo, "thickness": 1},
-            error_y={"type": "data", "symmetric": False, "array": ey_hi, "arrayminus": ey_lo, "thickness": 1},
-            hovertemplate="%{text}<br>p50 %{x:.3g} ms<br>accuracy %{y:.2f}%<extra>" + html.escape(name)
+            x=t["xs"], y=t["ys"], mode="markers+text", name=t["name"], text=t["names"],
+            textposition=positions[at:at + n],
+            marker={"size": 12, "symbol": t["syms"], "color": t["color"]},
+            error_x={"type": "data", "symmetric": False, "array": t["ex"][1], "arrayminus": t["ex"][0], "thickness": 1},
+            error_y={"type": "data", "symmetric": False, "array": t["ey"][1], "arrayminus": t["ey"][0], "thickness": 1},
+            hovertemplate="%{text}<br>p50 %{x:.3g} ms<br>accuracy %{y:.2f}%<extra>" + html.escape(t["name"])
                           + "</extra>",
         ))
-        ci += 1
+        at += n
     if not pts:
         return None
     front = pareto_front(pts)
@@ -210,23 +285,32 @@ def _fig_html(fig, div_id: str) -> str:
 
 
 def _html_table(df: pd.DataFrame, report: Report) -> str:
+    """A detail table in a box of its own that scrolls sideways: a wide table never widens the page."""
     disp, _ = human_table(df, report)
-    return disp.to_html(index=False, escape=True, classes="tbl", border=0, na_rep="")
+    return "<div class='scroll'>" + disp.to_html(index=False, escape=True, classes="tbl", border=0, na_rep="") \
+        + "</div>"
 
 
 def render_html(report: Report) -> str:
     import plotly.offline
 
     e = html.escape
-    body = ["<h1>kd-harness report</h1>", "<p class='muted'>Sources:</p><ul>"]
-    body += [f"<li>{e(s)}</li>" for s in sources_lines(report)]
+    body = ["<h1>kd-harness report</h1>", "<ul class='muted'>"]
+    body += [f"<li>{e(source_line(r))}</li>" for _, r in report.sources.iterrows()]
     body.append("</ul>")
     for tr in report.tasks:
         slug = _slug(tr.task or "task")
         body.append(f"<h2>Task {e(tr.task or '(unnamed)')}</h2>")
-        for label, sentence in tr.verdicts.items():
+        for label, summ in tr.summaries.items():
             prefix = f"<b>[{e(label)}]</b> " if report.multi_source else ""
-            body.append(f"<div class='verdict'>{prefix}{e(sentence)}</div>")
+            body.append(f"<div class='verdict'>{prefix}{e(summ.deploy)}</div>")
+            if summ.distillation:
+                body.append(f"<div class='verdict'>{prefix}{e(summ.distillation)}</div>")
+            rows = table_rows(summ)
+            if rows:
+                body.append(pd.DataFrame(rows).to_html(index=False, escape=True, classes="tbl", border=0))
+            if summ.caveats:
+                body.append("<div class='warn'>" + "".join(f"<p>{e(c)}</p>" for c in summ.caveats) + "</div>")
         plots = []
         for kind, maker in (("scatter", _scatter_fig), ("latency", _box_fig), ("throughput", _throughput_fig)):
             fig = maker(report, tr.task)
@@ -236,6 +320,10 @@ def render_html(report: Report) -> str:
             body.append("<div class='plots'>" + "".join(plots) + "</div>")
         else:
             body.append("<p class='muted'>No latency or throughput measurements to plot.</p>")
+        body.append("<h3>Detail</h3>")
+        for label, sentence in tr.verdicts.items():
+            prefix = f"<b>[{e(label)}]</b> " if report.multi_source else ""
+            body.append(f"<div class='verdict'>{prefix}{e(sentence)}</div>")
         tables = tr.tables()
         for key, heading in SECTIONS:
             df = tables.get(key)
@@ -253,6 +341,8 @@ def render_html(report: Report) -> str:
                 style = " style='background:#f3f6fb;border-left-color:#4a6fa5'" if word == "Note" else ""
                 body.append(f"<div class='warn'{style}>"
                             + "".join(f"<p>{word}: {e(n)}</p>" for n in notes) + "</div>")
+    body.append("<h2>Sources</h2><ul class='muted'>" + "".join(f"<li>{e(s)}</li>" for s in sources_lines(report))
+                + "</ul>")
     body.append("<h2>Warnings</h2>")
     if report.warnings.empty:
         body.append("<p>None.</p>")
@@ -260,7 +350,7 @@ def render_html(report: Report) -> str:
         disp = report.warnings.fillna("")
         if not report.multi_source:
             disp = disp.drop(columns=["source"])
-        body.append("<div class='warn'>" + disp.to_html(index=False, escape=True, classes="tbl", border=0)
+        body.append("<div class='warn scroll'>" + disp.to_html(index=False, escape=True, classes="tbl", border=0)
                     + "</div>")
     js = plotly.offline.get_plotlyjs()
     return (

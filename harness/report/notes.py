@@ -22,8 +22,12 @@ def peak_note(res: Results, label: str, row: dict[str, Any]) -> str | None:
     if pct is None or gflops is None or pct <= 100:
         return None
     roof = roofline(res, row.get("threads")) or RooflineMetrics()
-    peak, src = roof.peak_gflops, roof.peak_source or "unknown source"
     backend = row["backend"]
+    if row.get("peak_kind") == "int8 GEMM":
+        return (f"{row['model']} ({backend}, batch {row['batch_size']}, {row['threads']} thread(s)) at {pct:.0f}% "
+                f"of the measured int8 GEMM peak ({roof.int8_peak_gops:.1f} GOP/s, {roof.int8_peak_source}): its "
+                "quantized kernels outran MatMulInteger's, or the GEMM timing was disturbed; re-bench to measure it")
+    peak, src = roof.peak_gflops, roof.peak_source or "unknown source"
     by = peak_by_source(roof)
     if by.get(backend) is None:
         cause = (f"the peak GEMM used slower kernels than the model's runtime: it ran on "
@@ -74,7 +78,16 @@ def is_unstable(m: Measurement | None) -> bool | None:
 
 
 def validity_notes(row: dict[str, Any]) -> list[str]:
-    """A warning per model of a validity row whose paired p50 is more than 5% off its isolated p50."""
+    """The A/A control's failure where the row has a control; else (older files) a warning per model of a
+    validity row whose paired p50 is more than 5% off its isolated p50."""
+    if row.get("control_ratio") is not None:
+        if row.get("valid") is not False:
+            return []
+        ci = (f" [CI {row['control_ci_lo']:.3f}, {row['control_ci_hi']:.3f}]"
+              if row.get("control_ci_lo") is not None else "")
+        return [f"A/A control of {row['reference']} ({row['backend']}, batch {row['batch_size']}, "
+                f"{row['threads']} thread(s)) read {row['control_ratio']:.3f}{ci} against a second session of "
+                "itself: the pairing favoured one session or position, so its group's speedups carry that bias"]
     out = []
     for prefix, model in (("", row["model"]), ("ref_", row["reference"])):
         off = row.get(f"{prefix}paired_vs_latency_pct")

@@ -108,9 +108,25 @@ def validity_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
             if off is not None:
                 checks.append(abs(off) <= 100 * VALIDITY_TOLERANCE)
         row["valid"] = all(checks) if checks else None
+        # the A/A control, where the run had one, replaces that check: measured in the same rounds, it
+        # tells interference from drift between the two suites (harness.measure.paired.control_check)
+        ctl = m.metrics.control_ci95
+        if m.metrics.control_ratio is not None:
+            row.update(control_ratio=m.metrics.control_ratio, control_ci_lo=ctl[0] if ctl else None,
+                       control_ci_hi=ctl[1] if ctl else None, valid=m.metrics.control_valid)
         rows.append(row)
     return rows
 
+
+
+def peak_for(role: str, roof: RooflineMetrics) -> tuple[float | None, float | None, str]:
+    """(peak, theoretical peak, what it is) a model's achieved GFLOP/s is judged against: the int8 GEMM's
+    for an int8 variant (VNNI/AMX run int8 several times faster than fp32 FMA), the fp32 GEMM's else. An
+    int8 variant in a file without an int8 peak gets none: the fp32 one would read far above 100%."""
+    variant = split_role(role)[1] or ""
+    if variant.startswith("int8"):
+        return roof.int8_peak_gops, None, "int8 GEMM"
+    return roof.peak_gflops, roof.theoretical_peak_gflops, "fp32 GEMM"
 
 
 def perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dict[str, Any]]:
@@ -145,7 +161,7 @@ def perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dic
             if mb is None and mem is not None:
                 mb = mem.metrics.peak_rss_mb
             roof = roofline(res, threads) or RooflineMetrics()
-            peak, theo = roof.peak_gflops, roof.theoretical_peak_gflops
+            peak, theo, kind = peak_for(role, roof)
             rows.append({
                 "source": label, "task": task, "model": role, "backend": backend, "batch_size": batch,
                 "threads": threads, "options": opts or None,
@@ -163,6 +179,7 @@ def perf_rows(res: Results, label: str, task: str, roles: list[str]) -> list[dic
                 # Achieved compute against the machine's fastest measured SGEMM (the roofline suite)
                 # and against the theoretical peak from the CPU's flags and clock.
                 "pct_peak": 100 * gflops / peak if gflops is not None and peak else None,
+                "peak_kind": kind if gflops is not None and peak else None,
                 "pct_theoretical": 100 * gflops / theo if gflops is not None and theo else None,
                 "unstable": bool(is_unstable(lat) or is_unstable(paired)) or None,
             })
@@ -283,11 +300,12 @@ SIZE_COLS = ["source", "task", "model", "params", "params_ratio", "macs", "macs_
 PERF_COLS = ["source", "task", "model", "backend", "batch_size", "threads", "options", "p50_ms", "p99_ms", "speedup",
              "speedup_ci_lo", "speedup_ci_hi", "speedup_basis", "speedup_p_value", "speedup_p10",
              "speedup_p10_ci_lo", "speedup_p10_ci_hi", "throughput_sps",
-             "throughput_ratio", "peak_mem_mb", "mem_ratio", "gflops", "pct_peak", "pct_theoretical", "unstable"]
+             "throughput_ratio", "peak_mem_mb", "mem_ratio", "gflops", "pct_peak", "peak_kind", "pct_theoretical",
+             "unstable"]
 VALIDITY_COLS = ["source", "task", "model", "reference", "backend", "batch_size", "threads", "options",
                  "paired_p50_ms", "latency_p50_ms", "paired_vs_latency_pct", "paired_vs_latency_p10_pct",
                  "ref_paired_p50_ms", "ref_latency_p50_ms", "ref_paired_vs_latency_pct",
-                 "ref_paired_vs_latency_p10_pct", "valid"]
+                 "ref_paired_vs_latency_p10_pct", "control_ratio", "control_ci_lo", "control_ci_hi", "valid"]
 BACKEND_COLS = ["source", "task", "model", "backend", "best_sps", "best_batch", "best_sps_ratio", "load_s",
                 "first_inference_ms"]
 KD_COLS = ["source", "task", "basis", "diff_pts", "ci_lo_pts", "ci_hi_pts", "p_value", "test"]
@@ -343,6 +361,7 @@ def source_row(res: Results, label: str) -> dict[str, Any]:
             "peak_threads": roof.threads,
             "theoretical_peak_gflops": roof.theoretical_peak_gflops,
             "theoretical_peak_method": roof.theoretical_peak_method,
+            "int8_peak_gops": roof.int8_peak_gops, "int8_peak_source": roof.int8_peak_source,
             "measurements": len(res.measurements)}
 
 
