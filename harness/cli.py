@@ -288,6 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="baseline rows the current file lacks (renamed or dropped task, model, backend, batch size) "
                         "are skipped with a note instead of failing the gate")
 
+    p.add_argument("--ab", dest="ab", action="store_const", const="on", default="auto",
+                   help="judge speed by A/B timing of the baseline's models beside the current ones (default: "
+                        "when the baseline's ONNX files are available and unchanged; else the ratio of speedups)")
+    p.add_argument("--no-ab", dest="ab", action="store_const", const="off", help="judge speed by the ratio of speedups")
+    _add_ab_options(p, "A/B timing")
+
+    p = sub.add_parser("compare", help="time each role's baseline build beside its current build (A/B, same processes)")
+    p.add_argument("baseline", help="baseline results file or run folder (its results.json records the ONNX files)")
+    p.add_argument("current", help="current results file or run folder")
+    p.add_argument("--roles", default=None, help="only these roles (comma-separated; default: every common role)")
+    p.add_argument("--backends", type=_str_list, default=["onnxruntime"], help="ONNX backends (default onnxruntime)")
+    _add_ab_options(p, "timing")
+    p.add_argument("--out", default=None, help="write the A/B measurements as a results JSON")
+
     p = sub.add_parser("history", help="a metric's trend over benches (SQLite)")
     p.add_argument("--db", default=None, help="history database (default results/history.sqlite)")
     p.add_argument("--metric", default="p50_ms")
@@ -300,6 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", choices=("metrics", "runs"), default=None,
                    help="what the database holds instead of a trend: the metric names, or the benches stored")
     return parser
+
+
+def _add_ab_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--baseline-models", default=None, metavar="DIR",
+                   help="the baseline's ONNX files, by file name, instead of the paths its results record")
+    p.add_argument("--current-models", default=None, metavar="DIR", help="the same for the current results")
+    p.add_argument("--ab-processes", type=_positive_int("--ab-processes"), default=3,
+                   help=f"{what}: fresh worker process sets (default 3)")
+    p.add_argument("--ab-threads", type=_positive_int("--ab-threads"), default=None,
+                   help=f"{what}: intra-op threads (default: the current file's paired runs', else physical cores)")
+    p.add_argument("--ab-batch-sizes", type=_int_list("--ab-batch-sizes"), default=None,
+                   help=f"{what}: batch sizes (default: the current file's paired batch sizes, else 1)")
 
 
 def _add_bench_options(p: argparse.ArgumentParser) -> None:
@@ -351,7 +377,8 @@ def _commands() -> dict:
     from harness import commands as c
 
     return {"tasks": c.cmd_tasks, "train": c.cmd_train, "sweep": c.cmd_sweep, "bench": c.cmd_bench,
-            "run": c.cmd_run, "panel": c.cmd_panel, "report": c.cmd_report, "merge": c.cmd_merge, "gate": c.cmd_gate, "history": c.cmd_history}
+            "run": c.cmd_run, "panel": c.cmd_panel, "report": c.cmd_report, "merge": c.cmd_merge, "gate": c.cmd_gate,
+            "compare": c.cmd_compare, "history": c.cmd_history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

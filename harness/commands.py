@@ -355,17 +355,36 @@ def cmd_merge(args) -> int:
 
 def cmd_gate(args) -> int:
     from harness import gate
+    from harness.gate.ab import speed_basis
     from harness.results import load_results
 
     rules = gate.load_rules(args.rules) if args.rules else None
     baseline, current = load_results(args.baseline), load_results(args.current)
-    verdicts = gate.evaluate_gate(baseline, current, rules, allow_missing=args.allow_missing)
-    print(gate.format_gate(verdicts, notes=[gate.environment_note(baseline, current)]))
+    basis = speed_basis(baseline, current, mode=args.ab, baseline_models=args.baseline_models,
+                        current_models=args.current_models, processes=args.ab_processes, threads=args.ab_threads,
+                        batch_sizes=args.ab_batch_sizes)
+    verdicts = gate.evaluate_gate(baseline, current, rules, allow_missing=args.allow_missing, ab=basis.ab)
+    print(gate.format_gate(verdicts, notes=[basis.note, gate.environment_note(baseline, current)]))
     code = gate.gate_exit_code(verdicts)
     if args.update_baseline:
         gate.update_baseline(args.current, args.baseline)
         log.info(f"baseline updated: {args.baseline}")
     return code
+
+
+def cmd_compare(args) -> int:
+    from harness.compare import CompareConfig, compare, format_compare, parse_roles
+    from harness.results import write_results
+
+    cfg = CompareConfig(backends=tuple(args.backends), batch_sizes=tuple(args.ab_batch_sizes or [1]),
+                        threads=args.ab_threads, processes=args.ab_processes)
+    res = compare(args.baseline, args.current, baseline_models=args.baseline_models,
+                  current_models=args.current_models, roles=parse_roles(args.roles), config=cfg)
+    print(format_compare(res))
+    if args.out:
+        path = write_results(args.out, res)
+        print(f"wrote {path}")
+    return 0
 
 
 def cmd_history(args) -> int:

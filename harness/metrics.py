@@ -339,6 +339,28 @@ class RooflineMetrics(Metrics):
 
 
 @dataclass
+class ABMetrics(Metrics):
+    """`harness compare`: one role's current build timed beside its baseline build (harness/compare.py)."""
+
+    suite: ClassVar[str] = "ab"
+    latency_ratio: float | None = _f()  # current p50 / baseline p50: 1.10 = 10% slower
+    latency_ratio_ci95: tuple[float, float] | None = _f(as_pair)
+    latency_ratio_p10: float | None = _f()
+    latency_ratio_p10_ci95: tuple[float, float] | None = _f(as_pair)
+    baseline_p50_ms: float | None = _f()
+    current_p50_ms: float | None = _f()
+    processes: int | None = _f(as_int)
+    process_ratios: list[float] | None = _f(as_floats)
+    control_ratio: float | None = _f()
+    control_ci95: tuple[float, float] | None = _f(as_pair)
+    control_valid: bool | None = _f(as_bool)
+    baseline_onnx: str | None = _f(as_str)
+    baseline_sha256: str | None = _f(as_str)
+    current_onnx: str | None = _f(as_str)
+    current_sha256: str | None = _f(as_str)
+
+
+@dataclass
 class GenericMetrics(Metrics):
     """A suite this harness does not know (a user's own): every key lives in `extra`."""
 
@@ -356,7 +378,7 @@ def register_metrics(cls: type[Metrics]) -> type[Metrics]:
 
 
 for _cls in (LatencyMetrics, ThroughputMetrics, PairedMetrics, AccuracyMetrics, MemoryMetrics,
-             ColdStartMetrics, StorageMetrics, RooflineMetrics):
+             ColdStartMetrics, StorageMetrics, RooflineMetrics, ABMetrics):
     register_metrics(_cls)
 
 
@@ -368,7 +390,7 @@ def metrics_for(suite: str, values: Metrics | Mapping[str, Any] | None) -> Metri
 
 
 __all__ = [
-    "AccuracyMetrics", "ColdStartMetrics", "GenericMetrics", "LatencyMetrics", "MemoryMetrics", "Metrics",
+    "ABMetrics", "AccuracyMetrics", "ColdStartMetrics", "GenericMetrics", "LatencyMetrics", "MemoryMetrics", "Metrics",
     "METRICS_BY_SUITE", "PairedMetrics", "RooflineMetrics", "StorageMetrics", "ThroughputMetrics",
     "TimingMetrics", "as_bool", "as_float", "as_int", "as_pair", "metric_field", "metrics_for", "register_metrics",
 ]

@@ -32,3 +32,13 @@ def npz_1d(tmp_path):
 @pytest.fixture
 def npz_3d(tmp_path):
     return make_npz(tmp_path / "tiny3d.npz", "3d")
+
+
+def pytest_configure(config):
+    """`pytest -q` (the README's test command) runs everything but the slow end-to-end group (marked
+    `slow`: tests that train or bench real models for seconds each), which `.ci/run` runs next as
+    `pytest -q -m slow`. Giving `-m`, or naming a test file or a test, runs exactly what was asked."""
+    if config.option.markexpr:
+        return
+    if not any(str(a).split("::")[0].endswith(".py") for a in config.args):
+        config.option.markexpr = "not slow"

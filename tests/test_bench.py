@@ -39,6 +39,7 @@ def tiny_run(tmp_path_factory):
     return root, npz
 
 
+@pytest.mark.slow
 def test_bench_run_dir_writes_schema(capsys, tiny_run):
     root, _ = tiny_run
     out = root / "results.json"
@@ -104,6 +105,7 @@ def onnx_pair(tmp_path_factory):
     return root, t, s
 
 
+@pytest.mark.slow
 def test_bench_onnx_pair_with_data(capsys, onnx_pair):
     root, t, s = onnx_pair
     out = root / "pair.json"
@@ -190,6 +192,7 @@ def _two_trained_runs(tmp_path, tiny_run) -> list:
     return runs
 
 
+@pytest.mark.slow
 def test_export_runs_side_by_side_matches_one_at_a_time(tmp_path, tiny_run, caplog, capsys):
     """Two runs exported in two helper processes give the same ONNX files as exporting in this process;
     the helpers' log records reach this process's loggers (and print nothing themselves); an error

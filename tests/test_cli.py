@@ -20,6 +20,7 @@ def _one_line_error(code, err):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_tasks_json(capsys):
     code, out, _ = _run(capsys, "tasks", "--json")
     assert code == 0

@@ -70,6 +70,7 @@ def test_pool_sets_threads_per_job():
     assert all(r["pid"] != os.getpid() for r in out.results.values())
 
 
+@pytest.mark.slow
 def test_pool_retries_a_worker_killed_mid_job(tmp_path):
     store = ResultStore(tmp_path / "store")
     todo = [_job("dies once", jobs.die_once, marker=str(tmp_path / "marker"), value=7),
@@ -81,6 +82,7 @@ def test_pool_retries_a_worker_killed_mid_job(tmp_path):
     assert all(store.get(j.key) is not None for j in todo)
 
 
+@pytest.mark.slow
 def test_pool_names_a_job_that_keeps_dying_and_keeps_finished_ones(tmp_path):
     store = ResultStore(tmp_path / "store")
     counter = str(tmp_path / "count")
@@ -99,6 +101,7 @@ def test_pool_names_a_job_that_keeps_dying_and_keeps_finished_ones(tmp_path):
     assert sorted(out.resumed) == sorted(j.key for j in plain) and _ran(counter) == ran
 
 
+@pytest.mark.slow
 def test_pool_never_charges_a_bystander_for_a_worker_that_died_beside_it(tmp_path, caplog):
     # Without retries, a job in flight beside the killer must still finish: the pool cannot tell which
     # worker died, so both rerun alone and only the killer is charged.
@@ -245,6 +248,7 @@ def test_cli_ray_not_installed_one_line_exit_2(npz_1d, tmp_path, capsys, monkeyp
     assert "pip install -e '.[ray]'" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_pool_charges_a_dead_worker_only_to_jobs_in_flight(tmp_path):
     # One worker, a job that always dies first in the queue: the queued jobs behind it never ran when the
     # pool broke, so they must not use up their retries and fail with it.
@@ -265,6 +269,7 @@ def test_pool_defaults_to_one_job_per_core():
     assert ExecutorConfig().cpus() == 0 and ExecutorConfig().workers() == 1  # local: torch's own default
 
 
+@pytest.mark.slow
 def test_pool_survives_a_worker_that_died_while_idle(tmp_path):
     # The pool outlives one map: a worker killed between two maps must not fail the next map's jobs.
     import time

@@ -34,11 +34,13 @@ def test_ray_trains_the_same_weights_as_serial(npz_1d, tmp_path, ray_executor):
     assert on_ray["executor"]["kind"] == "ray" and on_ray["executor"]["threads_per_job"] == 1
 
 
+@pytest.mark.slow
 def test_ray_sets_threads_per_job(ray_executor):
     out = ray_executor.map([_job(f"t{i}", jobs.threads_seen) for i in range(2)])
     assert {r["value"] for r in out.results.values()} == {1}
 
 
+@pytest.mark.slow
 def test_ray_retries_a_killed_worker_and_names_one_that_keeps_dying(tmp_path, ray_executor):
     store = ResultStore(tmp_path / "store")
     once = _job("dies once", jobs.die_once, marker=str(tmp_path / "marker"), value=7)

@@ -74,6 +74,7 @@ def test_cli_leaves_logging_as_it_found_it(capsys, tmp_path):
     assert (list(harness_log.handlers), harness_log.level, list(root.handlers), root.level) == before
 
 
+@pytest.mark.slow
 def test_library_logs_progress_and_prints_nothing(caplog, capsys, npz_1d, tmp_path):
     from harness.bench import BenchConfig, bench_models, export_run, load_run
 

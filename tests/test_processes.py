@@ -173,6 +173,7 @@ def test_worker_killed_mid_run_is_named(tiny_onnx):
         w.close()
 
 
+@pytest.mark.slow
 def test_pooled_runs_carry_no_statistics_and_merge_like_full_runs():
     """bench keeps raw runs per process and computes every statistic once, in the merge."""
     from harness.measure import throughput

@@ -31,6 +31,7 @@ def _chromium(tmp_path: Path, *args: str, timeout: int = 240) -> subprocess.Comp
         pytest.fail(f"chromium did not finish within {timeout}s")
 
 
+@pytest.mark.slow
 def test_html_report_plots_render(tmp_path):
     report = tmp_path / "report.html"
     report.write_text(build_report(make_results(tasks=("osuleaf",)), "html"), encoding="utf-8")
@@ -44,6 +45,7 @@ def test_html_report_plots_render(tmp_path):
     assert "KD student:" in dom
 
 
+@pytest.mark.slow
 def test_html_report_plots_variants(tmp_path):
     """Quantized variants are points of the accuracy-vs-latency plot, each under its own label."""
     res = add_variants(make_results(tasks=("osuleaf",)), {
@@ -82,6 +84,7 @@ setTimeout(function () {
 </script>"""
 
 
+@pytest.mark.slow
 def test_html_report_first_screen_fits_1280_and_labels_do_not_overlap(tmp_path):
     """At 1280x800 the page never scrolls sideways (wide detail tables scroll in their own box), the
     verdict comes before the plots, and a variant's label never sits on its fp32 model's label."""

@@ -105,6 +105,7 @@ def test_memory_child_torch(checkpoint):
     assert m["output_shape"] == [2, 3]
 
 
+@pytest.mark.slow
 def test_memory_suite_and_failures(tmp_path, files):
     _, _, ext = files
     sess = get_backend("onnxruntime").open(Artifact("student_kd", onnx=str(ext)), BackendOptions())

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 ROLES = ("teacher", "student_scratch", "student_kd")
 BACKENDS = ("torch", "onnxruntime")
@@ -79,6 +81,7 @@ def test_plain_run_skips_suites_without_training(tmp_path):
     assert not (tmp_path / "cache").exists(), "a plain run must not train the default suite run"
 
 
+@pytest.mark.slow
 def test_space_separated_options_parse_without_a_path(tmp_path):
     """The --kd-* options come from the installed plugin, so pytest knows them before it collects
     anything: `--kd-batch-sizes 2` (no `=`) works when pytest starts from testpaths."""

@@ -144,6 +144,7 @@ def test_timing_config_validates(kwargs):
 
 
 # -- latency -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_latency_measurements_have_the_right_keys():
     hs = [handle("teacher", macs=1000), handle("student_kd")]
     ms = latency.measure(hs, INPUTS, latency.LatencyConfig(timing=FAST, batch_sizes=(1, 4, 8)))
@@ -316,6 +317,7 @@ def test_latency_on_real_onnxruntime_session(tmp_path):
     assert m.metrics.n >= FAST.min_samples
 
 
+@pytest.mark.slow
 def test_throughput_reads_a_batch_the_latency_suite_just_timed_instead_of_timing_it_again():
     calls = []
 

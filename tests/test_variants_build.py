@@ -191,6 +191,7 @@ def test_cli_bad_variant_options_one_line(capsys, tmp_path, opts, command):
 
 
 # -- bench end to end -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_bench_onnx_with_variants_round_trips(capsys, tiny, tmp_path):
     src, X, y = tiny
     npz = tmp_path / "d.npz"
@@ -234,6 +235,7 @@ def test_bench_without_data_lists_failed_variant(capsys, tiny, tmp_path):
     assert not any(m.model == "teacher@int8" for m in res.measurements)
 
 
+@pytest.mark.slow
 def test_torch_backend_skips_variants(tmp_path):
     """A training run's sources: torch measures the fp32 models, onnxruntime also the variants."""
     npz = make_npz(tmp_path / "tiny.npz", "1d")

@@ -13,8 +13,9 @@ by the threshold); see docs/gate-rules.md. A baseline row with no counterpart in
     notes = [n for n in [environment_note(baseline, current)] if n]
     print(format_gate(results, notes=notes)); sys.exit(gate_exit_code(results))   # 0 pass, 1 regression
 
-Modules: `rules` (the registry, the `Rule` base class, `RuleResult`), `rules_speed` (speedup,
-latency_p50), `rules_quality` (size_ratio, accuracy_delta, parity), `rules_variants`
+Modules: `rules` (the registry, the `Rule` base class, `RuleResult`), `rules_ab` (ab_latency: the
+current build of a role timed beside its baseline build; `ab` decides whether it can run), `rules_speed`
+(speedup, latency_p50: the ratio-of-speedups fallback), `rules_quality` (size_ratio, accuracy_delta, parity), `rules_variants`
 (int8_accuracy_drop: a quantized variant's accuracy lost against its own fp32 model), `config` (RuleSpec, GateRules,
 rules files), `core` (evaluate_gate, exit code, update_baseline), `format` (text output),
 `environment` (environment differences), `hosts` (files merged from several hosts are gated host by host). A new rule is one `Rule` subclass plus `register_rule`
@@ -31,17 +32,18 @@ from harness.gate.environment import environment_differences, environment_note
 from harness.gate.format import format_gate, gate_summary, missing_lines
 from harness.gate.rules_quality import DEFAULT_SINGLE_SEED_MAX_DROP_PTS, AccuracyDelta, Parity, SizeRatio
 from harness.gate.rules_speed import LatencyP50, Speedup, TimedRule
+from harness.gate.rules_ab import ABLatency
 from harness.gate.rules_variants import Int8AccuracyDrop
 
 # The built-in rules, in the order their rows are printed and rules files list them. Rules registered
 # later (`@register_rule`) follow them.
-for _rule in (Speedup, SizeRatio, AccuracyDelta, Parity, LatencyP50, Int8AccuracyDrop):
+for _rule in (ABLatency, Speedup, SizeRatio, AccuracyDelta, Parity, LatencyP50, Int8AccuracyDrop):
     register_rule(_rule)
 del _rule
 
 RULE_METRICS = RULES  # the registry under its older name: metric -> rule class
 
-__all__ = ["AccuracyDelta", "COMPARED", "Int8AccuracyDrop", "DEFAULT", "DEFAULT_ALPHA", "DEFAULT_SINGLE_SEED_MAX_DROP_PTS", "GateRules",
+__all__ = ["ABLatency", "AccuracyDelta", "COMPARED", "Int8AccuracyDrop", "DEFAULT", "DEFAULT_ALPHA", "DEFAULT_SINGLE_SEED_MAX_DROP_PTS", "GateRules",
            "LatencyP50", "Option", "Parity", "RULES", "RULE_METRICS", "Rule", "RuleResult", "RuleSpec", "SizeRatio",
            "Speedup", "TimedRule", "VERDICTS", "default_rules", "environment_differences", "environment_note",
            "evaluate_gate", "format_gate", "gate_exit_code", "gate_summary", "load_rules", "missing_lines",

@@ -47,14 +47,17 @@ def _missing_label(r: RuleResult, current: Results) -> str:
 
 
 def evaluate_gate(baseline: Results | str | Path, current: Results | str | Path,
-                  rules: GateRules | dict | None = None, allow_missing: bool = False) -> list[RuleResult]:
+                  rules: GateRules | dict | None = None, allow_missing: bool = False,
+                  ab: Results | None = None) -> list[RuleResult]:
     """Every enabled rule for every task/model/backend/batch it covers.
 
     Data absent from the baseline (or from both) -> "skip". A baseline row that the current file has no
     counterpart for (renamed task or model, dropped backend, thread count or batch size) -> "missing",
     which fails the gate; with `allow_missing` it is a "skip" whose note says what is missing. Rows only
     the current file has (a new model) are not compared. Files merged from several hosts are gated host
-    by host (harness.gate.hosts); each row's `host` names its host then.
+    by host (harness.gate.hosts); each row's `host` names its host then. `ab`: the A/B timing of the
+    baseline's models beside the current ones (harness/compare.py, harness/gate/ab.py); its
+    `ab_latency` rows replace the ratio-of-speedups rows of every (task, model, backend) they judge.
     """
     baseline = as_results(baseline, "baseline")
     current = as_results(current, "current")
@@ -65,10 +68,19 @@ def evaluate_gate(baseline: Results | str | Path, current: Results | str | Path,
     elif not isinstance(rules, GateRules):
         raise OptionError(f"gate rules must be GateRules or a mapping, not {type(rules).__name__}")
     out: list[RuleResult] = []
+    if ab is not None:
+        from harness.gate.rules_ab import with_ab_measurements
+
+        current = with_ab_measurements(current, ab)
     for pair in host_pairs(baseline, current):  # files merged from several hosts: host by host, never across
         rows: list[RuleResult] = []
         for spec in rules.enabled():
             rows += spec.rule(spec).evaluate(pair.baseline, pair.current)
+        ab_rows = [r for r in rows if r.rule == "ab_latency" and r.verdict != "skip"]
+        if ab_rows:
+            from harness.gate.ab import replace_speed_rows
+
+            rows = replace_speed_rows(rows, ab_rows)
         for r in rows:
             r.host = pair.label
             if r.verdict == "missing":

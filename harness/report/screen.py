@@ -68,6 +68,10 @@ def fit_table(rows: list[dict[str, str]], width: int) -> str:
     if not rows:
         return ""
     cols = [c for c in rows[0] if any(r[c] for r in rows)]
+    runtimes = {r.get("runtime") for r in rows}
+    if "runtime" in cols and len(runtimes) == 1:  # one runtime: said in the model column's header
+        rows = [{**{k: v for k, v in r.items() if k != "model"}, f"model on {r['runtime']}": r["model"]} for r in rows]
+        cols = [f"model on {rows[0]['runtime']}" if c == "model" else c for c in cols if c != "runtime"]
     for drop in (None, *DROP_ORDER):
         if drop in cols:
             cols.remove(drop)

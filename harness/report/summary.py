@@ -90,7 +90,10 @@ def model_rows(res: Results, task: str, target: float = QUALITY_TARGET) -> tuple
         of = 100 * a / teacher if a is not None and teacher else None
         backends = backend_order(m.backend for m in timed if m.model == role or (
             role == REFERENCE and m.suite == "paired"))
-        base = {"model": role, "acc_pct": a, "acc_ci": acc.get("ci"), "acc_basis": acc.get("basis"),
+        ci = acc.get("ci")
+        if ci and ci[0] == ci[1]:  # one seed: a CI of zero width says nothing
+            ci = None
+        base = {"model": role, "acc_pct": a, "acc_ci": ci, "acc_basis": acc.get("basis"),
                 "vs_teacher_pts": a - teacher if a is not None and teacher is not None else None,
                 "of_teacher_pct": of, "meets_target": of is not None and of >= 100 * target - 1e-9,
                 "size_ratio": ratio(model_sizes(res, task, role).onnx_bytes, teacher_bytes),
@@ -156,9 +159,10 @@ def deploy_verdict(rows: list[dict[str, Any]], target: float = QUALITY_TARGET) -
     if not keep:
         return f"No timed model keeps {goal}."
     fastest = min(r["p50_ms"] for r in keep)
-    # within TIE of the fastest p50 the timings do not separate the models: the more accurate one wins
+    # within TIE of the fastest p50 the timings do not separate the models: the more accurate one wins,
+    # then the one with the higher paired speedup (the figure the table shows), then the lower p50
     tied = [r for r in keep if r["p50_ms"] <= fastest * (1 + TIE)]
-    best = max(tied, key=lambda r: (r.get("acc_pct") or 0.0, -r["p50_ms"]))
+    best = max(tied, key=lambda r: (round(r.get("acc_pct") or 0.0, 6), r.get("speedup") or 0.0, -r["p50_ms"]))
     where = f"{best['model']} on {best['runtime']}"
     if best["model"] != REFERENCE:
         text = f"Deploy {where}: {_speed_text(best)}, {_acc_text(best)}"
@@ -297,7 +301,8 @@ def caveat_lines(res: Results, task: str, validity: list[dict[str, Any]] | None 
     out = []
     for g in grouped_warnings(res, task):
         cat = g["category"]
-        causes = ", ".join(f"{c} {n}" if n > 1 else c for c, n in g["causes"].items())
+        ranked = sorted(g["causes"].items(), key=lambda cn: -cn[1])  # the commonest cause first
+        causes = ", ".join(f"{c} {n}" if n > 1 else c for c, n in ranked)
         advice = CAUSE_ADVICE.get(cat)
         who = ", ".join(g["models"][:3]) + (f" +{len(g['models']) - 3}" if len(g["models"]) > 3 else "")
         line = f"{cat.capitalize()} ({causes}) on {who} [{', '.join(g['backends'])}]"
