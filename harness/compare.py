@@ -12,6 +12,7 @@ with the same two-stage CI over processes and rounds as every speedup.
 The models are the ONNX files the two results files record (their sha256 is checked: a file changed
 since its results were written is refused), or the same file names in a folder given instead
 (`--baseline-models DIR`: CI keeps the baseline's small ONNX files beside results/baseline.json).
+Accuracy is not re-measured: each side's comes from its results file, as the gate's accuracy rules read it.
 """
 from __future__ import annotations
 
@@ -121,7 +122,15 @@ def _inverse_ci(ci: Any) -> list[float] | None:
     return [1.0 / ci[1], 1.0 / ci[0]] if ci and ci[0] and ci[1] else None
 
 
-def ab_measurement(m: Measurement, task: str, role: str, pair: tuple[ModelFile, ModelFile]) -> Measurement:
+def _accuracy(res: Results, task: str, role: str) -> float | None:
+    """The role's measured test accuracy in a results file (onnxruntime first), as the gate reads it."""
+    found = [m for m in res.measurements if m.suite == "accuracy" and m.model == role and (m.task or "") == task]
+    found.sort(key=lambda m: m.backend != "onnxruntime")
+    return found[0].metrics.accuracy if found else None
+
+
+def ab_measurement(m: Measurement, task: str, role: str, pair: tuple[ModelFile, ModelFile],
+                   accuracy: tuple[float | None, float | None] = (None, None)) -> Measurement:
     """The paired run of (baseline = reference, current = candidate) as a current/baseline latency ratio."""
     x = m.metrics
     sp, sp10 = x.speedup, x.speedup_p10
@@ -131,6 +140,7 @@ def ab_measurement(m: Measurement, task: str, role: str, pair: tuple[ModelFile, 
         "latency_ratio_p10": 1.0 / sp10 if sp10 else None,  # the fast state, as the gate's speedup_p10
         "latency_ratio_p10_ci95": _inverse_ci(x.speedup_p10_ci95),
         "baseline_p50_ms": x.teacher_p50_ms, "current_p50_ms": x.student_p50_ms,
+        "baseline_accuracy": accuracy[0], "current_accuracy": accuracy[1],
         "processes": x.processes, "process_ratios": [1.0 / s for s in (x.process_speedups or []) if s],
         "control_ratio": x.control_ratio, "control_ci95": x.control_ci95, "control_valid": x.control_valid,
         "baseline_onnx": str(pair[0].onnx), "baseline_sha256": pair[0].sha256,
@@ -169,7 +179,8 @@ def compare(baseline: Results | str | Path, current: Results | str | Path, *, ba
         paired = [m for m in res.measurements if m.suite == "paired" and m.model == "current"]
         if not paired:
             raise HarnessError(f"{b.role}: the paired run gave no measurement")
-        out.measurements += [ab_measurement(m, b.task, b.role, (b, c)) for m in paired]
+        acc = (_accuracy(base, b.task, b.role), _accuracy(cur, c.task, c.role))
+        out.measurements += [ab_measurement(m, b.task, b.role, (b, c), acc) for m in paired]
         out.add_model(b.task, b.role, {"baseline_onnx": str(b.onnx), "current_onnx": str(c.onnx),
                                        "input_shape": list(b.input_shape)}, multi_task=True)
     return out
@@ -184,6 +195,12 @@ def parse_roles(text: str | None) -> list[str] | None:
     return roles
 
 
+def _acc_change(before: float | None, after: float | None) -> str:
+    if before is None or after is None:
+        return ""
+    return f"{100 * before:.2f} -> {100 * after:.2f} ({100 * (after - before):+.2f} pts)"
+
+
 def format_compare(res: Results) -> str:
     """One row per role, backend and batch size: the current/baseline latency ratio with its CI."""
     from tabulate import tabulate
@@ -196,7 +213,9 @@ def format_compare(res: Results) -> str:
         if m.suite != SUITE:
             continue
         x = m.metrics
-        r, lo_hi = x.latency_ratio, x.latency_ratio_ci95
+        # the word judges the fast-state (p10) ratio where there is one, as the gate's ab_latency rule does
+        r, lo_hi = ((x.latency_ratio_p10, x.latency_ratio_p10_ci95) if x.latency_ratio_p10 is not None
+                    else (x.latency_ratio, x.latency_ratio_ci95))
         if r is None:
             word = "no ratio"
         elif lo_hi and lo_hi[0] > 1:
@@ -207,15 +226,16 @@ def format_compare(res: Results) -> str:
             word = "same within the CI"
         rows.append([m.task or "", m.model, m.backend, m.batch_size, m.threads,
                      f"{x.baseline_p50_ms:.4g}" if x.baseline_p50_ms else "", f"{x.current_p50_ms:.4g}" if x.current_p50_ms else "",
-                     "" if r is None else f"{r:.3f} {ci(lo_hi)}",
+                     "" if x.latency_ratio is None else f"{x.latency_ratio:.3f} {ci(x.latency_ratio_ci95)}",
                      "" if x.latency_ratio_p10 is None else f"{x.latency_ratio_p10:.3f} {ci(x.latency_ratio_p10_ci95)}",
                      "" if x.control_ratio is None else f"{x.control_ratio:.3f} {'ok' if x.control_valid else 'FAILED'}",
-                     word])
+                     _acc_change(x.baseline_accuracy, x.current_accuracy), word])
     cfg = res.config.get("compare", {})
     head = (f"A/B: current vs baseline, timed side by side in the same worker processes ({cfg.get('processes')} "
-            f"process sets, {cfg.get('threads')} thread(s)); ratio = current p50 / baseline p50, 95% CI over "
-            "processes and rounds; A/A = the baseline against a second session of itself (should read 1.00)")
+            f"process sets, {cfg.get('threads')} thread(s)); ratio = current / baseline latency, 95% CI over "
+            "processes and rounds; speed judged at p10 (the fast state); A/A = the baseline against a second session of itself (should read 1.00)")
     table = tabulate(rows, headers=["task", "role", "backend", "batch", "threads", "baseline ms", "current ms",
-                                    "ratio [CI]", "p10 ratio [CI]", "A/A", "verdict"], disable_numparse=True)
+                                    "p50 ratio [CI]", "p10 ratio [CI]", "A/A", "accuracy %", "speed (p10)"],
+                     disable_numparse=True)
     notes = [f"! {w}" for w in res.warnings]
     return "\n".join([head, "", table, *([""] + notes if notes else [])])

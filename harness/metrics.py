@@ -349,6 +349,8 @@ class ABMetrics(Metrics):
     latency_ratio_p10_ci95: tuple[float, float] | None = _f(as_pair)
     baseline_p50_ms: float | None = _f()
     current_p50_ms: float | None = _f()
+    baseline_accuracy: float | None = _f()  # from the results files (test split, onnxruntime), not re-measured
+    current_accuracy: float | None = _f()
     processes: int | None = _f(as_int)
     process_ratios: list[float] | None = _f(as_floats)
     control_ratio: float | None = _f()

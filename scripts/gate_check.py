@@ -1,7 +1,7 @@
 """Check the regression gate itself: does it pass unchanged models and catch a slower student?
 
     python scripts/gate_check.py [--run RUN_DIR] [--k 5] [--batch-sizes 1,8] [--threads 2]
-                                 [--slowdown 1.3] [--processes N] [--full] [--rules FILE] [--confirm]
+                                 [--slowdown 1.3] [--processes N] [--full] [--rules FILE] [--confirm] [--ab]
 
 1. Takes a training run (default: trains a quick gunpoint trio in a temporary folder) and exports
    its teacher and KD student to ONNX.
@@ -19,6 +19,10 @@
    how many A/A runs passed (verdict pass or not significant: the gate exits 0) and how many planted runs the speedup rule
    caught, with the speedups measured. This is what a user runs to calibrate the thresholds for
    their own runners: an A/A failure means the threshold is tighter than the runner's noise.
+
+With `--ab`, speed is judged as `harness gate` does when the baseline's models are available: the
+baseline student timed beside the current (real or planted) student in the same worker processes
+(harness/compare.py), by the `ab_latency` rule, instead of the ratio of the two benches' speedups.
 
 Exit code 0 when every A/A run passed and every planted run was caught, else 1.
 """
@@ -116,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=None, help="worker process sets per bench (default: bench's)")
     ap.add_argument("--full", action="store_true", help="full timing windows (default: quick, as in CI)")
     ap.add_argument("--rules", default=None, help="gate rules file (default: the built-in rules)")
+    ap.add_argument("--ab", action="store_true",
+                    help="judge speed as `harness gate` does when the baseline's models are available: the "
+                         "baseline student timed beside the current one (ab_latency rule), not the ratio of speedups")
     ap.add_argument("--confirm", action="store_true",
                     help="as .ci/run: a failing verdict is re-judged on the bench pooled with one more bench "
                          "(harness merge, same host) before it counts")
@@ -152,6 +159,20 @@ def main(argv: list[str] | None = None) -> int:
         return (f"p10 {m.metrics.speedup_p10:.2f}x [{flo:.2f}, {fhi:.2f}]  "
                 f"(p50 {m.metrics.speedup:.2f}x [{lo:.2f}, {hi:.2f}])")
 
+    def ab_verdict(base, cur, bs: int) -> tuple[str, str]:
+        """The gate's A/B judgement: the baseline's student beside the current one, same processes."""
+        from harness.compare import CompareConfig, compare
+
+        ab = compare(base, cur, roles=["student"], config=CompareConfig(
+            batch_sizes=(bs,), threads=args.threads, processes=cfg.n_processes(), quick=not args.full))
+        rows = [r for r in evaluate_gate(base, cur, rules, ab=ab) if r.rule == "ab_latency"]
+        (m,) = ab.measurements
+        x = m.metrics
+        lo, hi = x.latency_ratio_p10_ci95
+        return (rows[0].verdict if rows else "no ab_latency row",
+                f"A/B current/baseline p10 {x.latency_ratio_p10:.3f} [{lo:.3f}, {hi:.3f}] (p50 {x.latency_ratio:.3f}, "
+                f"A/A {x.control_ratio:.3f})")
+
     ok = True
     print(f"gate check: {args.k} A/A and {args.k} planted ({args.slowdown}x slower student) benches per batch size, "
           f"ONNX Runtime, {args.threads} thread(s), {'full' if args.full else 'quick'} windows, "
@@ -169,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.k):
                 current_student = paths["student"] if kind == "A/A" else planted
                 cur = bench(current_student, bs)
+                if args.ab:
+                    v, shown = ab_verdict(base, cur, bs)
+                    passed += kind == "A/A" and v in ("pass", "not significant")
+                    caught += kind == "planted" and v == "fail"
+                    print(f"  {kind:8s} {i + 1}/{args.k}  {shown}  ab_latency rule: {v}", flush=True)
+                    continue
                 verdicts = [r.verdict for r in evaluate_gate(base, cur, rules) if r.rule == "speedup"]
                 v = verdicts[0] if verdicts else "no speedup row"
                 if args.confirm and v == "fail":

@@ -35,6 +35,8 @@ def _build(folder: Path, seed: int) -> Results:
         export_onnx(Tiny1d(width=width).eval(), SHAPE, path)
         res.add_model("tiny", role, {"onnx": str(path), "onnx_sha256": sha256_file(path),
                                      "input_shape": list(SHAPE)}, multi_task=False)
+    res.measurements.append(Measurement("tiny", "student_kd", "onnxruntime", "accuracy", 64, 1,
+                                        {"accuracy": 0.90 + seed / 100, "n": 100}))
     write_results(folder / "results.json", res)
     return res
 
@@ -59,8 +61,9 @@ def test_compare_times_each_role_beside_its_baseline(builds):
     assert x.control_ratio is not None and x.control_valid in (True, False)  # the A/A control ran
     assert x.baseline_sha256 == base.models["student_kd"]["onnx_sha256"]
     assert x.current_onnx.endswith("cur/student_kd.onnx")
+    assert (x.baseline_accuracy, x.current_accuracy) == (0.90, 0.91)  # read from the results files
     text = format_compare(res)
-    assert "student_kd" in text and "A/A" in text
+    assert "student_kd" in text and "A/A" in text and "90.00 -> 91.00 (+1.00 pts)" in text
     # the file round-trips as results, typed
     write_results(root / "ab.json", res)
     from harness.results import load_results

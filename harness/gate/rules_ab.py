@@ -35,7 +35,9 @@ class ABLatency(Rule):
     higher_is_better = False
     students_only = False  # every role with a model on both sides: a slower teacher build is a regression too
     timed = True
-    options: ClassVar[dict[str, Option]] = {"statistic": Option("p50", _statistic)}
+    # p10 by default: the fast state, as the speedup rule judges (a VM worker can sit in a slow state for a
+    # whole process set; the p50 ratio of one unchanged model read 1.43 where its p10 ratio read 0.998)
+    options: ClassVar[dict[str, Option]] = {"statistic": Option("p10", _statistic)}
 
     def evaluate(self, baseline: Results, current: Results) -> list[RuleResult]:
         out = []
