@@ -90,7 +90,7 @@ def test_registry_and_frozen_specs():
 
     from harness.gate import GateRules, Rule, RuleSpec, default_rules, register_rule
 
-    assert list(RULES) == ["speedup", "size_ratio", "accuracy_delta", "parity", "latency_p50", "int8_accuracy_drop"]
+    assert list(RULES) == ["ab_latency", "speedup", "size_ratio", "accuracy_delta", "parity", "latency_p50", "int8_accuracy_drop"]
     spec = RuleSpec("accuracy_delta")  # the rule's defaults, options included
     assert spec.threshold == 1.0 and spec.enabled and spec.options == {"backend": "onnxruntime",
                                                                       "single_seed_max_drop_pts": 20.0}
@@ -102,7 +102,7 @@ def test_registry_and_frozen_specs():
     import copy
     import pickle
     assert copy.deepcopy(spec) == spec and pickle.loads(pickle.dumps(default_rules())) == default_rules()
-    for kw, msg in [({"metric": "nope"}, "unknown gate metric 'nope'; valid metrics: speedup, size_ratio"),
+    for kw, msg in [({"metric": "nope"}, "unknown gate metric 'nope'; valid metrics: ab_latency, speedup, size_ratio"),
                     ({"metric": "speedup", "threshold": "0.1"}, "rule 'speedup': max_drop must be a non-negative"),
                     ({"metric": "parity", "threshold": 0.1}, "rule 'parity' takes no threshold"),
                     ({"metric": "speedup", "enabled": "yes"}, "enabled must be true or false"),

@@ -105,4 +105,6 @@ def backend_names() -> list[str]:
 
 
 def _ensure_loaded() -> None:
-    from harness.backends import onnxruntime_backend, torch_backend, torch_compile_backend  # noqa: F401
+    # openvino_backend registers itself with or without the optional package; opening it without the
+    # package is one line naming the extra
+    from harness.backends import onnxruntime_backend, openvino_backend, torch_backend, torch_compile_backend  # noqa: F401

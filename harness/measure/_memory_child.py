@@ -123,6 +123,12 @@ def run(spec: dict) -> dict:
 
         validate_onnx(spec["artifact"]["onnx"])  # the parent validated too; keep its cost out of the figures
         backend = OnnxRuntimeBackend(validate=False)
+    elif backend_name == "openvino":
+        import openvino  # noqa: F401  (import cost not counted; reading and compiling the model are)
+
+        from harness.backends.openvino_backend import OpenVinoBackend
+
+        backend = OpenVinoBackend()
     else:
         from harness.errors import OptionError
 

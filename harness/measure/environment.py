@@ -21,7 +21,7 @@ from importlib import metadata
 from typing import Any, Callable
 
 ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "CUDA_VISIBLE_DEVICES")
-PACKAGES = ("torch", "onnxruntime", "onnx", "onnxscript", "numpy", "scipy", "kd-harness")
+PACKAGES = ("torch", "onnxruntime", "onnx", "onnxscript", "openvino", "numpy", "scipy", "kd-harness")
 # vector-ISA flags that decide which kernels numeric libraries pick (and so their rounding)
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
              "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")

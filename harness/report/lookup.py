@@ -15,7 +15,7 @@ from harness.report.pytest_benchmark import from_pytest_benchmark, is_pytest_ben
 from harness.results import Measurement, Results, read_json_document
 from harness.roles import REFERENCE, Role  # noqa: F401 - REFERENCE: report modules import it from here
 
-BACKEND_ORDER = ("torch", "onnxruntime")
+BACKEND_ORDER = ("torch", "onnxruntime", "openvino")
 
 
 # -- loading ------------------------------------------------------------------------------------

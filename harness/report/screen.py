@@ -18,7 +18,7 @@ from harness.report.display import present
 from harness.report.summary import TaskSummary
 
 MAX_WIDTH = 100
-RUNTIME_SHORT = {"onnxruntime": "ORT", "torch-compile": "compile"}
+RUNTIME_SHORT = {"onnxruntime": "ORT", "torch-compile": "compile", "openvino": "OV"}
 # dropped in this order while the table is wider than the screen
 DROP_ORDER = ("peak MB", "samples/s", "size", "pts", "runtime")
 
