@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from harness.backends.base import Artifact, BackendOptions, backend_names
-from harness.errors import DataError, HarnessError, OptionError
+from harness.errors import DataError, HarnessError, MissingPackageError, OptionError
 from harness.fileio import read_json, sha256_file
 from harness.options import check_choice, check_int, check_int_list
 from harness.measure.registry import CHECKPOINT_BACKENDS, default_suite_names, suite_names
@@ -60,6 +60,7 @@ class BenchConfig:
     # Models whose ONNX input has a fixed batch axis (e.g. exported with batch 1) run only at that batch:
     # set by `fit_fixed_batch`; the accuracy pass then feeds chunks of exactly this many samples.
     fixed_batch: int | None = None
+    profile: bool = False  # a per-operator profile pass after the timed suites (harness/profile_cli.py)
 
     def __post_init__(self) -> None:
         from harness.variants import CALIBRATION_METHODS, variant_names
@@ -389,6 +390,22 @@ def bench_models(sources: list, data: Dataset | None, cfg: BenchConfig, *, resul
     from harness.variants import VariantFailure, record_failures
 
     results = results or Results(environment=collect(threads=cfg.threads), config=cfg.to_dict())
+    from harness.backends.base import get_backend
+
+    # each backend's own speed settings (OpenVINO's hint, streams, pinning, precision), as it reports them
+    backends = []
+    for b in cfg.backends:
+        try:
+            own = get_backend(b).settings(cfg.options())
+        except MissingPackageError as exc:  # an optional extra not installed: one line, the others still run
+            log.warning(f"{b}: not measured: {exc}")
+            results.warnings.append(f"{b}: not measured: {exc}")
+            continue
+        backends.append(b)
+        if own:
+            results.config.setdefault("backend_settings", {})[b] = own
+    if not backends:
+        raise OptionError("no backend to measure on: " + "; ".join(results.warnings[-len(cfg.backends):]))
     failures = [s for s in sources if isinstance(s, VariantFailure)]
     sources = [s for s in sources if not isinstance(s, VariantFailure)]
     if not sources:
@@ -401,7 +418,6 @@ def bench_models(sources: list, data: Dataset | None, cfg: BenchConfig, *, resul
     if failures or cfg.variants != ("fp32",):
         record_failures(results, failures, multi_task)
 
-    backends = list(cfg.backends)
     needs = [b for b in backends if b in CHECKPOINT_BACKENDS]
     if any(s.checkpoint is None and s.variant is None for s in sources) and needs:
         raise OptionError(f"the {' and '.join(needs)} backend needs training checkpoints; ONNX-only models run on "
@@ -423,5 +439,9 @@ def bench_models(sources: list, data: Dataset | None, cfg: BenchConfig, *, resul
             continue
         log.info(f"{task}: {suite.announce(ctx)}")
         measurements += suite.measure(ctx)
+    if cfg.profile:
+        from harness.profile_cli import profile_measurements
+
+        measurements += profile_measurements(sources, backends, cfg, results.warnings)
     results.measurements += measurements
     return results

@@ -302,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ab_options(p, "timing")
     p.add_argument("--out", default=None, help="write the A/B measurements as a results JSON")
 
+    from harness.profile_cli import add_profile_parser
+
+    add_profile_parser(sub, _positive_int)
+
     p = sub.add_parser("history", help="a metric's trend over benches (SQLite)")
     p.add_argument("--db", default=None, help="history database (default results/history.sqlite)")
     p.add_argument("--metric", default="p50_ms")
@@ -349,6 +353,9 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", default=None, help="int8 calibration: minmax (default), entropy or percentile")
     p.add_argument("--calibration-samples", type=_positive_int("--calibration-samples"), default=None,
                    help="stratified training samples int8 calibrates on (default 256, capped at the training size)")
+    p.add_argument("--profile", action="store_true",
+                   help="after the timed suites, profile every model per operator on onnxruntime/openvino (a pass "
+                        "of its own) and say in the report why an int8 model or a runtime is slower")
     p.add_argument("--history", default=None, help="append to this SQLite history (default results/history.sqlite)")
     p.add_argument("--no-history", action="store_true", help="do not append to the history database")
 
@@ -373,12 +380,18 @@ def _add_data_options(p: argparse.ArgumentParser, npz_help: str = "npz with X_tr
     p.add_argument("--dataset-kwargs", default=None, metavar="JSON", help="keyword arguments for --dataset")
 
 
+def _cmd_profile(args) -> int:
+    from harness.profile_cli import cmd_profile
+
+    return cmd_profile(args)
+
+
 def _commands() -> dict:
     from harness import commands as c
 
     return {"tasks": c.cmd_tasks, "train": c.cmd_train, "sweep": c.cmd_sweep, "bench": c.cmd_bench,
             "run": c.cmd_run, "panel": c.cmd_panel, "report": c.cmd_report, "merge": c.cmd_merge, "gate": c.cmd_gate,
-            "compare": c.cmd_compare, "history": c.cmd_history}
+            "compare": c.cmd_compare, "profile": _cmd_profile, "history": c.cmd_history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

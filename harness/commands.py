@@ -223,7 +223,7 @@ def bench_config_from_args(args, quick_default: bool = False, **fixed):
              "calibration_samples": args.calibration_samples}
     kwargs = {k: v for k, v in given.items() if v is not None}
     kwargs.update(arena=not args.no_arena, external_data=bool(args.external_data),
-                  quick=quick_default or bool(args.quick))
+                  quick=quick_default or bool(args.quick), profile=bool(getattr(args, "profile", False)))
     kwargs.update(fixed)
     return BenchConfig(**kwargs)
 

@@ -34,3 +34,7 @@ class OptionError(HarnessError):
 
 class SchemaError(HarnessError):
     """A results file is missing, corrupt or of another schema version."""
+
+
+class MissingPackageError(OptionError):
+    """An optional extra (openvino, ...) that a chosen backend or suite needs is not installed."""

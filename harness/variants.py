@@ -116,6 +116,24 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+@contextlib.contextmanager
+def _step(name: str):
+    """Name the step a variant failed in (pre-processing, calibration, quantisation, loading) and keep the
+    library's own message; an exception without one (a bare AssertionError) says where it was raised."""
+    try:
+        yield
+    except VariantError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the library's own classes; reported, never raised further
+        text = _one_line(exc)
+        if text == type(exc).__name__ and exc.__traceback__ is not None:
+            import traceback
+
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            text += f" raised in {Path(last.filename).name}:{last.lineno} ({last.name}) with no message"
+        raise VariantError(f"{name} failed: {text}") from None
+
+
 # -- calibration data -----------------------------------------------------------------------------
 def calibration_indices(y_train: np.ndarray, samples: int, seed: int = 0) -> np.ndarray:
     """A class-stratified, seeded subset of the training indices (sorted), `samples` of them (capped at
@@ -163,7 +181,8 @@ def _int8_static(src: Any, data: Any, settings: VariantSettings, out: Path) -> d
 
     from harness.measure.base import wrap_rows
 
-    X = calibration_data(data, settings)
+    with _step("reading the calibration data (training split)"):
+        X = calibration_data(data, settings)
     name = _input_name(src.onnx)
     fixed = getattr(src, "fixed_batch", None)
     step = fixed or CALIBRATION_BATCH
@@ -191,10 +210,12 @@ def _int8_static(src: Any, data: Any, settings: VariantSettings, out: Path) -> d
               "percentile": CalibrationMethod.Percentile}[settings.calibration]
     with tempfile.TemporaryDirectory(prefix="kdh-int8-") as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src.onnx), str(pre))
-        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
-                        extra_options={"CalibStridedMinMax": 1})
+        with _step("pre-processing (quant_pre_process: shape inference and graph optimisation)"):
+            quant_pre_process(str(src.onnx), str(pre))
+        with _step("calibration and quantisation (quantize_static)"):
+            quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+                            extra_options={"CalibStridedMinMax": 1})
     return {"method": settings.calibration, "samples": int(len(X)), "split": "train", "per_channel": True,
             "format": "QDQ", "seed": settings.seed, "activation_type": "uint8", "weight_type": "int8",
             "preprocess": "quant_pre_process"}
@@ -204,7 +225,8 @@ def _int8_static(src: Any, data: Any, settings: VariantSettings, out: Path) -> d
 def _int8_dynamic(src: Any, data: Any, settings: VariantSettings, out: Path) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src.onnx), str(out), weight_type=QuantType.QInt8)
+    with _step("quantisation (quantize_dynamic)"):
+        quantize_dynamic(str(src.onnx), str(out), weight_type=QuantType.QInt8)
     return {"method": "dynamic", "weight_type": "int8"}
 
 
@@ -217,12 +239,12 @@ def _check_loads(path: Path, shape: tuple[int, ...], batch: int = 2) -> None:
     try:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ORT raises its own classes; reported, not raised
-        raise VariantError(f"ONNX Runtime cannot load it: {_one_line(exc)}") from None
+        raise VariantError(f"loading failed: ONNX Runtime cannot load it: {_one_line(exc)}") from None
     x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
     try:
         out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     except Exception as exc:  # noqa: BLE001
-        raise VariantError(f"ONNX Runtime cannot run it: {_one_line(exc)}") from None
+        raise VariantError(f"loading failed: ONNX Runtime cannot run it: {_one_line(exc)}") from None
     if out.shape[0] != batch or not np.isfinite(out).all():
         raise VariantError(f"it returned {'non-finite logits' if out.shape[0] == batch else f'shape {out.shape}'}")
 

@@ -221,3 +221,20 @@ def test_pareto_labels_of_long_names_do_not_overlap():
     py = [h * (0.05 + 0.9 * (y - min(ys)) / (max(ys) - min(ys))) for y in ys]
     boxes = [_label_box(p, x, y, 7.0 * len(n)) for p, x, y, n in zip(pos, px, py, names)]
     assert all(_overlap(a, b) == 0 for i, a in enumerate(boxes) for b in boxes[i + 1:]), pos
+
+
+def test_best_runtime_headline_compares_each_model_on_its_fastest_runtime():
+    from harness.report.summary import best_runtime_line
+
+    def row(model, runtime, p50, speedup, ci=None):
+        return {"model": model, "runtime": runtime, "p50_ms": p50, "speedup": speedup, "batch": 1,
+                "p50_ci": ci or (0.95 * p50, 1.05 * p50)}
+
+    rows = [row("teacher", "onnxruntime", 0.348, 1.0), row("teacher", "openvino", 0.129, 1.0),
+            row("student_kd", "onnxruntime", 0.061, 5.7), row("student_kd", "openvino", 0.084, 1.5),
+            row("student_kd@int8", "onnxruntime", 0.05, 7.0)]  # variants are not the headline's student
+    line = best_runtime_line(rows)
+    assert line.startswith("Each on its fastest runtime: student_kd on onnxruntime (0.061 ms) vs the teacher on "
+                           "openvino (0.129 ms): 2.1x [CI 1.91, 2.34] at batch 1 (latency medians, not paired)"), line
+    assert line.endswith("on onnxruntime alone 5.7x (paired).")
+    assert best_runtime_line([r for r in rows if r["runtime"] == "onnxruntime"]) == ""  # one runtime: no line

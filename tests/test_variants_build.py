@@ -152,10 +152,36 @@ def test_failures_are_reported_not_raised(tiny, monkeypatch):
     monkeypatch.setattr(q, "quantize_dynamic", broken)
     fail = build_variant(src, "int8-dynamic", TrainOnly(X, y), VariantSettings())
     assert isinstance(fail, VariantFailure) and fail.role == "student_kd" and fail.variant == "int8-dynamic"
-    assert fail.reason.startswith("ONNX Runtime cannot load it") and "\n" not in fail.reason
+    assert fail.reason.startswith("loading failed: ONNX Runtime cannot load it") and "\n" not in fail.reason
     assert not list(src.onnx.parent.glob(".*.tmp*"))
     out = build_variants([src], ("fp32", "int8-dynamic"), TrainOnly(X, y), VariantSettings())
     assert out[0] is src and isinstance(out[1], VariantFailure)
+
+
+def test_a_failed_step_is_named_with_the_librarys_message(tiny, monkeypatch):
+    """A bare exception (ORT's quantizer asserts without a message) names the step and where it was raised."""
+    import onnxruntime.quantization as q
+    import onnxruntime.quantization.shape_inference as si
+
+    src, X, y = tiny
+
+    def asserts(*args, **kwargs):
+        raise AssertionError()  # what a library's bare `assert` raises (pytest rewrites asserts in tests)
+
+    monkeypatch.setattr(si, "quant_pre_process", asserts)
+    fail = build_variant(src, "int8", TrainOnly(X, y), VariantSettings())
+    assert fail.reason.startswith("pre-processing (quant_pre_process: shape inference and graph optimisation) "
+                                  "failed: AssertionError raised in test_variants_build.py:"), fail.reason
+    assert "(asserts) with no message" in fail.reason
+    monkeypatch.undo()
+
+    def refuses(*args, **kwargs):
+        raise ValueError("Unsupported model IR version: 11, max supported IR version: 10")
+
+    monkeypatch.setattr(q, "quantize_static", refuses)
+    fail = build_variant(src, "int8", TrainOnly(X, y), VariantSettings())
+    assert fail.reason == ("calibration and quantisation (quantize_static) failed: ValueError: Unsupported model IR "
+                           "version: 11, max supported IR version: 10")
 
 
 # -- bench config and CLI ---------------------------------------------------------------------------

@@ -83,6 +83,11 @@ class Backend:
     def available_devices(self) -> list[str]:
         return ["cpu"]
 
+    def settings(self, options: BackendOptions) -> dict[str, Any]:
+        """The backend's own settings that decide its speed under `options` (beyond BackendOptions), for
+        the results file; {} when it has none of its own."""
+        return {}
+
 
 _BACKENDS: dict[str, type[Backend]] = {}
 

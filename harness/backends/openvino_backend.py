@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.backends.base import Artifact, Backend, BackendOptions, Session, register_backend
-from harness.errors import ModelFileError, OptionError, first_line
+from harness.errors import MissingPackageError, ModelFileError, OptionError, first_line
 from harness.onnx_tools import validate_onnx
 
 
@@ -32,7 +32,7 @@ def _openvino():
     try:
         import openvino
     except ImportError:  # the optional extra is not installed
-        raise OptionError("the openvino backend needs the openvino package: pip install -e '.[openvino]'") from None
+        raise MissingPackageError("the openvino backend needs the openvino package: pip install -e '.[openvino]'") from None
     return openvino
 
 SPEED_KEYS = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT",
@@ -132,6 +132,18 @@ class OpenVinoBackend(Backend):
         if not model.inputs or not model.outputs:
             raise ModelFileError(f"ONNX model {path} has no inputs or outputs")
         return OpenVinoSession(ov, core, model, options, path)
+
+
+    def settings(self, options: BackendOptions) -> dict[str, Any]:
+        """What OpenVINO reports back for a model compiled with this configuration (a one-operation model:
+        the properties are the device's and the configuration's, not the model's)."""
+        ov = _openvino()
+        from openvino import opset13 as ops
+
+        param = ops.parameter([1, 4], ov.Type.f32)
+        compiled = ov.Core().compile_model(ov.Model([ops.relu(param)], [param]), "CPU", compile_config(options))
+        out = {k: str(compiled.get_property(k)) for k in SPEED_KEYS if _has(compiled, k)}
+        return {"version": ov.get_version(), **out}
 
 
 def openvino_version() -> str | None:

@@ -102,6 +102,8 @@ def model_rows(res: Results, task: str, target: float = QUALITY_TARGET) -> tuple
             row = dict(base, runtime=backend, batch=batch, threads=threads)
             if backend is not None and batch is not None:
                 row["p50_ms"] = _p50(res, task, role, backend, batch, threads, opts)
+                lat = find(res, task, "latency", role, backend, batch, threads, opts)
+                row["p50_ci"] = lat.metrics.median_ci95_ms if lat is not None else None
                 s = sp.get((role, backend, batch, threads, opts))
                 if role == REFERENCE:
                     row["speedup"], row["speedup_ci"], row["speedup_basis"] = 1.0, None, "reference"
@@ -321,11 +323,46 @@ def caveat_lines(res: Results, task: str, validity: list[dict[str, Any]] | None 
     return out
 
 
+def best_runtime_line(rows: list[dict[str, Any]]) -> str:
+    """With several runtimes timed: the KD student (else the first student) on its fastest runtime against
+    the fp32 teacher on the teacher's own fastest runtime, beside the same-runtime (paired) speedup. The
+    cross-runtime figure is a ratio of two latency-suite medians from different processes, not paired; its
+    interval is the conservative one from the two medians' CIs."""
+    timed = [r for r in rows if r.get("p50_ms") is not None and r.get("runtime")]
+    if len({r["runtime"] for r in timed}) < 2:
+        return ""
+    best = {r["model"]: r for r in _fastest_per_model(timed)}
+    teacher = best.get(REFERENCE)
+    students = [m for m in best if m != REFERENCE and "@" not in m]
+    if teacher is None or not students:
+        return ""
+    st = best["student_kd"] if "student_kd" in best else best[students[0]]
+    ratio = teacher["p50_ms"] / st["p50_ms"]
+    tci, sci = teacher.get("p50_ci"), st.get("p50_ci")
+    ci = f" [CI {tci[0] / sci[1]:.2f}, {tci[1] / sci[0]:.2f}]" if tci and sci else ""
+    same = next((r for r in timed if r["model"] == st["model"] and r["runtime"] == st["runtime"]), st)
+    same_text = f"; on {same['runtime']} alone {same['speedup']:.1f}x (paired)" if same.get("speedup") else ""
+    return (f"Each on its fastest runtime: {st['model']} on {st['runtime']} ({st['p50_ms']:.3g} ms) vs the "
+            f"teacher on {teacher['runtime']} ({teacher['p50_ms']:.3g} ms): {ratio:.1f}x{ci} at batch "
+            f"{st['batch']} (latency medians, not paired){same_text}.")
+
+
 def summarize(res: Results, label: str, task: str, target: float = QUALITY_TARGET,
               validity: list[dict[str, Any]] | None = None, peak_notes: list[str] | None = None) -> TaskSummary:
     rows, batch = model_rows(res, task, target)
     deploy = deploy_verdict(rows, target)
-    extra = int8_line(res, [r for r in rows if r.get("batch") == batch])
+    extra = " ".join(x for x in (best_runtime_line(rows), int8_line(res, [r for r in rows if r.get("batch") == batch]))
+                     if x)
     return TaskSummary(source=label, task=task, deploy=deploy + (f" {extra}" if extra else ""),
                        distillation=distillation_line(res, task), rows=_fastest_per_model(rows),
-                       caveats=caveat_lines(res, task, validity, peak_notes), batch=batch, target=target)
+                       caveats=caveat_lines(res, task, validity, peak_notes) + why_lines(res, task), batch=batch,
+                       target=target)
+
+
+def why_lines(res: Results, task: str, limit: int = 3) -> list[str]:
+    """From a `bench --profile` pass: why an int8 variant or a runtime is slower, one line each."""
+    if not any(m.suite == "profile" for m in res.measurements):
+        return []
+    from harness.profile_cli import explanations, profiles_from_results
+
+    return [f"Why: {line}" for line in explanations(profiles_from_results(res, task))[:limit]]
