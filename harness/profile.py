@@ -220,10 +220,15 @@ def _by_family(p: Profile) -> dict[str, tuple[float, list[str]]]:
 
 
 def explain(slow: Profile, fast: Profile, what: str) -> str:
-    """One line: why `slow` takes longer than `fast` (`what` names the comparison), from their profiles."""
+    """One line: why `slow` takes longer than `fast` (`what` names the comparison), from their profiles.
+    When no operator family explains at least a quarter of the slow model's node time, the gap is said to
+    lie outside the operators (per-call overhead, compiled-graph dispatch), with the node totals."""
     a, b = _by_family(slow), _by_family(fast)
     fam = max(a, key=lambda k: a[k][0] - b.get(k, (0.0, []))[0])
     ms, ops = a[fam]
+    if slow.node_ms and ms / slow.node_ms < 0.25:
+        return (f"{what}: no operator stands out (node times {slow.node_ms:.3g} vs {fast.node_ms:.3g} ms per run): "
+                "the difference is per-call overhead outside the operators.")
     base_ms, base_ops = b.get(fam, (0.0, []))
     share = ms / slow.node_ms if slow.node_ms else 0.0
     ratio = f", {ms / base_ms:.1f}x the {'/'.join(base_ops)}'s {base_ms:.3g} ms" if base_ms > 0 else ", absent there"

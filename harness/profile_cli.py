@@ -63,13 +63,13 @@ def explanations(profiles: list[Profile], runtime_gap: float = 1.5) -> list[str]
         base = by.get((role.base, p.backend)) if role.variant else None
         if base and p.unprofiled_p50_ms and base.unprofiled_p50_ms and p.unprofiled_p50_ms > base.unprofiled_p50_ms:
             lines.append(explain(p, base, f"{p.role} on {p.backend} is {p.unprofiled_p50_ms / base.unprofiled_p50_ms:.1f}x "
-                                          f"slower than {role.base} (fp32)"))
+                                          f"slower than {role.base} (fp32) in the profile pass"))
     for role in dict.fromkeys(p.role for p in profiles):
         mine = sorted((p for p in profiles if p.role == role and p.unprofiled_p50_ms), key=lambda p: p.unprofiled_p50_ms)
         if len(mine) >= 2 and mine[-1].unprofiled_p50_ms > runtime_gap * mine[0].unprofiled_p50_ms:
             slow, fast = mine[-1], mine[0]
             lines.append(explain(slow, fast, f"{role} on {slow.backend} is {slow.unprofiled_p50_ms / fast.unprofiled_p50_ms:.1f}x "
-                                             f"slower than on {fast.backend}"))
+                                             f"slower than on {fast.backend} in the profile pass"))
     return lines
 
 

@@ -15,6 +15,7 @@ from harness.errors import MissingPackageError  # noqa: E402
 from harness.export import export_onnx  # noqa: E402
 from harness.profile import NodeTime, Profile, _ov_precision, explain, family, profile_model  # noqa: E402
 from harness.profile_cli import explanations, models_of_run  # noqa: E402
+from harness.results import Measurement  # noqa: E402
 
 try:
     import openvino  # noqa: F401
@@ -114,7 +115,7 @@ def test_precision_and_explanations():
     assert "quantize/dequantize 50%; 1 of 1 conv nodes ran in fp32 between Quantize/Dequantize pairs" in \
         explain(qdq, fp32, "m@int8")
     lines = explanations([fp32, int8])
-    assert len(lines) == 1 and lines[0].startswith("student_kd@int8 on onnxruntime is 6.1x slower than student_kd")
+    assert len(lines) == 1 and lines[0].startswith("student_kd@int8 on onnxruntime is 6.1x slower than student_kd (fp32) in the profile pass")
 
 
 def test_profile_cli_bad_input_is_one_line(onnx_files, tmp_path, capsys):
@@ -127,3 +128,29 @@ def test_profile_cli_bad_input_is_one_line(onnx_files, tmp_path, capsys):
         code = main(argv)
         err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and not ln.startswith("[")]
         assert code == 2 and len(err) == 1 and err[0].startswith("harness: error:"), (argv, err)
+
+
+def test_profile_measurements_give_the_reports_why_lines(onnx_files):
+    """bench --profile stores `profile` measurements; the one-screen summary reads its why-lines from them."""
+    from harness.bench import BenchConfig
+    from harness.bench_onnx import onnx_sources
+    from harness.profile_cli import profile_measurements, profiles_from_results
+    from harness.report.summary import why_lines
+    from harness.results import Results
+
+    root, one, _ = onnx_files
+    sources = onnx_sources({"student_kd": one}, (2, 32), None, "tiny")
+    warnings: list[str] = []
+    ms = profile_measurements(sources, ["onnxruntime", "torch"], BenchConfig(quick=True, threads=1), warnings)
+    assert [(m.model, m.backend, m.suite) for m in ms] == [("student_kd", "onnxruntime", "profile")]  # torch: no profiler
+    assert not warnings and ms[0].metrics.extra["by_op"] and ms[0].metrics.extra["unprofiled_p50_ms"] > 0
+    res = Results(measurements=ms)
+    (p,) = profiles_from_results(res, "tiny")
+    assert p.node_ms > 0 and p.unprofiled_p50_ms == ms[0].metrics.extra["unprofiled_p50_ms"]
+    slower = Measurement("tiny", "student_kd@int8", "onnxruntime", "profile", 1, 1, {
+        "by_op": [{"op": "QLinearConv", "ms": 10 * p.node_ms, "precisions": "int8"}], "runs": 100,
+        "unprofiled_p50_ms": 10 * p.unprofiled_p50_ms, "profiled_ms": 10 * p.node_ms})
+    res.measurements.append(slower)
+    (line,) = why_lines(res, "tiny")
+    assert line.startswith("Why: student_kd@int8 on onnxruntime is 10.0x slower than student_kd (fp32)")
+    assert "QLinearConv (int8) takes 100% of the time" in line

@@ -164,7 +164,10 @@ def deploy_verdict(rows: list[dict[str, Any]], target: float = QUALITY_TARGET) -
     # within TIE of the fastest p50 the timings do not separate the models: the more accurate one wins,
     # then the one with the higher paired speedup (the figure the table shows), then the lower p50
     tied = [r for r in keep if r["p50_ms"] <= fastest * (1 + TIE)]
-    best = max(tied, key=lambda r: (round(r.get("acc_pct") or 0.0, 6), r.get("speedup") or 0.0, -r["p50_ms"]))
+    # (paired speedups are against the teacher on each row's own runtime: comparable only within one runtime)
+    one_runtime = len({r.get("runtime") for r in tied}) == 1
+    best = max(tied, key=lambda r: (round(r.get("acc_pct") or 0.0, 6),
+                                    (r.get("speedup") or 0.0) if one_runtime else 0.0, -r["p50_ms"]))
     where = f"{best['model']} on {best['runtime']}"
     if best["model"] != REFERENCE:
         text = f"Deploy {where}: {_speed_text(best)}, {_acc_text(best)}"
@@ -359,10 +362,14 @@ def summarize(res: Results, label: str, task: str, target: float = QUALITY_TARGE
                        target=target)
 
 
-def why_lines(res: Results, task: str, limit: int = 3) -> list[str]:
+def why_lines(res: Results, task: str, limit: int = 2) -> list[str]:
     """From a `bench --profile` pass: why an int8 variant or a runtime is slower, one line each."""
     if not any(m.suite == "profile" for m in res.measurements):
         return []
     from harness.profile_cli import explanations, profiles_from_results
 
-    return [f"Why: {line}" for line in explanations(profiles_from_results(res, task))[:limit]]
+    # the largest gaps first: they are the ones a reader acts on
+    lines = explanations(profiles_from_results(res, task))
+    lines.sort(key=lambda ln: -float(re.search(r" is ([0-9.]+)x slower", ln).group(1)) if re.search(
+        r" is ([0-9.]+)x slower", ln) else 0.0)
+    return [f"Why: {line}" for line in lines[:limit]]
