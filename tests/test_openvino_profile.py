@@ -154,3 +154,11 @@ def test_profile_measurements_give_the_reports_why_lines(onnx_files):
     (line,) = why_lines(res, "tiny")
     assert line.startswith("Why: student_kd@int8 on onnxruntime is 10.0x slower than student_kd (fp32)")
     assert "QLinearConv (int8) takes 100% of the time" in line
+
+
+@needs_openvino
+def test_openvino_gemm_is_a_peak_source():
+    from harness.measure.roofline import measure_peak_gflops
+
+    out = measure_peak_gflops(threads=1, n=64, max_runs=2, sources=("openvino",), int8=False)
+    assert out["peak_source"] == "openvino" and out["openvino_gflops"] > 0

@@ -123,6 +123,26 @@ def _ort_gemm(a: np.ndarray, b: np.ndarray, threads: int, out: dict[str, Any]) -
         sess = None  # noqa: F841 - drops the session (and its thread pool) before the next source is timed
 
 
+@contextlib.contextmanager
+def _ov_gemm(a: np.ndarray, b: np.ndarray, threads: int, out: dict[str, Any]) -> Iterator[Callable[[], Any]]:
+    """OpenVINO's own MatMul (constant B), compiled with the backend's settings: a model OpenVINO runs is
+    judged against the kernels OpenVINO has, which can be faster than the BLAS numpy and torch use."""
+    import tempfile
+
+    from harness.backends.base import BackendOptions
+    from harness.backends.openvino_backend import _openvino, compile_config
+
+    ov = _openvino()
+    with tempfile.TemporaryDirectory(prefix="kdh-peak-") as tmp:
+        path = f"{tmp}/matmul.onnx"
+        with open(path, "wb") as f:
+            f.write(matmul_model_bytes(b, a.shape[0]))
+        compiled = ov.Core().compile_model(path, "CPU", compile_config(BackendOptions(threads=threads)))
+    request = compiled.create_infer_request()
+    request.set_input_tensor(ov.Tensor(a))
+    yield request.infer
+
+
 def matmul_integer_model_bytes(b: np.ndarray) -> bytes:
     """A one-node ONNX model Y = MatMulInteger(A, B): A a uint8 input [m, k], B an int8 constant (a
     quantized model's weights), int32 out; the int8 GEMM that ONNX Runtime's quantized operators
@@ -173,7 +193,7 @@ def measure_int8_peak(threads: int, n: int = 2048, max_runs: int = 5, budget_s: 
 # name -> context manager that sets the library up (imports, thread limits, session) and yields
 # the GEMM call; set-up time is not charged to the timing budget
 GEMMS: dict[str, Callable[..., contextlib.AbstractContextManager]] = {
-    "numpy": _numpy_gemm, "torch": _torch_gemm, "onnxruntime": _ort_gemm}
+    "numpy": _numpy_gemm, "torch": _torch_gemm, "onnxruntime": _ort_gemm, "openvino": _ov_gemm}
 
 
 def theoretical_peak(threads: int, vector_bits: int | None, mhz: float | None,
@@ -232,8 +252,9 @@ def measure_peak_gflops(threads: int = 1, n: int = 2048, max_runs: int = 5, budg
         "flops_per_run": flops,
         "method": f"best of up to {max_runs} timed {n}x{n} float32 GEMMs (2*n^3 flops) after one warm-up, "
         f"per source ({', '.join(sources)}): numpy.matmul under threadpoolctl limits, torch.matmul at "
-        "torch.set_num_threads(threads), ONNX Runtime MatMul (constant B) at intra_op_num_threads=threads; "
-        "the peak is the fastest source",
+        "torch.set_num_threads(threads), ONNX Runtime MatMul (constant B) at intra_op_num_threads=threads"
+        + ("; OpenVINO MatMul (constant B) compiled with the openvino backend's settings" if "openvino" in sources
+           else "") + "; the peak is the fastest source",
     }
     by_source: dict[str, float | None] = {}
     for src in sources:
