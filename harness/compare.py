@@ -123,10 +123,12 @@ def _inverse_ci(ci: Any) -> list[float] | None:
 
 
 def _accuracy(res: Results, task: str, role: str) -> float | None:
-    """The role's measured test accuracy in a results file (onnxruntime first), as the gate reads it."""
-    found = [m for m in res.measurements if m.suite == "accuracy" and m.model == role and (m.task or "") == task]
-    found.sort(key=lambda m: m.backend != "onnxruntime")
-    return found[0].metrics.accuracy if found else None
+    """The role's measured test accuracy (a fraction) in a results file, on ONNX Runtime as the gate's
+    accuracy rules read it (harness.report.lookup.measured_accuracy gives percent)."""
+    from harness.report.lookup import measured_accuracy
+
+    pct = measured_accuracy(res, task, role, "onnxruntime")
+    return None if pct is None else pct / 100.0
 
 
 def ab_measurement(m: Measurement, task: str, role: str, pair: tuple[ModelFile, ModelFile],
