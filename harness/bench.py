@@ -377,6 +377,41 @@ def _timed_suites(ctx, timed: list) -> list[Measurement]:
     return merge_processes(runs)
 
 
+PREFLIGHT_BACKENDS = ("openvino",)  # runtimes that may refuse a file ONNX Runtime ran (export parity passed there)
+
+
+def _loadable_backends(sources: list, backends: list[str], cfg: BenchConfig, warnings: list[str]) -> list[str]:
+    """Backends that can compile and run every model of this task: a runtime that cannot (an operator
+    OpenVINO lacks) is one warning line naming the model and the runtime's own message, and the other
+    runtimes are measured; without any runtime left, OptionError."""
+    from harness.backends.base import get_backend
+    from harness.errors import first_line
+
+    keep = []
+    for b in backends:
+        if b not in PREFLIGHT_BACKENDS:
+            keep.append(b)
+            continue
+        for src in sources:
+            fixed = getattr(src, "fixed_batch", None) or 1
+            try:
+                sess = get_backend(b).open(src.artifact(), cfg.options())
+                try:
+                    sess.run(np.zeros((fixed, *src.input_shape), dtype=np.float32))
+                finally:
+                    sess.close()
+            except Exception as exc:  # noqa: BLE001 - a runtime's refusal is reported, the others still run
+                line = f"{b}: not measured for {src.task}: {src.role}: {first_line(exc)}"
+                log.warning(line)
+                warnings.append(line)
+                break
+        else:
+            keep.append(b)
+    if not keep:
+        raise OptionError("no backend can run these models: " + "; ".join(warnings[-len(backends):]))
+    return keep
+
+
 def bench_models(sources: list, data: Dataset | None, cfg: BenchConfig, *, results: Results | None = None,
                  multi_task: bool = False) -> Results:
     """Measure every source on every backend with every selected suite; append to `results` (or a new one).
@@ -418,6 +453,7 @@ def bench_models(sources: list, data: Dataset | None, cfg: BenchConfig, *, resul
     if failures or cfg.variants != ("fp32",):
         record_failures(results, failures, multi_task)
 
+    backends = _loadable_backends(sources, backends, cfg, results.warnings)
     needs = [b for b in backends if b in CHECKPOINT_BACKENDS]
     if any(s.checkpoint is None and s.variant is None for s in sources) and needs:
         raise OptionError(f"the {' and '.join(needs)} backend needs training checkpoints; ONNX-only models run on "

@@ -347,9 +347,10 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
                    "throughput at the latency batch sizes (read from its calls)")
     p.add_argument("--processes", type=_positive_int("--processes"), default=None,
                    help="fresh worker process sets the timed suites run in; CIs span them (default 3, quick 2)")
-    p.add_argument("--variants", type=_str_list, default=None, metavar="fp32,int8,int8-dynamic",
+    p.add_argument("--variants", type=_str_list, default=None, metavar="fp32,int8,int8-nncf,int8-dynamic",
                    help="ONNX variants measured beside each model, role <role>@<variant> (bench: fp32; run: fp32,int8): "
-                        "int8 = static QDQ per-channel, calibrated on training data; int8-dynamic = quantize_dynamic")
+                        "int8 = ONNX Runtime's static QDQ per-channel, calibrated on training data; int8-nncf = NNCF's "
+                        "post-training quantisation (.[openvino]), same calibration rows; int8-dynamic = quantize_dynamic")
     p.add_argument("--calibration", default=None, help="int8 calibration: minmax (default), entropy or percentile")
     p.add_argument("--calibration-samples", type=_positive_int("--calibration-samples"), default=None,
                    help="stratified training samples int8 calibrates on (default 256, capped at the training size)")

@@ -15,12 +15,14 @@ Built-in variants (a registry: `register_variant(name)` adds one):
   (shape inference and ORT's basic graph optimisation, which folds BatchNorm into Conv). Calibration
   reads a seeded, class-stratified subset of the TRAINING split only (never X_test);
   method minmax | entropy | percentile;
+- `int8-nncf`: NNCF's post-training quantisation (extra `.[openvino]`), same training subset, QDQ ONNX;
 - `int8-dynamic`: `quantize_dynamic` (int8 weights, activations quantised at run time). ONNX Runtime
   has no ConvInteger kernel for int8 weights on CPU, so conv models usually fail to load: reported.
 """
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import tempfile
@@ -172,6 +174,20 @@ def _input_name(path: Path) -> str:
     return next(i.name for i in model.graph.input if i.name not in inits)
 
 
+def _calibration_batches(src: Any, data: Any, settings: VariantSettings) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The calibration rows (training split) and the batches a calibrator feeds the model."""
+    from harness.measure.base import wrap_rows
+
+    with _step("reading the calibration data (training split)"):
+        X = calibration_data(data, settings)
+    fixed = getattr(src, "fixed_batch", None)
+    step = fixed or CALIBRATION_BATCH
+    batches = [X[i:i + step] for i in range(0, len(X), step)]
+    if fixed and len(batches[-1]) < fixed:  # a model with a fixed batch axis takes exactly that many
+        batches[-1] = wrap_rows(batches[-1], fixed)
+    return X, batches
+
+
 # -- builders -------------------------------------------------------------------------------------
 @register_variant("int8")
 def _int8_static(src: Any, data: Any, settings: VariantSettings, out: Path) -> dict:
@@ -179,16 +195,8 @@ def _int8_static(src: Any, data: Any, settings: VariantSettings, out: Path) -> d
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from harness.measure.base import wrap_rows
-
-    with _step("reading the calibration data (training split)"):
-        X = calibration_data(data, settings)
+    X, batches = _calibration_batches(src, data, settings)
     name = _input_name(src.onnx)
-    fixed = getattr(src, "fixed_batch", None)
-    step = fixed or CALIBRATION_BATCH
-    batches = [X[i:i + step] for i in range(0, len(X), step)]
-    if fixed and len(batches[-1]) < fixed:  # a model with a fixed batch axis takes exactly that many
-        batches[-1] = wrap_rows(batches[-1], fixed)
 
     class Reader(CalibrationDataReader):  # strided: the calibrator collects one batch at a time
         def __init__(self):
@@ -219,6 +227,31 @@ def _int8_static(src: Any, data: Any, settings: VariantSettings, out: Path) -> d
     return {"method": settings.calibration, "samples": int(len(X)), "split": "train", "per_channel": True,
             "format": "QDQ", "seed": settings.seed, "activation_type": "uint8", "weight_type": "int8",
             "preprocess": "quant_pre_process"}
+
+
+@register_variant("int8-nncf")
+def _int8_nncf(src: Any, data: Any, settings: VariantSettings, out: Path) -> dict:
+    """NNCF's post-training quantisation (OpenVINO's own recipe) of the ONNX file, written back as QDQ
+    ONNX, so every ONNX backend runs the same file: OpenVINO reads it through its low-precision
+    transformations, ONNX Runtime as QLinear* kernels. Calibrated on the same training subset as `int8`."""
+    try:
+        import nncf
+    except ImportError:
+        raise VariantError("the int8-nncf variant needs the nncf package: pip install -e '.[openvino]'") from None
+    import onnx
+
+    X, batches = _calibration_batches(src, data, settings)
+    name = _input_name(src.onnx)
+    logging.getLogger("nncf").setLevel(logging.ERROR)  # its progress bars and notes are not ours to print
+    with _step("loading the model for NNCF (onnx.load)"):
+        model = onnx.load(str(src.onnx))
+    with _step("calibration and quantisation (nncf.quantize)"), contextlib.redirect_stdout(io.StringIO()):
+        q = nncf.quantize(model, nncf.Dataset(batches, lambda x: {name: x}), subset_size=len(batches))
+    with _step("saving the quantised model"):
+        onnx.save(q, str(out))
+    return {"method": "nncf.quantize", "nncf_version": nncf.__version__, "samples": int(len(X)), "split": "train",
+            "seed": settings.seed, "format": "QDQ", "preset": "performance (symmetric activations)",
+            "fast_bias_correction": True}
 
 
 @register_variant("int8-dynamic")

@@ -162,3 +162,28 @@ def test_openvino_gemm_is_a_peak_source():
 
     out = measure_peak_gflops(threads=1, n=64, max_runs=2, sources=("openvino",), int8=False)
     assert out["peak_source"] == "openvino" and out["openvino_gflops"] > 0
+
+
+@needs_openvino
+def test_a_model_openvino_cannot_compile_is_one_line_and_the_others_run(onnx_files, monkeypatch):
+    import openvino as ov
+
+    from harness.bench import BenchConfig, bench_models
+    from harness.bench_onnx import onnx_sources
+
+    _, one, _ = onnx_files
+
+    compile_model = ov.Core.compile_model
+
+    def refuse(self, model, *a, **k):  # the model files (they hold convolutions), not the settings probe
+        if not any(op.get_type_name() == "Convolution" for op in model.get_ops()):
+            return compile_model(self, model, *a, **k)
+        raise RuntimeError("Exception from src/core: Unsupported operation FancyOp\nwith a traceback below")
+
+    monkeypatch.setattr(ov.Core, "compile_model", refuse)
+    sources = onnx_sources({"teacher": one, "student": one}, (2, 32), None, "tiny")
+    res = bench_models(sources, None, BenchConfig(backends=["onnxruntime", "openvino"], suites=["storage", "latency"],
+                                                   batch_sizes=[1], quick=True, processes=1, threads=1))
+    (line,) = [w for w in res.warnings if w.startswith("openvino: not measured for tiny")]
+    assert "Unsupported operation FancyOp" in line and "\n" not in line
+    assert {m.backend for m in res.measurements if m.suite == "latency"} == {"onnxruntime"}

@@ -289,3 +289,29 @@ def test_older_models_without_variant_fields_load():
     assert all("variant" not in e for e in res.models.values())
     for m in res.select(suite="accuracy"):
         assert m.metrics.base_accuracy is None and m.metrics.agreement is None and m.metrics.accuracy > 0
+
+
+# -- int8-nncf: NNCF's post-training quantisation (extra .[openvino]) -----------------------------------
+def test_int8_nncf_without_nncf_is_one_line(tiny, monkeypatch):
+    src, X, y = tiny
+    monkeypatch.setitem(sys.modules, "nncf", None)  # as if the package were not installed
+    out = build_variant(src, "int8-nncf", TrainOnly(X, y), VariantSettings())
+    assert isinstance(out, VariantFailure) and out.variant == "int8-nncf"
+    assert "needs the nncf package" in out.reason and "pip install" in out.reason and "\n" not in out.reason
+    assert not variant_path(src.onnx, "int8-nncf").exists()
+
+
+def test_int8_nncf_is_qdq_calibrated_on_training_data_only(tiny, capsys):
+    pytest.importorskip("nncf")
+    import onnx
+
+    src, X, y = tiny
+    out = build_variant(src, "int8-nncf", TrainOnly(X, y), VariantSettings(calibration_samples=48))
+    assert not isinstance(out, VariantFailure), out
+    assert out.role == "student_kd@int8-nncf" and out.onnx.name == "tiny.int8-nncf.onnx"
+    assert out.calibration["method"] == "nncf.quantize" and out.calibration["split"] == "train"
+    assert out.calibration["samples"] == 48
+    ops = {n.op_type for n in onnx.load(str(out.onnx)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert (_top1(out.onnx, X) == _top1(src.onnx, X)).mean() >= 0.8
+    assert "Statistics collection" not in capsys.readouterr().out  # NNCF's progress bars stay off our stdout

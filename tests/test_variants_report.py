@@ -64,9 +64,20 @@ def test_derived_drop_and_speedup_vs_fp32(quantized):
 def test_table_rows_flags_and_columns(quantized):
     t = build_model(quantized).tasks[0]
     v = t.variants
-    assert list(v["model"]) == ["teacher", "teacher@int8", "student_scratch", "student_scratch@int8", "student_kd",
-                                "student_kd@int8"]
-    rows = {r["model"]: r for r in v.to_dict("records")}
+    # one block per runtime, ONNX Runtime first; torch runs the fp32 models only (a variant has no checkpoint)
+    assert list(v["backend"].drop_duplicates()) == ["onnxruntime", "torch"]
+    ort, torch_rows = v[v["backend"] == "onnxruntime"], v[v["backend"] == "torch"]
+    assert list(ort["model"]) == ["teacher", "teacher@int8", "student_scratch", "student_scratch@int8", "student_kd",
+                                  "student_kd@int8"]
+    assert list(torch_rows["model"]) == ["teacher", "student_scratch", "student_kd"]
+    # beside the same-runtime speedup: against the fp32 teacher on ONNX Runtime, from the two latency medians
+    tt = torch_rows.set_index("model").loc["teacher"]
+    lat = {(m.model, m.backend): m.metrics.p50_ms for m in quantized.measurements
+           if m.suite == "latency" and m.batch_size == 1}
+    assert tt["speedup_b1"] == 1.0
+    assert tt["vs_ort_b1"] == pytest.approx(lat[("teacher", "onnxruntime")] / lat[("teacher", "torch")])
+    assert ort.set_index("model").loc["teacher", "vs_ort_b1"] == 1.0
+    rows = {r["model"]: r for r in ort.to_dict("records")}
     assert rows["teacher"]["meets_target"] and rows["teacher"]["speedup_b1"] == 1.0
     assert rows["student_kd@int8"]["meets_target"] and rows["teacher@int8"]["meets_target"]
     assert not rows["student_scratch@int8"]["meets_target"]
@@ -137,7 +148,7 @@ def test_every_format_shows_the_table(quantized):
     assert len(df[df.section == "variants_verdict"]) == 1 and len(df[df.section == "variants_note"]) == 3
     doc = json.loads(build_report(quantized, "json"))
     task = doc["tasks"][0]
-    assert len(task["tables"]["variants"]) == 6 and "student_kd@int8" in next(iter(
+    assert len(task["tables"]["variants"]) == 6 + 3 and "student_kd@int8" in next(iter(  # 3: fp32 on torch
         task["section_verdicts"]["variants"].values()))
     html = build_report(quantized, "html")
     assert "Distill, quantize, or both" in html and "Note: student_scratch@int8 is slower" in html

@@ -22,10 +22,11 @@ SECTIONS = (
     ("kd_vs_scratch", "KD vs scratch (accuracy)"),
     ("ort_vs_torch", "Runtimes vs PyTorch eager (p50 latency; variants also vs their fp32 model on ONNX Runtime; "
                      "CIs from the two medians' CIs)"),
-    ("variants", "Distill, quantize, or both (accuracy: fp32 seed mean where seeds exist, else measured; variants "
-                 "measured on onnxruntime from the seed-0 checkpoint, no seed CI; speedup: fast-state (p10) where "
-                 "recorded, vs the fp32 teacher, onnxruntime, paired where 'from' says so, else the latency "
-                 "suite's ratio; quality target: >= 99% of the fp32 teacher's accuracy)"),
+    ("variants", "Distill, quantize, or both, per runtime (accuracy: fp32 seed mean where seeds exist, else "
+                 "measured; variants measured on their row's runtime from the seed-0 checkpoint, no seed CI; "
+                 "speedup: fast-state (p10) where recorded, vs the fp32 teacher on the same runtime, paired where "
+                 "'from' says so, else the latency suite's ratio; 'vs ORT teacher': latency medians against the "
+                 "fp32 teacher on onnxruntime, not paired; quality target: >= 99% of the fp32 teacher's accuracy)"),
 )
 # sections whose lines under the table are information ("Note: ..."), not warnings
 NOTE_SECTIONS = ("variants",)
@@ -96,7 +97,7 @@ def _formatter(col: str) -> Callable[[Any], str]:
         return lambda v: "yes" if v else "no"
     if col == "drop_vs_fp32_pts":  # points lost: positive is worse, so no sign
         return f("{:.2f}")
-    if re.fullmatch(r"speedup_b\d+(_ci)?", col):
+    if re.fullmatch(r"(speedup|vs_ort)_b\d+(_ci)?", col):
         return f("{:.2f}x")
     if col.endswith("_pct"):
         return f("{:.2f}")
@@ -197,6 +198,9 @@ def column_label(c: str) -> str:
     if m:
         return {"_ci": f"b{m.group(1)} 95% CI", "_from": f"b{m.group(1)} from"}.get(m.group(2) or "",
                                                                                     f"speedup b{m.group(1)}")
+    m = re.fullmatch(r"vs_ort_b(\d+)(_ci)?", c)
+    if m:
+        return f"b{m.group(1)} vs ORT teacher" + (" 95% CI" if m.group(2) else "")
     m = re.fullmatch(r"peak_mem_b(\d+)_mb", c)
     if m:
         return f"peak MB b{m.group(1)}"

@@ -6,10 +6,15 @@ target, and notes on variants slower than their own fp32 model and on variants t
 
 Shown only for a task that has a variant; files without variants report exactly as before.
 
+Rows per runtime: model x variant x backend (torch runs the fp32 models only: a variant is an ONNX
+file with no checkpoint). Each row's speedup is paired with the fp32 teacher on its own runtime, and
+`vs_ort_b<N>` is its latency against the fp32 teacher on ONNX Runtime (two latency-suite medians, not
+paired), so a runtime that is fast for everything does not hide behind its own teacher.
+
 Accuracy: an fp32 row reads the training summary's seed mean (with its CI) where seeds exist, else the
 measured test accuracy. A variant is built from the seed-0 checkpoint, so its accuracy is the measured
-test accuracy on onnxruntime (no seed CI), and its drop is against its own fp32 model measured on the
-same test set and backend (harness.report.derived.drop_vs_fp32).
+test accuracy on its row's runtime (no seed CI), and its drop is against its own fp32 model measured on
+the same test set and backend (harness.report.derived.drop_vs_fp32).
 """
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ import re
 
 from typing import Any
 
-from harness.report.derived import VARIANT_BACKEND, drop_vs_fp32, has_fast_speedup, speedup_vs_fp32, speedups
+from harness.report.derived import (
+    VARIANT_BACKEND, Speedup, drop_vs_fp32, has_fast_speedup, p50_ratio, speedup_vs_fp32, speedups,
+)
 from harness.report.lookup import (
     REFERENCE, find, is_variant, measured_accuracy, measured_backends, model_sizes, opts_key, ratio, split_role,
     summary_accuracy, task_measurements, task_roles, task_summary, variant_entries, variant_failure, variant_roles,
@@ -28,37 +35,44 @@ QUALITY_TARGET = 0.99  # MLPerf's closed-division rule: >= 99% of the fp32 refer
 INT8_ISA_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # int8 dot-product instructions (x86)
 TIMED_SUITES = ("paired", "latency")
 
-VARIANT_COLS = ["source", "task", "model", "threads", "options", "acc_pct", "acc_ci_lo_pct", "acc_ci_hi_pct",
+VARIANT_COLS = ["source", "task", "model", "backend", "threads", "options", "acc_pct", "acc_ci_lo_pct", "acc_ci_hi_pct",
                 "acc_basis", "vs_teacher_pts", "of_teacher_pct", "meets_target", "fp32_acc_pct", "drop_vs_fp32_pts",
                 "agreement_pct"]  # then speedup_b<N> [CI] per batch size, onnx_ratio, peak_mem_b<N>_mb
-VARIANT_KEEP = ("source", "task", "model")  # kept when empty; other all-empty columns are dropped
+VARIANT_KEEP = ("source", "task", "model", "backend")  # kept when empty; other all-empty columns are dropped
 
 
 def has_variants(res: Results, task: str) -> bool:
     return bool(variant_entries(res, task) or variant_roles(res, task))
 
 
-def _groups(res: Results, task: str) -> list[tuple[int | None, str]]:
-    """(threads, options key) of the variant backend's timings; one (None, "") when nothing was timed."""
-    keys = {(m.threads, opts_key(m)) for m in task_measurements(res, task)
-            if m.suite in TIMED_SUITES + ("memory",) and m.backend == VARIANT_BACKEND}
-    return sorted(keys, key=lambda k: (k[0] is None, k[0] or 0, k[1])) or [(None, "")]
+Group = tuple[str, int | None, str]  # (backend, threads, options key)
 
 
-def _batches(res: Results, task: str, threads: int | None, opts: str, suites: tuple[str, ...]) -> list[int]:
+def _groups(res: Results, task: str) -> list[Group]:
+    """(backend, threads, options key) of every timed backend, ONNX Runtime first (the variants' reference
+    runtime); one (onnxruntime, None, "") when nothing was timed."""
+    keys = {(m.backend, m.threads, opts_key(m)) for m in task_measurements(res, task)
+            if m.suite in TIMED_SUITES + ("memory",)}
+    return sorted(keys, key=lambda k: (k[0] != VARIANT_BACKEND, k[0], k[1] is None, k[1] or 0, k[2])) \
+        or [(VARIANT_BACKEND, None, "")]
+
+
+def _batches(res: Results, task: str, group: Group, suites: tuple[str, ...], role: str | None = None) -> list[int]:
+    backend, threads, opts = group
     return sorted({m.batch_size for m in task_measurements(res, task) if m.suite in suites
-                   and m.backend == VARIANT_BACKEND and m.threads == threads and opts_key(m) == opts})
+                   and m.backend == backend and m.threads == threads and opts_key(m) == opts
+                   and (role is None or m.model == role)})
 
 
-def _measured(res: Results, task: str, role: str) -> tuple[float | None, str]:
-    for b in dict.fromkeys((VARIANT_BACKEND, *measured_backends(res, task, "accuracy"))):
+def _measured(res: Results, task: str, role: str, backend: str = VARIANT_BACKEND) -> tuple[float | None, str]:
+    for b in dict.fromkeys((backend, VARIANT_BACKEND, *measured_backends(res, task, "accuracy"))):
         v = measured_accuracy(res, task, role, b)
         if v is not None:
             return v, b
     return None, ""
 
 
-def _accuracy(res: Results, task: str, role: str) -> dict[str, Any]:
+def _accuracy(res: Results, task: str, role: str, backend: str = VARIANT_BACKEND) -> dict[str, Any]:
     """{"acc", "ci", "basis", "seeds"}: seed mean for an fp32 model when the summary has it, else measured."""
     if not is_variant(role):
         acc = summary_accuracy(res, task, role)
@@ -66,7 +80,7 @@ def _accuracy(res: Results, task: str, role: str) -> dict[str, Any]:
             n = len(acc.get("per_seed") or [])
             basis = f"{n} seed{'s' if n != 1 else ''}" if n else "training summary"
             return {"acc": acc["mean"], "ci": acc.get("ci"), "basis": basis, "seeds": True}
-    v, backend = _measured(res, task, role)
+    v, backend = _measured(res, task, role, backend)
     if v is None:
         return {}
     # a variant of a trained run is built from the seed-0 checkpoint; an --onnx pair has no seeds
@@ -74,10 +88,10 @@ def _accuracy(res: Results, task: str, role: str) -> dict[str, Any]:
     return {"acc": v, "ci": None, "basis": basis, "seeds": False}
 
 
-def _teacher_accuracy(res: Results, task: str, seeds: bool) -> float | None:
+def _teacher_accuracy(res: Results, task: str, seeds: bool, backend: str = VARIANT_BACKEND) -> float | None:
     """The fp32 teacher's accuracy on the same basis as a row's (seed mean, else measured)."""
     seed = summary_accuracy(res, task, REFERENCE).get("mean")
-    measured, _ = _measured(res, task, REFERENCE)
+    measured, _ = _measured(res, task, REFERENCE, backend)
     return (seed if seed is not None else measured) if seeds else (measured if measured is not None else seed)
 
 
@@ -86,26 +100,45 @@ def _rows_roles(res: Results, task: str) -> list[str]:
     return [r for r in task_roles(res, task) if variant_failure(res, task, r) is None]
 
 
+def _on_backend(res: Results, task: str, role: str, backend: str) -> bool:
+    return any(m.model == role and m.backend == backend for m in task_measurements(res, task))
+
+
+def _vs_ort_teacher(res: Results, task: str, role: str, backend: str, batch: int, threads: int | None,
+                    opts: str) -> Any:
+    """`role` on `backend` against the fp32 teacher on ONNX Runtime at the same batch and threads: the
+    ratio of the two latency-suite medians (not paired: two runtimes never share a round)."""
+    m = find(res, task, "latency", role, backend, batch, threads, opts)
+    t = find(res, task, "latency", REFERENCE, VARIANT_BACKEND, batch, threads)
+    return p50_ratio(t, m) if m is not None and t is not None else None
+
+
 def variant_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
-    """One row per (model, threads, options): fp32 trio and variants; [] for a task without variants."""
+    """One row per (model, backend, threads, options): fp32 trio and variants on every runtime that ran
+    them; [] for a task without variants."""
     if not has_variants(res, task):
         return []
     rows = []
     # the fast-state (p10) ratio where the file has it: what the gate judges, steadier than the p50 one
     sp = speedups(res, task, fast=has_fast_speedup(res))
     teacher_bytes = model_sizes(res, task, REFERENCE).onnx_bytes
-    for threads, opts in _groups(res, task):
-        batches = _batches(res, task, threads, opts, TIMED_SUITES)
-        mem_batches = _batches(res, task, threads, opts, ("memory",))
+    groups = _groups(res, task)
+    for group in groups:
+        backend, threads, opts = group
+        batches = _batches(res, task, group, TIMED_SUITES)
+        mem_batches = _batches(res, task, group, ("memory",))
         for role in _rows_roles(res, task):
-            acc = _accuracy(res, task, role)
-            teacher = _teacher_accuracy(res, task, acc.get("seeds", False))
+            if len(groups) > 1 and not _on_backend(res, task, role, backend):
+                continue  # torch runs no variant; a model not run on this runtime has no row here
+            acc = _accuracy(res, task, role, backend)
+            teacher = _teacher_accuracy(res, task, acc.get("seeds", False), backend)
             a = acc.get("acc")
             of = 100 * a / teacher if a is not None and teacher else None
-            d = drop_vs_fp32(res, task, role)
+            d = drop_vs_fp32(res, task, role, backend)
             ci = acc.get("ci")
             row: dict[str, Any] = {
-                "source": label, "task": task, "model": role, "threads": threads, "options": opts or None,
+                "source": label, "task": task, "model": role, "backend": backend, "threads": threads,
+                "options": opts or None,
                 "acc_pct": a, "acc_ci_lo_pct": ci[0] if ci else None, "acc_ci_hi_pct": ci[1] if ci else None,
                 "acc_basis": acc.get("basis"),
                 "vs_teacher_pts": a - teacher if a is not None and teacher is not None else None,
@@ -116,7 +149,7 @@ def variant_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
             }
             for b in batches:
                 s = (1.0, None) if role == REFERENCE else None
-                found = sp.get((role, VARIANT_BACKEND, b, threads, opts))
+                found = sp.get((role, backend, b, threads, opts))
                 if found is not None:
                     s = (found.value, found.ci)
                 row[f"speedup_b{b}"] = s[0] if s else None
@@ -124,9 +157,15 @@ def variant_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
                 row[f"speedup_b{b}_ci_hi"] = s[1][1] if s and s[1] else None
                 if found is not None:
                     row[f"speedup_b{b}_from"] = found.basis
+                if len({g[0] for g in groups}) > 1:
+                    x = (Speedup(1.0, None, "reference") if role == REFERENCE and backend == VARIANT_BACKEND
+                         else _vs_ort_teacher(res, task, role, backend, b, threads, opts))
+                    row[f"vs_ort_b{b}"] = x.value if x else None
+                    row[f"vs_ort_b{b}_ci_lo"] = x.ci[0] if x and x.ci else None
+                    row[f"vs_ort_b{b}_ci_hi"] = x.ci[1] if x and x.ci else None
             row["onnx_ratio"] = ratio(model_sizes(res, task, role).onnx_bytes, teacher_bytes)
             if mem_batches:
-                mem = find(res, task, "memory", role, VARIANT_BACKEND, mem_batches[0], threads, opts)
+                mem = find(res, task, "memory", role, backend, mem_batches[0], threads, opts)
                 row[f"peak_mem_b{mem_batches[0]}_mb"] = mem.metrics.peak_mb if mem else None
             rows.append(row)
     return rows
@@ -146,31 +185,35 @@ def _isa_text(res: Results) -> str:
 
 
 def slower_notes(res: Results, task: str) -> list[str]:
-    """One note per variant slower than its own fp32 model at some batch size (p50 ratio and its CI below 1)."""
+    """One note per (variant, runtime) slower than its own fp32 model on that runtime at some batch size
+    (p50 ratio and its CI below 1)."""
     out = []
+    groups = _groups(res, task)
+    multi_threads = len({(g[1], g[2]) for g in groups if g[0] == VARIANT_BACKEND}) > 1
     for role in variant_roles(res, task):
         base = split_role(role)[0]
-        bits = []
-        for threads, opts in _groups(res, task):
-            for b in _batches(res, task, threads, opts, TIMED_SUITES):
-                s = speedup_vs_fp32(res, task, role, VARIANT_BACKEND, b, threads, opts)
+        bits: dict[str, list[str]] = {}
+        for group in groups:
+            backend, threads, opts = group
+            for b in _batches(res, task, group, TIMED_SUITES, role):
+                s = speedup_vs_fp32(res, task, role, backend, b, threads, opts)
                 # "slower" only when the whole CI says so: a point estimate below 1 inside a CI that
                 # spans 1 is no finding (and the paired column may show the variant ahead)
                 if s is None or s.value >= 1 or (s.ci is not None and s.ci[1] >= 1):
                     continue
                 # and the fast-state calls agree: on a VM that changes speed state, p50s of two separate
                 # runs can differ by the state each met, the 10th percentiles far less
-                mv, mb = (find(res, task, "latency", r, VARIANT_BACKEND, b, threads, opts) for r in (role, base))
+                mv, mb = (find(res, task, "latency", r, backend, b, threads, opts) for r in (role, base))
                 if mv is not None and mb is not None and None not in (mv.metrics.p10_ms, mb.metrics.p10_ms) \
                         and mv.metrics.p10_ms <= mb.metrics.p10_ms:
                     continue
                 bit = f"{1 / s.value:.2f}x at batch {b}"
                 if s.ci and s.ci[0] > 0:
                     bit += f" [CI {1 / s.ci[1]:.2f}, {1 / s.ci[0]:.2f}]"
-                bits.append(bit + (f", {threads} thread(s)" if len(_groups(res, task)) > 1 else ""))
-        if bits:
-            out.append(f"{role} is slower than {base} in fp32 on this CPU ({VARIANT_BACKEND} p50: "
-                       f"{'; '.join(bits)}); {_isa_text(res)}")
+                bits.setdefault(backend, []).append(bit + (f", {threads} thread(s)" if multi_threads else ""))
+        for backend, found in bits.items():
+            out.append(f"{role} is slower than {base} in fp32 on this CPU ({backend} p50: "
+                       f"{'; '.join(found)}); {_isa_text(res)}")
     return out
 
 
@@ -197,12 +240,25 @@ def _fmt_speed(r: dict[str, Any], b: int) -> str:
 
 
 def variant_verdict(rows: list[dict[str, Any]]) -> str | None:
-    """The fastest variant that keeps >= 99% of the fp32 teacher's accuracy, by paired speedup at the
-    largest batch size every timed variant shares (onnxruntime); or that none does. None without rows."""
+    """Per runtime that ran variants (ONNX Runtime first): the fastest variant that keeps >= 99% of the
+    fp32 teacher's accuracy, by paired speedup over the fp32 teacher on that runtime at the largest batch
+    size every timed variant shares; or that none does. None without rows."""
     if not rows:
         return None
+    backends = list(dict.fromkeys(r.get("backend") or VARIANT_BACKEND for r in rows))
+    with_variants = [b for b in backends if any(is_variant(r["model"]) and (r.get("backend") or VARIANT_BACKEND) == b
+                                                for r in rows)] or backends[:1]
+    texts = []
+    for backend in with_variants:
+        mine = [r for r in rows if (r.get("backend") or VARIANT_BACKEND) == backend]
+        group = (mine[0]["threads"], mine[0]["options"])
+        text = _verdict_one([r for r in mine if (r["threads"], r["options"]) == group], backend)
+        texts.append(text if len(with_variants) == 1 else f"On {backend}: {text}")
+    return " ".join(texts)
+
+
+def _verdict_one(rows: list[dict[str, Any]], backend: str) -> str:
     group = (rows[0]["threads"], rows[0]["options"])
-    rows = [r for r in rows if (r["threads"], r["options"]) == group]
     target = f">= {100 * QUALITY_TARGET:g}% of the fp32 teacher's accuracy"
     variants = [r for r in rows if is_variant(r["model"])]
     if not variants:
@@ -218,7 +274,7 @@ def variant_verdict(rows: list[dict[str, Any]]) -> str | None:
     if paired:
         common = paired
     keep = [r for r in variants if r.get("meets_target")]
-    where = f" ({VARIANT_BACKEND}" + (f", {group[0]} thread(s))" if group[0] is not None else ")")
+    where = f" ({backend}" + (f", {group[0]} thread(s))" if group[0] is not None else ")")
     if not keep:
         judged = [r for r in variants if r.get("of_teacher_pct") is not None]
         if not judged:
@@ -247,5 +303,5 @@ def variant_verdict(rows: list[dict[str, Any]]) -> str | None:
     if faster is not None and faster[f"speedup_b{b}"] > best[f"speedup_b{b}"]:
         text += f"; the fp32 {faster['model']} keeps it too and is faster ({faster[f'speedup_b{b}']:.2f}x)"
         if best[f"speedup_b{b}"] < 1.0:  # every quality-keeping variant is slower than the fp32 teacher itself
-            text += f", so int8 does not pay on this task and CPU: use the fp32 {faster['model']}"
+            text += f", so int8 does not pay on this task, runtime and CPU: use the fp32 {faster['model']}"
     return text + "."
