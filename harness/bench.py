@@ -61,6 +61,13 @@ class BenchConfig:
     # set by `fit_fixed_batch`; the accuracy pass then feeds chunks of exactly this many samples.
     fixed_batch: int | None = None
     profile: bool = False  # a per-operator profile pass after the timed suites (harness/profile_cli.py)
+    # the serving suite (harness/measure/serving.py): MLPerf LoadGen scenarios, logs kept beside the results
+    latency_bound_ms: float | None = None  # None: BOUND_MULTIPLE x the teacher's SingleStream p99
+    serving_max_batch: int = 8
+    serving_max_wait_ms: float | None = None  # None: each model's SingleStream p50
+    serving_min_duration_ms: int = 1000
+    serving_min_queries: int = 1024
+    serving_log_dir: str | None = None  # None: a folder "loadgen" in the working directory
 
     def __post_init__(self) -> None:
         from harness.variants import CALIBRATION_METHODS, variant_names
@@ -100,6 +107,21 @@ class BenchConfig:
         check_choice(self.calibration, "calibration", CALIBRATION_METHODS)
         check_int(self.calibration_samples, "calibration samples")
         check_int(self.calibration_seed, "calibration seed", minimum=0)
+        check_int(self.serving_max_batch, "serving max batch")
+        check_int(self.serving_min_duration_ms, "serving min duration (ms)")
+        check_int(self.serving_min_queries, "serving min queries")
+        for name, v in (("latency bound (ms)", self.latency_bound_ms), ("serving max wait (ms)",
+                                                                        self.serving_max_wait_ms)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                                  or v != v or v == float("inf")):
+                raise OptionError(f"{name} must be a positive number, got {v!r}")
+
+    def serving(self):
+        from harness.measure.serving import ServingConfig
+
+        return ServingConfig(log_root=Path(self.serving_log_dir or "loadgen"), latency_bound_ms=self.latency_bound_ms,
+                             max_batch=self.serving_max_batch, max_wait_ms=self.serving_max_wait_ms,
+                             min_duration_ms=self.serving_min_duration_ms, min_query_count=self.serving_min_queries)
 
     def variant_settings(self):
         from harness.variants import VariantSettings
@@ -474,7 +496,11 @@ def bench_models(sources: list, data: Dataset | None, cfg: BenchConfig, *, resul
         if suite.once_per_results and any(m.suite == suite.name for m in results.measurements):
             continue
         log.info(f"{task}: {suite.announce(ctx)}")
-        measurements += suite.measure(ctx)
+        try:
+            measurements += suite.measure(ctx)
+        except MissingPackageError as exc:  # an optional extra (LoadGen): one line, the other suites' results kept
+            log.warning(f"{suite.name}: not measured: {exc}")
+            results.warnings.append(f"{suite.name}: not measured: {exc}")
     if cfg.profile:
         from harness.profile_cli import profile_measurements
 

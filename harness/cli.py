@@ -354,6 +354,17 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", default=None, help="int8 calibration: minmax (default), entropy or percentile")
     p.add_argument("--calibration-samples", type=_positive_int("--calibration-samples"), default=None,
                    help="stratified training samples int8 calibrates on (default 256, capped at the training size)")
+    p.add_argument("--latency-bound-ms", type=_finite_float("--latency-bound-ms"), default=None,
+                   help="serving suite: the Server scenario's p99 bound (default: 10 x the fp32 teacher's LoadGen "
+                        "SingleStream p99 on each backend)")
+    p.add_argument("--serving-max-batch", type=_positive_int("--serving-max-batch"), default=None,
+                   help="serving suite: dynamic batching's largest batch (default 8)")
+    p.add_argument("--serving-max-wait-ms", type=_finite_float("--serving-max-wait-ms"), default=None,
+                   help="serving suite: how long a batch waits to fill (default: the model's SingleStream p50)")
+    p.add_argument("--serving-min-duration-ms", type=_positive_int("--serving-min-duration-ms"), default=None,
+                   help="serving suite: LoadGen's min_duration per run (default 1000)")
+    p.add_argument("--serving-min-queries", type=_positive_int("--serving-min-queries"), default=None,
+                   help="serving suite: LoadGen's min_query_count per run (default 1024)")
     p.add_argument("--profile", action="store_true",
                    help="after the timed suites, profile every model per operator on onnxruntime/openvino (a pass "
                         "of its own) and say in the report why an int8 model or a runtime is slower")

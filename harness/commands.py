@@ -220,10 +220,16 @@ def bench_config_from_args(args, quick_default: bool = False, **fixed):
              "throughput_batch_sizes": args.throughput_batch_sizes, "threads": args.threads,
              "device": args.device, "graph_optimization": args.graph_optimization, "processes": args.processes,
              "variants": args.variants, "calibration": args.calibration,
-             "calibration_samples": args.calibration_samples}
+             "calibration_samples": args.calibration_samples, "latency_bound_ms": args.latency_bound_ms,
+             "serving_max_batch": args.serving_max_batch, "serving_max_wait_ms": args.serving_max_wait_ms,
+             "serving_min_duration_ms": args.serving_min_duration_ms,
+             "serving_min_queries": args.serving_min_queries}
     kwargs = {k: v for k, v in given.items() if v is not None}
     kwargs.update(arena=not args.no_arena, external_data=bool(args.external_data),
                   quick=quick_default or bool(args.quick), profile=bool(getattr(args, "profile", False)))
+    if "serving" in (args.suites or ()):  # LoadGen's logs go beside the results file
+        out = str(getattr(args, "out", None) or "results.json")
+        kwargs["serving_log_dir"] = (out[:-5] if out.endswith(".json") else os.path.join(out, "results")) + "-loadgen"
     kwargs.update(fixed)
     return BenchConfig(**kwargs)
 

@@ -363,6 +363,33 @@ class ABMetrics(Metrics):
 
 
 @dataclass
+class ServingMetrics(Metrics):
+    """The `serving` suite: MLPerf LoadGen's scenarios on one model, backend and batching setting
+    (harness/measure/serving.py). Latencies in ms, rates in samples (queries) per second."""
+
+    suite: ClassVar[str] = "serving"
+    batching: bool | None = _f(as_bool)  # dynamic batching in the system under test
+    max_batch: int | None = _f(as_int)
+    max_wait_ms: float | None = _f()
+    latency_bound_ms: float | None = _f()  # the Server scenario's p99 bound
+    latency_bound_from: str | None = _f(as_str)
+    singlestream_p90_ms: float | None = _f()
+    singlestream_p99_ms: float | None = _f()
+    singlestream_valid: bool | None = _f(as_bool)
+    offline_sps: float | None = _f()
+    offline_valid: bool | None = _f(as_bool)
+    max_qps: float | None = _f()  # the highest target QPS whose Server run was VALID (None: none was)
+    max_qps_p99_ms: float | None = _f()
+    server_runs: list | None = _f(as_any)  # [{target_qps, valid, p99_ms, completed_qps, reason}], in search order
+    search_resolution: float | None = _f()  # (lowest INVALID - highest VALID) / highest VALID when the search ended
+    reason: str | None = _f(as_str)  # why no Server run was VALID
+    log_dir: str | None = _f(as_str)  # LoadGen's summary and detail logs, relative to the results file
+    loadgen_version: str | None = _f(as_str)
+    min_duration_ms: int | None = _f(as_int)
+    min_query_count: int | None = _f(as_int)
+
+
+@dataclass
 class GenericMetrics(Metrics):
     """A suite this harness does not know (a user's own): every key lives in `extra`."""
 
@@ -380,7 +407,7 @@ def register_metrics(cls: type[Metrics]) -> type[Metrics]:
 
 
 for _cls in (LatencyMetrics, ThroughputMetrics, PairedMetrics, AccuracyMetrics, MemoryMetrics,
-             ColdStartMetrics, StorageMetrics, RooflineMetrics, ABMetrics):
+             ColdStartMetrics, StorageMetrics, RooflineMetrics, ABMetrics, ServingMetrics):
     register_metrics(_cls)
 
 
@@ -393,6 +420,6 @@ def metrics_for(suite: str, values: Metrics | Mapping[str, Any] | None) -> Metri
 
 __all__ = [
     "ABMetrics", "AccuracyMetrics", "ColdStartMetrics", "GenericMetrics", "LatencyMetrics", "MemoryMetrics", "Metrics",
-    "METRICS_BY_SUITE", "PairedMetrics", "RooflineMetrics", "StorageMetrics", "ThroughputMetrics",
+    "METRICS_BY_SUITE", "PairedMetrics", "RooflineMetrics", "ServingMetrics", "StorageMetrics", "ThroughputMetrics",
     "TimingMetrics", "as_bool", "as_float", "as_int", "as_pair", "metric_field", "metrics_for", "register_metrics",
 ]

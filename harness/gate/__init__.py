@@ -31,13 +31,13 @@ from harness.gate.core import evaluate_gate, gate_exit_code, nothing_compared, u
 from harness.gate.environment import environment_differences, environment_note
 from harness.gate.format import format_gate, gate_summary, missing_lines
 from harness.gate.rules_quality import DEFAULT_SINGLE_SEED_MAX_DROP_PTS, AccuracyDelta, Parity, SizeRatio
-from harness.gate.rules_speed import LatencyP50, Speedup, TimedRule
+from harness.gate.rules_speed import LatencyP50, ServingQps, Speedup, TimedRule
 from harness.gate.rules_ab import ABLatency
 from harness.gate.rules_variants import Int8AccuracyDrop
 
 # The built-in rules, in the order their rows are printed and rules files list them. Rules registered
 # later (`@register_rule`) follow them.
-for _rule in (ABLatency, Speedup, SizeRatio, AccuracyDelta, Parity, LatencyP50, Int8AccuracyDrop):
+for _rule in (ABLatency, Speedup, SizeRatio, AccuracyDelta, Parity, LatencyP50, Int8AccuracyDrop, ServingQps):
     register_rule(_rule)
 del _rule
 
@@ -45,6 +45,6 @@ RULE_METRICS = RULES  # the registry under its older name: metric -> rule class
 
 __all__ = ["ABLatency", "AccuracyDelta", "COMPARED", "Int8AccuracyDrop", "DEFAULT", "DEFAULT_ALPHA", "DEFAULT_SINGLE_SEED_MAX_DROP_PTS", "GateRules",
            "LatencyP50", "Option", "Parity", "RULES", "RULE_METRICS", "Rule", "RuleResult", "RuleSpec", "SizeRatio",
-           "Speedup", "TimedRule", "VERDICTS", "default_rules", "environment_differences", "environment_note",
+           "ServingQps", "Speedup", "TimedRule", "VERDICTS", "default_rules", "environment_differences", "environment_note",
            "evaluate_gate", "format_gate", "gate_exit_code", "gate_summary", "load_rules", "missing_lines",
            "nothing_compared", "parse_rules", "register_rule", "rule_class", "unregister_rule", "update_baseline"]

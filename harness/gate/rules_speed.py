@@ -161,3 +161,39 @@ class LatencyP50(TimedRule):
     @classmethod
     def format_value(cls, v: float) -> str:
         return f"{v:.3g} ms"
+
+
+class ServingQps(TimedRule):
+    """The Server scenario's max-QPS ratio, student over the fp32 teacher under the same p99 bound, backend
+    and batching (the serving suite, harness/measure/serving.py), judged like the speedup: a drop past
+    the threshold fails only when the search brackets say so too. The CI is the bisection's bracket:
+    each max QPS lies between its highest VALID and lowest INVALID target, so the ratio lies in
+    [student_lo / teacher_hi, student_hi / teacher_lo]. Files without serving runs get no rows."""
+
+    name = "serving_qps_ratio"
+    threshold_key, default_threshold = "max_drop", 0.10
+    higher_is_better = True
+
+    def evaluate(self, baseline: Results, current: Results) -> list[RuleResult]:
+        if not any(self._obs(res, t) for res in (baseline, current) for t in self.tasks(baseline, current)):
+            return []
+        return super().evaluate(baseline, current)
+
+    def observations(self, res: Results, task: str) -> dict[ObsKey, Obs]:
+        ms = [m for m in task_measurements(res, task) if m.suite == "serving" and m.metrics.max_qps]
+        teachers = {(m.backend, m.batch_size, m.threads, opts_key(m)): m for m in ms if m.model == "teacher"}
+        out: dict[ObsKey, Obs] = {}
+        for m in ms:
+            t = teachers.get((m.backend, m.batch_size, m.threads, opts_key(m)))
+            if m.model == "teacher" or t is None:
+                continue
+            s_hi = m.metrics.max_qps * (1 + (m.metrics.search_resolution or 0))
+            t_hi = t.metrics.max_qps * (1 + (t.metrics.search_resolution or 0))
+            out[(m.model, m.backend, m.batch_size, m.threads, opts_key(m))] = Obs(
+                m.metrics.max_qps / t.metrics.max_qps, (m.metrics.max_qps / t_hi, s_hi / t.metrics.max_qps),
+                basis="LoadGen Server max QPS")
+        return out
+
+    @classmethod
+    def format_value(cls, v: float) -> str:
+        return f"{v:.3g}x"

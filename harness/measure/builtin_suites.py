@@ -172,3 +172,43 @@ class RooflineSuite(Suite):
         peak = measure_peak_gflops(threads=ctx.config.threads, sources=SOURCES + extra)
         return [Measurement(task="", model="", backend="torch", suite="roofline", batch_size=0,
                             threads=ctx.config.threads, metrics=peak)]
+
+
+@register_suite
+class ServingSuite(Suite):
+    name = "serving"
+    in_default = False  # minutes of LoadGen runs: asked for by name (--suites ...,serving)
+    describe = ("MLPerf LoadGen SingleStream p90, Offline samples/s and the Server scenario's max QPS under a p99 "
+                "bound, dynamic batching off and on")
+
+    def measure(self, ctx: SuiteContext) -> list[Measurement]:
+        import numpy as np
+
+        from harness.backends.base import get_backend
+        from harness.measure import serving
+        from harness.measure.base import SessionHandle
+        from harness.measure.loadgen_run import loadgen
+
+        loadgen()  # MissingPackageError: one line from the bench loop, the other suites keep their results
+        if ctx.data is not None:
+            samples = np.ascontiguousarray(np.asarray(ctx.data.X_test[:1024]), dtype=np.float32)
+        else:
+            samples = ctx.inputs[max(ctx.inputs)]
+        cfg = ctx.config.serving()
+        out = []
+        # one session open at a time (nothing runs beside a LoadGen run); the teacher first: its run sets the bound
+        for src in sorted(ctx.sources, key=lambda s: s.role != "teacher"):
+            for b in sorted(ctx.backends):
+                if not ctx.runs_on(src, b):
+                    continue
+                sess = get_backend(b).open(src.artifact(), ctx.options)
+                try:
+                    h = SessionHandle(task=src.task, role=src.role, backend=b, options=ctx.options, session=sess,
+                                      macs=src.macs)
+                    out += serving.measure([h], samples, cfg, ctx.config.fixed_batch, bounds=self._bounds)
+                finally:
+                    sess.close()
+        return out
+
+    def __init__(self) -> None:
+        self._bounds: dict = {}

@@ -20,6 +20,7 @@ from harness.report.tables import (
 from harness.report.variants import (
     QUALITY_TARGET, VARIANT_COLS, VARIANT_KEEP, failure_notes, has_variants, slower_notes, variant_rows, variant_verdict,
 )
+from harness.report.serving import SERVING_COLS, SERVING_KEEP, batching_verdict, serving_notes, serving_rows
 from harness.results import Results
 
 
@@ -40,6 +41,8 @@ class TaskReport:
     section_verdicts: dict[str, dict[str, str]] = field(default_factory=dict)  # table key -> source -> sentence
     # the first screen (harness.report.summary): per source, what to deploy, the compact table, caveats
     summaries: dict[str, TaskSummary] = field(default_factory=dict)
+    # "Under load" (the serving suite): only for a task with serving measurements
+    serving: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out = {"accuracy": self.accuracy, "size": self.size, "performance": self.performance,
@@ -47,6 +50,8 @@ class TaskReport:
                "ort_vs_torch": self.ort_vs_torch}
         if self.has_variants:  # files without variants: the same tables as before
             out["variants"] = self.variants
+        if not self.serving.empty:
+            out["serving"] = self.serving
         return out
 
     @property
@@ -85,7 +90,8 @@ def build_model(paths_or_results: Any, target: float = QUALITY_TARGET) -> Report
         src_rows.append(source_row(res, label))
         warn_rows += warning_rows(res, label)
     for task in tasks:
-        acc, size, perf, back, kd, ort, valid, var = [], [], [], [], [], [], [], []
+        acc, size, perf, back, kd, ort, valid, var, serv = [], [], [], [], [], [], [], [], []
+        serv_verdicts: dict[str, str] = {}
         verdicts = {}
         summaries: dict[str, TaskSummary] = {}
         var_verdicts: dict[str, str] = {}
@@ -116,9 +122,13 @@ def build_model(paths_or_results: Any, target: float = QUALITY_TARGET) -> Report
                 var += vr
                 var_verdicts[label] = variant_verdict(vr) or "No models to compare."
                 variant_msgs = failure_notes(res, task) + slower_notes(res, task)
+            sv = serving_rows(res, label, task)
+            serv += sv
+            if sv:
+                serv_verdicts[label] = batching_verdict(sv) or "No model was served with batching both off and on."
             for key, msgs in (("performance", [peak_note(res, label, r) for r in p]),
                               ("validity", list(dict.fromkeys(n for r in v for n in validity_notes(r)))),
-                              ("variants", variant_msgs)):
+                              ("variants", variant_msgs), ("serving", serving_notes(sv))):
                 notes.setdefault(key, []).extend(prefix + m for m in msgs if m)
         reports.append(TaskReport(
             task=task, accuracy=table("accuracy", acc), size=table("size", size),
@@ -127,8 +137,9 @@ def build_model(paths_or_results: Any, target: float = QUALITY_TARGET) -> Report
             verdicts=verdicts, validity=table("validity", valid),
             notes={k: v for k, v in notes.items() if v},
             variants=drop_empty(frame(var, VARIANT_COLS), VARIANT_KEEP) if var else pd.DataFrame(),
-            section_verdicts={"variants": var_verdicts} if var_verdicts else {},
+            section_verdicts={k: v for k, v in (("variants", var_verdicts), ("serving", serv_verdicts)) if v},
             summaries=summaries,
+            serving=drop_empty(frame(serv, SERVING_COLS), SERVING_KEEP) if serv else pd.DataFrame(),
         ))
     return Report(results=results, labels=labels, sources=frame(src_rows, ["source"]), tasks=reports,
                   warnings=frame(warn_rows, WARN_COLS))

@@ -27,9 +27,11 @@ SECTIONS = (
                  "speedup: fast-state (p10) where recorded, vs the fp32 teacher on the same runtime, paired where "
                  "'from' says so, else the latency suite's ratio; 'vs ORT teacher': latency medians against the "
                  "fp32 teacher on onnxruntime, not paired; quality target: >= 99% of the fp32 teacher's accuracy)"),
+    ("serving", "Under load: MLPerf LoadGen (Server: highest target QPS whose run was VALID, p99 under the bound; "
+                "ratio vs the fp32 teacher on the same backend and batching; SingleStream p90; Offline samples/s)"),
 )
 # sections whose lines under the table are information ("Note: ..."), not warnings
-NOTE_SECTIONS = ("variants",)
+NOTE_SECTIONS = ("variants", "serving")
 
 LABELS = {
     "source": "source", "task": "task", "model": "model", "backend": "backend", "batch_size": "batch",
@@ -56,6 +58,12 @@ LABELS = {
     "torch_compile_p50_ms": "torch-compile p50 ms", "compile_speedup": "compile speedup",
     "compile_speedup_ci": "compile 95% CI", "vs_fp32_ort": "vs own fp32 ORT", "vs_fp32_ort_ci": "own fp32 95% CI",
     "compile_speedup_p10": "compile p10 speedup", "ort_speedup_p10": "ORT p10 speedup",
+    # the serving table (harness.report.serving)
+    "batching": "batching", "max_batch": "max batch", "max_wait_ms": "max wait ms", "latency_bound_ms": "p99 bound ms",
+    "max_qps": "max QPS", "qps_ratio": "QPS vs teacher", "max_qps_p99_ms": "p99 ms at max", "ss_p90_ms":
+    "SingleStream p90 ms", "offline_sps": "Offline samples/s", "runs_valid": "Server runs VALID", "ss_valid":
+    "SingleStream VALID", "offline_valid": "Offline VALID", "search_resolution_pct": "search step %",
+    "serving_reason": "why no max",
     # the variants table (harness.report.variants)
     "acc_pct": "acc %", "acc_basis": "acc from", "vs_teacher_pts": "pts vs teacher",
     "of_teacher_pct": "% of teacher", "meets_target": ">= 99%", "fp32_acc_pct": "own fp32 acc %",
@@ -89,8 +97,10 @@ def _formatter(col: str) -> Callable[[Any], str]:
         return f("{:+.1f}%")
     if col == "pct_peak":  # above 100% a warning under the table names the cause
         return lambda v: f"{float(v):.1f}" + (" (!)" if float(v) > 100 else "")
-    if col == "valid":
+    if col in ("valid", "ss_valid", "offline_valid"):
         return lambda v: "yes" if v else "NO"
+    if col in ("max_qps", "offline_sps"):
+        return f("{:.0f}")
     if col in ("control_ratio", "control_ci"):  # an A/A ratio: 1.000 is the expected reading
         return f("{:.3f}")
     if col == "meets_target":

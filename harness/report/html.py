@@ -277,6 +277,41 @@ def _throughput_fig(report: Report, task: str):
     return fig
 
 
+def _knee_fig(report: Report, task: str):
+    """p99 latency against offered QPS per model (the Server scenario's runs): where each curve bends up
+    through the bound is the model's capacity under load."""
+    import plotly.graph_objects as go
+
+    from harness.report.serving import knee_curves
+
+    fig = go.Figure()
+    bounds = set()
+    roles: dict[str, int] = {}
+    for si, (res, label) in enumerate(zip(report.results, report.labels)):
+        if task not in task_names(res):
+            continue
+        for c in knee_curves(res, task):
+            ri = roles.setdefault(c["model"], len(roles))
+            pts = c["points"]
+            name = f"{c['model']} / {c['backend']} / batching {'on' if c['batching'] else 'off'}" + (
+                f" [{label}]" if report.multi_source else "")
+            fig.add_trace(go.Scatter(
+                x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=name,
+                line={"dash": "solid" if c["batching"] else "dot", "color": PALETTE[(ri + 3 * si) % len(PALETTE)]},
+                marker={"symbol": ["circle" if p[2] else "x" for p in pts], "size": 9},
+                hovertemplate="%{x:.0f} QPS: p99 %{y:.3g} ms<extra>" + name + "</extra>"))
+            if c.get("bound_ms"):
+                bounds.add(c["bound_ms"])
+    if not fig.data:
+        return None
+    for b in sorted(bounds):
+        fig.add_hline(y=b, line_dash="dash", line_color="#888", annotation_text=f"p99 bound {b:.3g} ms")
+    fig.update_layout(title=f"{task}: p99 latency vs offered QPS under LoadGen (o VALID, x INVALID)",
+                      xaxis_title="offered QPS (Server scenario target)", yaxis_title="p99 latency, ms (log)",
+                      yaxis_type="log")
+    return fig
+
+
 def _fig_html(fig, div_id: str) -> str:
     fig.update_layout(template="plotly_white", height=460, margin={"l": 60, "r": 20, "t": 60, "b": 60},
                       legend={"orientation": "h", "y": -0.2})
@@ -306,13 +341,16 @@ def render_html(report: Report) -> str:
             body.append(f"<div class='verdict'>{prefix}{e(summ.deploy)}</div>")
             if summ.distillation:
                 body.append(f"<div class='verdict'>{prefix}{e(summ.distillation)}</div>")
+            if summ.serving:
+                body.append(f"<div class='verdict'>{prefix}{e(summ.serving)}</div>")
             rows = table_rows(summ)
             if rows:
                 body.append(pd.DataFrame(rows).to_html(index=False, escape=True, classes="tbl", border=0))
             if summ.caveats:
                 body.append("<div class='warn'>" + "".join(f"<p>{e(c)}</p>" for c in summ.caveats) + "</div>")
         plots = []
-        for kind, maker in (("scatter", _scatter_fig), ("latency", _box_fig), ("throughput", _throughput_fig)):
+        for kind, maker in (("scatter", _scatter_fig), ("latency", _box_fig), ("throughput", _throughput_fig),
+                            ("knee", _knee_fig)):
             fig = maker(report, tr.task)
             if fig is not None:
                 plots.append(f"<div class='plot'>{_fig_html(fig, f'plot-{slug}-{kind}')}</div>")

@@ -112,6 +112,8 @@ def render_screen(report: Report, width: int | None = None) -> str:
             out += _wrap(s.deploy, width)
             if s.distillation:
                 out += _wrap(s.distillation, width)
+            if s.serving:
+                out += _wrap(s.serving, width)
             table = fit_table(table_rows(s), width)
             if table:
                 out += [""] + table.splitlines()

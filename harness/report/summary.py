@@ -39,6 +39,7 @@ class TaskSummary:
     caveats: list[str] = field(default_factory=list)  # grouped by cause, each with what to do
     batch: int | None = None  # the batch size the speedups and the choice are at
     target: float = QUALITY_TARGET
+    serving: str | None = None  # the serving suite's max QPS under the bound (harness.report.serving)
 
 
 def _timing_group(res: Results, task: str) -> tuple[int | None, str] | None:
@@ -361,6 +362,12 @@ def best_runtime_line(rows: list[dict[str, Any]]) -> str:
             f"{st['batch']} (latency medians, not paired){same_text}.")
 
 
+def serving_line(res: Results, task: str) -> str | None:
+    from harness.report.serving import serving_line as line
+
+    return line(res, task)
+
+
 def summarize(res: Results, label: str, task: str, target: float = QUALITY_TARGET,
               validity: list[dict[str, Any]] | None = None, peak_notes: list[str] | None = None) -> TaskSummary:
     rows, batch = model_rows(res, task, target)
@@ -370,7 +377,7 @@ def summarize(res: Results, label: str, task: str, target: float = QUALITY_TARGE
     return TaskSummary(source=label, task=task, deploy=deploy + (f" {extra}" if extra else ""),
                        distillation=distillation_line(res, task), rows=_fastest_per_model(rows),
                        caveats=caveat_lines(res, task, validity, peak_notes) + why_lines(res, task), batch=batch,
-                       target=target)
+                       target=target, serving=serving_line(res, task))
 
 
 def why_lines(res: Results, task: str, limit: int = 2) -> list[str]:

@@ -1,0 +1,117 @@
+"""The "Under load" table: the serving suite's LoadGen figures per model, backend and batching setting
+(harness/measure/serving.py), with the max-QPS ratio to the fp32 teacher under the same bound, backend
+and batching; a verdict per model on whether dynamic batching wins; the knee data (p99 against offered
+QPS, one curve per model) for the HTML report's plot.
+
+Shown only for a task with serving measurements; other files report exactly as before.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.report.lookup import REFERENCE, ratio, task_measurements
+from harness.results import Measurement, Results
+
+SERVING_COLS = ["source", "task", "model", "backend", "batching", "max_batch", "max_wait_ms", "latency_bound_ms",
+                "max_qps", "qps_ratio", "max_qps_p99_ms", "ss_p90_ms", "offline_sps", "runs_valid", "ss_valid",
+                "offline_valid", "search_resolution_pct", "serving_reason"]
+SERVING_KEEP = ("source", "task", "model", "backend", "batching")
+
+
+def serving_measurements(res: Results, task: str) -> list[Measurement]:
+    return [m for m in task_measurements(res, task) if m.suite == "serving"]
+
+
+def _teacher(ms: list[Measurement], m: Measurement) -> Measurement | None:
+    return next((t for t in ms if t.model == REFERENCE and t.backend == m.backend and t.threads == m.threads
+                 and t.metrics.batching == m.metrics.batching), None)
+
+
+def serving_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
+    ms = serving_measurements(res, task)
+    rows = []
+    for m in ms:
+        x = m.metrics
+        t = _teacher(ms, m)
+        runs = x.server_runs or []
+        rows.append({
+            "source": label, "task": task, "model": m.model, "backend": m.backend,
+            "batching": "on" if x.batching else "off", "max_batch": x.max_batch, "max_wait_ms": x.max_wait_ms,
+            "latency_bound_ms": x.latency_bound_ms, "max_qps": x.max_qps,
+            "qps_ratio": (1.0 if x.max_qps else None) if m.model == REFERENCE else ratio(x.max_qps, t.metrics.max_qps if t else None),
+            "max_qps_p99_ms": x.max_qps_p99_ms, "ss_p90_ms": x.singlestream_p90_ms, "offline_sps": x.offline_sps,
+            "runs_valid": f"{sum(bool(r.get('valid')) for r in runs)}/{len(runs)}",
+            "ss_valid": x.singlestream_valid, "offline_valid": x.offline_valid,
+            "search_resolution_pct": None if x.search_resolution is None else 100 * x.search_resolution,
+            "serving_reason": x.reason,
+        })
+    return rows
+
+
+def batching_verdict(rows: list[dict[str, Any]]) -> str | None:
+    """Per model and backend: which batching setting served more QPS under the bound."""
+    if not rows:
+        return None
+    bits = []
+    pairs: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        pairs.setdefault((r["model"], r["backend"]), {})[r["batching"]] = r
+    for (model, backend), by in pairs.items():
+        on, off = by.get("on"), by.get("off")
+        if not on or not off:
+            continue
+        a, b = on.get("max_qps"), off.get("max_qps")
+        if a is None and b is None:
+            bits.append(f"{model} ({backend}): neither met the bound")
+        elif b is None or (a is not None and a > b):
+            bits.append(f"{model} ({backend}): batching on, {a:.0f} vs {b or 0:.0f} QPS")
+        else:
+            bits.append(f"{model} ({backend}): batching off, {b:.0f} vs {a or 0:.0f} QPS")
+    bound = next((r["latency_bound_ms"] for r in rows if r.get("latency_bound_ms")), None)
+    head = "Max QPS with p99 under the bound" + (f" ({bound:.3g} ms)" if bound else "") + ", by batching: "
+    return head + "; ".join(bits) + "." if bits else None
+
+
+def serving_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per (model, backend, batching) that met the bound at no QPS tried, with LoadGen's reason."""
+    return [f"{r['model']} on {r['backend']}, batching {r['batching']}: {r['serving_reason']}"
+            for r in rows if r.get("max_qps") is None and r.get("serving_reason")]
+
+
+def knee_curves(res: Results, task: str) -> list[dict[str, Any]]:
+    """One curve per (model, backend, batching): (offered QPS, p99 ms, VALID) points sorted by QPS."""
+    out = []
+    for m in serving_measurements(res, task):
+        pts = sorted((r["target_qps"], r["p99_ms"], bool(r.get("valid"))) for r in m.metrics.server_runs or []
+                     if r.get("target_qps") is not None and r.get("p99_ms") is not None)
+        if pts:
+            out.append({"model": m.model, "backend": m.backend, "batching": bool(m.metrics.batching),
+                        "bound_ms": m.metrics.latency_bound_ms, "points": pts})
+    return out
+
+
+__all__ = ["SERVING_COLS", "SERVING_KEEP", "batching_verdict", "knee_curves", "serving_measurements", "serving_notes",
+           "serving_rows"]
+
+
+def serving_line(res: Results, task: str) -> str | None:
+    """The first screen's line: per backend, each model's max QPS under the bound (its better batching
+    setting) and the ratio to the teacher's; None without serving measurements."""
+    ms = [m for m in serving_measurements(res, task) if m.metrics.max_qps]
+    if not ms:
+        return None
+    parts = []
+    for backend in dict.fromkeys(m.backend for m in ms):
+        best: dict[str, Measurement] = {}
+        for m in (m for m in ms if m.backend == backend):
+            if m.model not in best or m.metrics.max_qps > best[m.model].metrics.max_qps:
+                best[m.model] = m
+        t = best.get(REFERENCE)
+        bound = next(iter(best.values())).metrics.latency_bound_ms
+        bits = []
+        for role, m in best.items():
+            how = "batching on" if m.metrics.batching else "no batching"
+            r = ratio(m.metrics.max_qps, t.metrics.max_qps) if t and role != REFERENCE else None
+            bits.append(f"{role} {m.metrics.max_qps:.0f} QPS ({how}" + (f", {r:.1f}x the teacher's)" if r else ")"))
+        parts.append(f"on {backend}, p99 <= {bound:.3g} ms: " + ", ".join(bits))
+    return "Under load (LoadGen Server, max QPS) " + "; ".join(parts) + "."
