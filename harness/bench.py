@@ -67,6 +67,7 @@ class BenchConfig:
     serving_max_wait_ms: float | None = None  # None: each model's SingleStream p50
     serving_min_duration_ms: int = 1000
     serving_min_queries: int = 1024
+    serving_repeats: int = 1
     serving_log_dir: str | None = None  # None: a folder "loadgen" in the working directory
 
     def __post_init__(self) -> None:
@@ -110,6 +111,7 @@ class BenchConfig:
         check_int(self.serving_max_batch, "serving max batch")
         check_int(self.serving_min_duration_ms, "serving min duration (ms)")
         check_int(self.serving_min_queries, "serving min queries")
+        check_int(self.serving_repeats, "serving repeats")
         for name, v in (("latency bound (ms)", self.latency_bound_ms), ("serving max wait (ms)",
                                                                         self.serving_max_wait_ms)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
@@ -121,7 +123,8 @@ class BenchConfig:
 
         return ServingConfig(log_root=Path(self.serving_log_dir or "loadgen"), latency_bound_ms=self.latency_bound_ms,
                              max_batch=self.serving_max_batch, max_wait_ms=self.serving_max_wait_ms,
-                             min_duration_ms=self.serving_min_duration_ms, min_query_count=self.serving_min_queries)
+                             min_duration_ms=self.serving_min_duration_ms, min_query_count=self.serving_min_queries,
+                             repeats=self.serving_repeats)
 
     def variant_settings(self):
         from harness.variants import VariantSettings

@@ -365,6 +365,9 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
                    help="serving suite: LoadGen's min_duration per run (default 1000)")
     p.add_argument("--serving-min-queries", type=_positive_int("--serving-min-queries"), default=None,
                    help="serving suite: LoadGen's min_query_count per run (default 1024)")
+    p.add_argument("--serving-repeats", type=_positive_int("--serving-repeats"), default=None,
+                   help="serving suite: Server max-QPS searches per model and batching (default 1); the report "
+                        "gives their median and spread")
     p.add_argument("--profile", action="store_true",
                    help="after the timed suites, profile every model per operator on onnxruntime/openvino (a pass "
                         "of its own) and say in the report why an int8 model or a runtime is slower")

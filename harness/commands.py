@@ -223,7 +223,7 @@ def bench_config_from_args(args, quick_default: bool = False, **fixed):
              "calibration_samples": args.calibration_samples, "latency_bound_ms": args.latency_bound_ms,
              "serving_max_batch": args.serving_max_batch, "serving_max_wait_ms": args.serving_max_wait_ms,
              "serving_min_duration_ms": args.serving_min_duration_ms,
-             "serving_min_queries": args.serving_min_queries}
+             "serving_min_queries": args.serving_min_queries, "serving_repeats": args.serving_repeats}
     kwargs = {k: v for k, v in given.items() if v is not None}
     kwargs.update(arena=not args.no_arena, external_data=bool(args.external_data),
                   quick=quick_default or bool(args.quick), profile=bool(getattr(args, "profile", False)))

@@ -382,6 +382,8 @@ class ServingMetrics(Metrics):
     max_qps_p99_ms: float | None = _f()
     server_runs: list | None = _f(as_any)  # [{target_qps, valid, p99_ms, completed_qps, reason}], in search order
     search_resolution: float | None = _f()  # (lowest INVALID - highest VALID) / highest VALID when the search ended
+    max_qps_repeats: list[float] | None = _f(as_floats)  # each search's max (--serving-repeats); max_qps: their median
+    max_qps_spread: float | None = _f()  # (largest - smallest) / median of the repeats: the machine's noise
     reason: str | None = _f(as_str)  # why no Server run was VALID
     log_dir: str | None = _f(as_str)  # LoadGen's summary and detail logs, relative to the results file
     loadgen_version: str | None = _f(as_str)

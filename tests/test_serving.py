@@ -149,8 +149,28 @@ def test_report_under_load_table_verdict_and_knee():
     res.measurements[-1].metrics.max_qps = None
     res.measurements[-1].metrics.reason = "no Server run met the bound down to 10 QPS (LoadGen: Min queries)"
     notes = build_model(res).tasks[0].notes["serving"]
-    assert notes == ["student_kd on onnxruntime, batching on: no Server run met the bound down to 10 QPS "
-                     "(LoadGen: Min queries)"]
+    assert [n for n in notes if "no Server run" in n] == [
+        "student_kd on onnxruntime, batching on: no Server run met the bound down to 10 QPS (LoadGen: Min queries)"]
+    # the same call measured two ways: LoadGen's SingleStream p90 (0.4 ms here) against the latency suite's
+    lat = next(m for m in res.measurements if m.suite == "latency" and m.model == "teacher"
+               and m.backend == "onnxruntime" and m.batch_size == 1 and m.threads == 1)
+    assert any(n.startswith(f"teacher on onnxruntime: LoadGen's SingleStream p90 is {0.4 / lat.metrics.p90_ms:.2f}x "
+                            "the latency suite's") for n in notes)
+
+
+def test_repeated_searches_report_their_median_and_spread():
+    from harness.measure.serving import Search, combine
+    from harness.report.content import build_model
+
+    s = combine([Search(q, [{"target_qps": q, "valid": True}], 0.04, None) for q in (900.0, 1300.0, 1200.0)])
+    assert s.max_qps == 1200.0 and s.repeats == [900.0, 1300.0, 1200.0] and len(s.runs) == 3
+    assert combine([Search(900.0, [], 0.04, None), Search(None, [], None, "no run met it")]).max_qps is None
+    res = _with_serving(5000.0)
+    m = res.measurements[-1].metrics
+    m.max_qps_repeats, m.max_qps_spread = [14000.0, 15000.0, 20000.0], 6000.0 / 15000.0
+    notes = build_model(res).tasks[0].notes["serving"]
+    assert ("student_kd on onnxruntime, batching on: max QPS varied 40% across 3 searches (14000, 15000, 20000): "
+            "the machine's noise") in " ".join(notes)
 
 
 # -- real LoadGen runs on a tiny model ---------------------------------------------------------------

@@ -187,13 +187,20 @@ class ServingQps(TimedRule):
             t = teachers.get((m.backend, m.batch_size, m.threads, opts_key(m)))
             if m.model == "teacher" or t is None:
                 continue
-            s_hi = m.metrics.max_qps * (1 + (m.metrics.search_resolution or 0))
-            t_hi = t.metrics.max_qps * (1 + (t.metrics.search_resolution or 0))
+            s_lo, s_hi = self._range(m)
+            t_lo, t_hi = self._range(t)
             out[(m.model, m.backend, m.batch_size, m.threads, opts_key(m))] = Obs(
-                m.metrics.max_qps / t.metrics.max_qps, (m.metrics.max_qps / t_hi, s_hi / t.metrics.max_qps),
-                basis="LoadGen Server max QPS")
+                m.metrics.max_qps / t.metrics.max_qps, (s_lo / t_hi, s_hi / t_lo), basis="LoadGen Server max QPS")
         return out
 
     @classmethod
     def format_value(cls, v: float) -> str:
         return f"{v:.3g}x"
+
+    @staticmethod
+    def _range(m) -> tuple[float, float]:
+        """Where the max QPS lies: its repeats' range (when searched more than once), widened by the
+        bisection's last bracket above."""
+        x = m.metrics
+        reps = x.max_qps_repeats or [x.max_qps]
+        return min(reps), max(reps) * (1 + (x.search_resolution or 0))

@@ -5,10 +5,14 @@ the measuring itself stays in those modules.
 """
 from __future__ import annotations
 
+import logging
+
 from harness.measure.registry import Suite as _Suite
 from harness.measure.registry import SuiteContext, register_suite
 from harness.measure.timing import TimingConfig
 from harness.results import Measurement
+
+log = logging.getLogger(__name__)
 
 
 class Suite(_Suite):
@@ -195,6 +199,14 @@ class ServingSuite(Suite):
         else:
             samples = ctx.inputs[max(ctx.inputs)]
         cfg = ctx.config.serving()
+        fixed = ctx.config.fixed_batch
+        if fixed and fixed > 1:  # LoadGen's queries carry one sample each; such a model cannot take one
+            log.warning(f"serving: not measured: the models take exactly {fixed} samples per call")
+            return []
+        if fixed == 1:
+            from dataclasses import replace
+
+            cfg = replace(cfg, batching=(False,))
         out = []
         # one session open at a time (nothing runs beside a LoadGen run); the teacher first: its run sets the bound
         for src in sorted(ctx.sources, key=lambda s: s.role != "teacher"):

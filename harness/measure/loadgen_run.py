@@ -139,8 +139,11 @@ class BatchingSUT:
 def run_scenario(scenario: str, run_batch: Callable[[np.ndarray], None], n_samples: int, out_dir: Path,
                  batching: Batching = Batching(), *, target_qps: float | None = None,
                  latency_bound_ms: float | None = None, expected_latency_ms: float | None = None,
-                 min_duration_ms: int = 1000, min_query_count: int = 1024) -> RunResult:
-    """One LoadGen run (PerformanceOnly) of `scenario`; its logs stay in `out_dir`."""
+                 min_duration_ms: int = 1000, min_query_count: int = 1024,
+                 run_one: Callable[[int], None] | None = None) -> RunResult:
+    """One LoadGen run (PerformanceOnly) of `scenario`; its logs stay in `out_dir`. SingleStream calls
+    `run_one(sample index)` when given (a sample prepared ahead, as a latency loop feeds it), else
+    `run_batch` with one index."""
     lg = loadgen()
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}")
@@ -163,8 +166,11 @@ def run_scenario(scenario: str, run_batch: Callable[[np.ndarray], None], n_sampl
 
     sut_obj = None
     if scenario == "SingleStream":
+        one = run_one or (lambda i: run_batch(np.array([i], dtype=np.int64)))
+
         def issue(samples):
-            run_batch(np.array([s.index for s in samples], dtype=np.int64))
+            for s in samples:
+                one(s.index)
             lg.QuerySamplesComplete([lg.QuerySampleResponse(s.id, 0, 0) for s in samples])
     else:
         sut_obj = BatchingSUT(lg, run_batch, batching)

@@ -74,6 +74,12 @@ class Report:
 
 
 
+def _cores(res: Results) -> int | None:
+    env = res.environment or {}
+    v = env.get("affinity_cores") or env.get("physical_cores")
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
 def build_model(paths_or_results: Any, target: float = QUALITY_TARGET) -> Report:
     """Read inputs (paths or Results) and build every table of the report; `target` is the quality target
     (a fraction of the fp32 teacher's accuracy) the first screen's verdict chooses by."""
@@ -128,7 +134,7 @@ def build_model(paths_or_results: Any, target: float = QUALITY_TARGET) -> Report
                 serv_verdicts[label] = batching_verdict(sv) or "No model was served with batching both off and on."
             for key, msgs in (("performance", [peak_note(res, label, r) for r in p]),
                               ("validity", list(dict.fromkeys(n for r in v for n in validity_notes(r)))),
-                              ("variants", variant_msgs), ("serving", serving_notes(sv))):
+                              ("variants", variant_msgs), ("serving", serving_notes(sv, _cores(res)))):
                 notes.setdefault(key, []).extend(prefix + m for m in msgs if m)
         reports.append(TaskReport(
             task=task, accuracy=table("accuracy", acc), size=table("size", size),

@@ -61,8 +61,8 @@ LABELS = {
     # the serving table (harness.report.serving)
     "batching": "batching", "max_batch": "max batch", "max_wait_ms": "max wait ms", "latency_bound_ms": "p99 bound ms",
     "max_qps": "max QPS", "qps_ratio": "QPS vs teacher", "max_qps_p99_ms": "p99 ms at max", "ss_p90_ms":
-    "SingleStream p90 ms", "offline_sps": "Offline samples/s", "runs_valid": "Server runs VALID", "ss_valid":
-    "SingleStream VALID", "offline_valid": "Offline VALID", "search_resolution_pct": "search step %",
+    "SingleStream p90 ms", "ss_vs_latency_p90": "SS p90 / latency p90", "offline_sps": "Offline samples/s", "runs_valid": "Server runs VALID", "ss_valid":
+    "SingleStream VALID", "offline_valid": "Offline VALID", "search_resolution_pct": "search step %", "max_qps_spread_pct": "max QPS spread %",
     "serving_reason": "why no max",
     # the variants table (harness.report.variants)
     "acc_pct": "acc %", "acc_basis": "acc from", "vs_teacher_pts": "pts vs teacher",
@@ -99,6 +99,8 @@ def _formatter(col: str) -> Callable[[Any], str]:
         return lambda v: f"{float(v):.1f}" + (" (!)" if float(v) > 100 else "")
     if col in ("valid", "ss_valid", "offline_valid"):
         return lambda v: "yes" if v else "NO"
+    if col == "ss_vs_latency_p90":
+        return f("{:.2f}x")
     if col in ("max_qps", "offline_sps"):
         return f("{:.0f}")
     if col in ("control_ratio", "control_ci"):  # an A/A ratio: 1.000 is the expected reading

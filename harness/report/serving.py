@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.lookup import REFERENCE, ratio, task_measurements
+from harness.report.lookup import REFERENCE, find, ratio, task_measurements
 from harness.results import Measurement, Results
 
-SERVING_COLS = ["source", "task", "model", "backend", "batching", "max_batch", "max_wait_ms", "latency_bound_ms",
-                "max_qps", "qps_ratio", "max_qps_p99_ms", "ss_p90_ms", "offline_sps", "runs_valid", "ss_valid",
+SERVING_COLS = ["source", "task", "model", "backend", "threads", "batching", "max_batch", "max_wait_ms", "latency_bound_ms",
+                "max_qps", "qps_ratio", "max_qps_p99_ms", "ss_p90_ms", "ss_vs_latency_p90", "offline_sps", "max_qps_spread_pct", "runs_valid", "ss_valid",
                 "offline_valid", "search_resolution_pct", "serving_reason"]
 SERVING_KEEP = ("source", "task", "model", "backend", "batching")
 
@@ -35,17 +35,30 @@ def serving_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
         t = _teacher(ms, m)
         runs = x.server_runs or []
         rows.append({
-            "source": label, "task": task, "model": m.model, "backend": m.backend,
+            "source": label, "task": task, "model": m.model, "backend": m.backend, "threads": m.threads,
             "batching": "on" if x.batching else "off", "max_batch": x.max_batch, "max_wait_ms": x.max_wait_ms,
             "latency_bound_ms": x.latency_bound_ms, "max_qps": x.max_qps,
             "qps_ratio": (1.0 if x.max_qps else None) if m.model == REFERENCE else ratio(x.max_qps, t.metrics.max_qps if t else None),
-            "max_qps_p99_ms": x.max_qps_p99_ms, "ss_p90_ms": x.singlestream_p90_ms, "offline_sps": x.offline_sps,
+            "max_qps_p99_ms": x.max_qps_p99_ms, "ss_p90_ms": x.singlestream_p90_ms,
+            "ss_vs_latency_p90": _ss_vs_latency(res, task, m), "offline_sps": x.offline_sps,
+            "max_qps_spread_pct": None if x.max_qps_spread is None else 100 * x.max_qps_spread,
+            "max_qps_repeats": x.max_qps_repeats,
             "runs_valid": f"{sum(bool(r.get('valid')) for r in runs)}/{len(runs)}",
             "ss_valid": x.singlestream_valid, "offline_valid": x.offline_valid,
             "search_resolution_pct": None if x.search_resolution is None else 100 * x.search_resolution,
             "serving_reason": x.reason,
         })
     return rows
+
+
+def _ss_vs_latency(res: Results, task: str, m: Measurement) -> float | None:
+    """LoadGen's SingleStream p90 over the latency suite's p90, same model, backend, threads, batch 1:
+    the same call measured two ways (a validity check; 1.0 when they agree)."""
+    lat = find(res, task, "latency", m.model, m.backend, 1, m.threads)
+    return ratio(m.metrics.singlestream_p90_ms, lat.metrics.p90_ms if lat else None)
+
+
+AGREEMENT = 0.10  # LoadGen's SingleStream p90 within 10% of the latency suite's
 
 
 def batching_verdict(rows: list[dict[str, Any]]) -> str | None:
@@ -72,10 +85,33 @@ def batching_verdict(rows: list[dict[str, Any]]) -> str | None:
     return head + "; ".join(bits) + "." if bits else None
 
 
-def serving_notes(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per (model, backend, batching) that met the bound at no QPS tried, with LoadGen's reason."""
-    return [f"{r['model']} on {r['backend']}, batching {r['batching']}: {r['serving_reason']}"
-            for r in rows if r.get("max_qps") is None and r.get("serving_reason")]
+def serving_notes(rows: list[dict[str, Any]], cores: int | None = None) -> list[str]:
+    """One line per (model, backend, batching) that met the bound at no QPS tried, with LoadGen's reason;
+    one per model whose LoadGen SingleStream p90 disagrees with the latency suite's by more than 10%."""
+    out = [f"{r['model']} on {r['backend']}, batching {r['batching']}: {r['serving_reason']}"
+           for r in rows if r.get("max_qps") is None and r.get("serving_reason")]
+    for r in rows:
+        spread = r.get("max_qps_spread_pct")
+        if spread is not None and spread > 100 * AGREEMENT:
+            reps = ", ".join(f"{q:.0f}" for q in r.get("max_qps_repeats") or [])
+            out.append(f"{r['model']} on {r['backend']}, batching {r['batching']}: max QPS varied {spread:.0f}% across "
+                       f"{len(r.get('max_qps_repeats') or [])} searches ({reps}): the machine's noise moves the p99 "
+                       f"of short runs; the median is reported (longer --serving-min-duration-ms narrows it)")
+    seen = set()
+    for r in rows:
+        x = r.get("ss_vs_latency_p90")
+        key = (r["model"], r["backend"])
+        if x is None or abs(x - 1) <= AGREEMENT or key in seen:
+            continue
+        seen.add(key)
+        line = (f"{r['model']} on {r['backend']}: LoadGen's SingleStream p90 is {x:.2f}x the latency suite's "
+                f"for the same call")
+        threads = r.get("threads")
+        if x > 1 and threads and cores and threads >= cores:
+            line += (f" ({threads} model threads on {cores} cores: LoadGen's own threads share them; "
+                     f"--threads {max(1, cores - 1)} leaves them one)")
+        out.append(line)
+    return out
 
 
 def knee_curves(res: Results, task: str) -> list[dict[str, Any]]:
