@@ -90,7 +90,8 @@ def test_registry_and_frozen_specs():
 
     from harness.gate import GateRules, Rule, RuleSpec, default_rules, register_rule
 
-    assert list(RULES) == ["ab_latency", "speedup", "size_ratio", "accuracy_delta", "parity", "latency_p50", "int8_accuracy_drop"]
+    assert list(RULES) == ["ab_latency", "speedup", "size_ratio", "accuracy_delta", "parity", "latency_p50", "int8_accuracy_drop",
+                           "serving_qps_ratio"]
     spec = RuleSpec("accuracy_delta")  # the rule's defaults, options included
     assert spec.threshold == 1.0 and spec.enabled and spec.options == {"backend": "onnxruntime",
                                                                       "single_seed_max_drop_pts": 20.0}

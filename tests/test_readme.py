@@ -55,9 +55,9 @@ def test_readme_is_short():
 def test_readme_has_the_quick_start_commands():
     text = README.read_text()
     assert "pip install -e '.[test]' && harness run" in text
-    assert "pip install -e '.[test,ray]' && pytest -q" in text
+    assert "pip install -e '.[test,ray,serving]' && pytest -q" in text
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pip install -q -e '.[test,ray]'" in ci and "\npytest -q" in ci
+    assert "pip install -q -e '.[test,ray,serving]'" in ci and "\npytest -q" in ci
 
 
 def test_readme_finds_its_commands():
