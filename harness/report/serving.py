@@ -110,6 +110,9 @@ def serving_notes(rows: list[dict[str, Any]], cores: int | None = None) -> list[
         if x > 1 and threads and cores and threads >= cores:
             line += (f" ({threads} model threads on {cores} cores: LoadGen's own threads share them; "
                      f"--threads {max(1, cores - 1)} leaves them one)")
+        elif x > 1:  # docs/evidence/serving-osuleaf.txt: a sleep(0) between plain-loop calls adds the same
+            line += (" (each LoadGen query follows a wait in the kernel, which the latency suite's back-to-back "
+                     "calls never pay: a fixed few microseconds that matter most for the fastest models)")
         out.append(line)
     return out
 
