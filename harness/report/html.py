@@ -286,6 +286,7 @@ def _knee_fig(report: Report, task: str):
 
     fig = go.Figure()
     bounds = set()
+    ys: list[float] = []
     roles: dict[str, int] = {}
     for si, (res, label) in enumerate(zip(report.results, report.labels)):
         if task not in task_names(res):
@@ -295,20 +296,28 @@ def _knee_fig(report: Report, task: str):
             pts = c["points"]
             name = f"{c['model']} / {c['backend']} / batching {'on' if c['batching'] else 'off'}" + (
                 f" [{label}]" if report.multi_source else "")
-            fig.add_trace(go.Scatter(
-                x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=name,
+            ys += [p[1] for p in pts]
+            fig.add_trace(go.Scatter(  # several searches' points on one curve would zigzag: markers only
+                x=[p[0] for p in pts], y=[p[1] for p in pts], name=name,
+                mode="lines+markers" if c.get("searches", 1) == 1 else "markers",
                 line={"dash": "solid" if c["batching"] else "dot", "color": PALETTE[(ri + 3 * si) % len(PALETTE)]},
-                marker={"symbol": ["circle" if p[2] else "x" for p in pts], "size": 9},
+                # batching on: filled marks, off: open ones (the colour is the model's)
+                marker={"symbol": [("circle" if p[2] else "x") + ("" if c["batching"] else "-open") for p in pts],
+                        "size": 9},
                 hovertemplate="%{x:.0f} QPS: p99 %{y:.3g} ms<extra>" + name + "</extra>"))
             if c.get("bound_ms"):
                 bounds.add(c["bound_ms"])
     if not fig.data:
         return None
     for b in sorted(bounds):
-        fig.add_hline(y=b, line_dash="dash", line_color="#888", annotation_text=f"p99 bound {b:.3g} ms")
-    fig.update_layout(title=f"{task}: p99 latency vs offered QPS under LoadGen (o VALID, x INVALID)",
+        fig.add_hline(y=b, line_dash="dash", line_color="#888", annotation_text=f"p99 bound {b:.3g} ms",
+                      annotation_position="top left")
+    import math
+
+    lo, hi = min(ys + list(bounds)), max(ys + list(bounds))
+    fig.update_layout(title=f"{task}: p99 latency vs offered QPS under LoadGen (o VALID, x INVALID; open: no batching)",
                       xaxis_title="offered QPS (Server scenario target)", yaxis_title="p99 latency, ms (log)",
-                      yaxis_type="log")
+                      yaxis={"type": "log", "range": [math.log10(lo / 1.5), math.log10(hi * 1.5)]})
     return fig
 
 

@@ -125,7 +125,8 @@ def knee_curves(res: Results, task: str) -> list[dict[str, Any]]:
                      if r.get("target_qps") is not None and r.get("p99_ms") is not None)
         if pts:
             out.append({"model": m.model, "backend": m.backend, "batching": bool(m.metrics.batching),
-                        "bound_ms": m.metrics.latency_bound_ms, "points": pts})
+                        "bound_ms": m.metrics.latency_bound_ms, "points": pts,
+                        "searches": len(m.metrics.max_qps_repeats or []) or 1})
     return out
 
 
