@@ -172,10 +172,15 @@ def _bench_run(run: Path, dataset: Dataset | None, cfg, out: str | Path | None) 
     summary, run_dir = bench_mod.load_run(run)
     if dataset is None and summary.get("data_ref"):
         dataset = bench_mod.run_dataset(summary)
+    out_path = Path(out) if out else run_dir / "results.json"
+    if "serving" in cfg.suites and cfg.serving_log_dir is None:  # LoadGen's logs beside the results file
+        from dataclasses import replace
+
+        cfg = replace(cfg, serving_log_dir=bench_mod.loadgen_dir(out_path))
     sources = bench_mod.export_run(summary, run_dir, dataset, cfg)
     results = bench_mod.bench_models(sources, dataset, cfg)
     results.tasks[summary["task"]] = summary
-    write_results(Path(out) if out else run_dir / "results.json", results)
+    write_results(out_path, results)
     return results
 
 

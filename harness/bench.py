@@ -402,6 +402,12 @@ def _timed_suites(ctx, timed: list) -> list[Measurement]:
     return merge_processes(runs)
 
 
+def loadgen_dir(results_path: str | Path) -> str:
+    """Where the serving suite keeps LoadGen's logs: beside the results file, `<stem>-loadgen`."""
+    p = Path(results_path)
+    return str(p.parent / f"{p.stem}-loadgen")
+
+
 PREFLIGHT_BACKENDS = ("openvino",)  # runtimes that may refuse a file ONNX Runtime ran (export parity passed there)
 
 

@@ -227,9 +227,11 @@ def bench_config_from_args(args, quick_default: bool = False, **fixed):
     kwargs = {k: v for k, v in given.items() if v is not None}
     kwargs.update(arena=not args.no_arena, external_data=bool(args.external_data),
                   quick=quick_default or bool(args.quick), profile=bool(getattr(args, "profile", False)))
-    if "serving" in (args.suites or ()):  # LoadGen's logs go beside the results file
+    if "serving" in (args.suites or ()):  # LoadGen's logs go beside the results file (`run --out` is a folder)
+        from harness.bench import loadgen_dir
+
         out = str(getattr(args, "out", None) or "results.json")
-        kwargs["serving_log_dir"] = (out[:-5] if out.endswith(".json") else os.path.join(out, "results")) + "-loadgen"
+        kwargs["serving_log_dir"] = loadgen_dir(out if out.endswith(".json") else os.path.join(out, "results.json"))
     kwargs.update(fixed)
     return BenchConfig(**kwargs)
 

@@ -17,6 +17,7 @@ import os
 import queue
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -106,8 +107,6 @@ class BatchingSUT:
 
     def _work(self) -> None:
         lg, cap, wait = self.lg, self.batching.max_batch, self.batching.max_wait_s
-        import time
-
         while True:
             first = self.q.get()
             if first is None:

@@ -103,9 +103,7 @@ def combine(searches: list[Search]) -> Search | None:
         return Search(None, [r for s in searches for r in s.runs], None, first.reason)
     med = float(np.median(found))
     res = [s.resolution for s in searches if s.resolution is not None]
-    out = Search(med, [r for s in searches for r in s.runs], max(res) if res else None, None)
-    out.repeats = found
-    return out
+    return Search(med, [r for s in searches for r in s.runs], max(res) if res else None, None, found)
 
 
 def _slug(x: str) -> str:

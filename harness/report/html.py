@@ -312,8 +312,6 @@ def _knee_fig(report: Report, task: str):
     for b in sorted(bounds):
         fig.add_hline(y=b, line_dash="dash", line_color="#888", annotation_text=f"p99 bound {b:.3g} ms",
                       annotation_position="top left")
-    import math
-
     lo, hi = min(ys + list(bounds)), max(ys + list(bounds))
     fig.update_layout(title=f"{task}: p99 latency vs offered QPS under LoadGen (o VALID, x INVALID; open: no batching)",
                       xaxis_title="offered QPS (Server scenario target)", yaxis_title="p99 latency, ms (log)",

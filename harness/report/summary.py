@@ -22,6 +22,7 @@ from harness.report.lookup import (
     split_role, task_measurements, task_roles, variant_failure,
 )
 from harness.report.notes import fmt_p
+from harness.report.serving import serving_line
 from harness.report.variants import INT8_ISA_FLAGS, QUALITY_TARGET, _accuracy, _teacher_accuracy
 from harness.results import Results
 
@@ -360,12 +361,6 @@ def best_runtime_line(rows: list[dict[str, Any]]) -> str:
     return (f"Each on its fastest runtime: {st['model']} on {st['runtime']} ({st['p50_ms']:.3g} ms) vs the "
             f"teacher on {teacher['runtime']} ({teacher['p50_ms']:.3g} ms): {ratio:.1f}x{ci} at batch "
             f"{st['batch']} (latency medians, not paired){same_text}.")
-
-
-def serving_line(res: Results, task: str) -> str | None:
-    from harness.report.serving import serving_line as line
-
-    return line(res, task)
 
 
 def summarize(res: Results, label: str, task: str, target: float = QUALITY_TARGET,
