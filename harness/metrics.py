@@ -376,6 +376,13 @@ class ServingMetrics(Metrics):
     singlestream_p90_ms: float | None = _f()
     singlestream_p99_ms: float | None = _f()
     singlestream_valid: bool | None = _f(as_bool)
+    # the same SingleStream run's model calls timed inside the SUT: LoadGen's latency less its own path
+    # (issue, callback, completion) around the call
+    singlestream_call_p50_ms: float | None = _f()
+    singlestream_call_p90_ms: float | None = _f()
+    singlestream_p50_ms: float | None = _f()
+    # p90 of a plain loop over the same calls in the same process just before and just after the run
+    singlestream_loop_p90_ms: list[float] | None = _f(as_floats)
     offline_sps: float | None = _f()
     offline_valid: bool | None = _f(as_bool)
     max_qps: float | None = _f()  # the highest target QPS whose Server run was VALID (None: none was)

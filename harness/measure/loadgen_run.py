@@ -56,6 +56,9 @@ class RunResult:
     reason: str | None  # the INVALID lines of the summary, joined; None when VALID
     stats: dict[str, str] = field(default_factory=dict)  # every "key : value" line of the summary
     log_dir: str = ""
+    call_ms: dict[str, float] = field(default_factory=dict)  # SingleStream: the model calls timed inside the SUT
+    loop_p90_ms: list[float] | None = None  # SingleStream: a plain loop's p90 just before and after the run
+
 
     def latency_ms(self, pct: float) -> float | None:
         v = self.stats.get(f"{pct:.2f} percentile latency (ns)")
@@ -139,10 +142,11 @@ def run_scenario(scenario: str, run_batch: Callable[[np.ndarray], None], n_sampl
                  batching: Batching = Batching(), *, target_qps: float | None = None,
                  latency_bound_ms: float | None = None, expected_latency_ms: float | None = None,
                  min_duration_ms: int = 1000, min_query_count: int = 1024,
-                 run_one: Callable[[int], None] | None = None) -> RunResult:
+                 run_one: Callable[[int], None] | None = None, call_times: list[float] | None = None) -> RunResult:
     """One LoadGen run (PerformanceOnly) of `scenario`; its logs stay in `out_dir`. SingleStream calls
     `run_one(sample index)` when given (a sample prepared ahead, as a latency loop feeds it), else
-    `run_batch` with one index."""
+    `run_batch` with one index; with `call_times` it also appends each model call's own seconds, timed
+    inside the SUT, so LoadGen's latency splits into the call and the path around it."""
     lg = loadgen()
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}")
@@ -167,9 +171,16 @@ def run_scenario(scenario: str, run_batch: Callable[[np.ndarray], None], n_sampl
     if scenario == "SingleStream":
         one = run_one or (lambda i: run_batch(np.array([i], dtype=np.int64)))
 
+        clock = time.perf_counter
+
         def issue(samples):
             for s in samples:
-                one(s.index)
+                if call_times is None:
+                    one(s.index)
+                else:
+                    t0 = clock()
+                    one(s.index)
+                    call_times.append(clock() - t0)
             lg.QuerySamplesComplete([lg.QuerySampleResponse(s.id, 0, 0) for s in samples])
     else:
         sut_obj = BatchingSUT(lg, run_batch, batching)
@@ -193,7 +204,8 @@ def run_scenario(scenario: str, run_batch: Callable[[np.ndarray], None], n_sampl
         if p.exists() and p.stat().st_size < 64:
             os.unlink(p)
     valid, reason, stats = parse_summary(summary.read_text() if summary.exists() else "")
-    return RunResult(scenario, valid, reason, stats, str(out_dir))
+    calls = {f"p{q}": float(np.percentile(call_times, q)) * 1e3 for q in (50, 90, 99)} if call_times else {}
+    return RunResult(scenario, valid, reason, stats, str(out_dir), calls)
 
 
 def loadgen_version() -> str | None:

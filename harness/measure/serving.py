@@ -113,6 +113,19 @@ def _slug(x: str) -> str:
 Bound = tuple[float, str]  # (p99 bound in ms, where it came from)
 
 
+SS_LOOP_CALLS = 1024
+
+
+def _loop_p90_ms(run_one: Callable[[int], None], n: int, calls: int) -> tuple[float, float]:
+    """(p90, p50) in ms of `calls` back-to-back calls over the samples, timed one by one."""
+    clock, times = time.perf_counter, np.empty(calls)
+    for k in range(calls):
+        t0 = clock()
+        run_one(k % n)
+        times[k] = clock() - t0
+    return float(np.percentile(times, 90)) * 1e3, float(np.percentile(times, 50)) * 1e3
+
+
 def serve_model(session: Any, samples: np.ndarray, cfg: ServingConfig, where: Path,
                 bound_of: Callable[[RunResult], Bound | None], fixed_batch: int | None = None,
                 ) -> tuple[RunResult, Bound | None, list[tuple[Batching, RunResult, Search | None]]]:
@@ -133,14 +146,13 @@ def serve_model(session: Any, samples: np.ndarray, cfg: ServingConfig, where: Pa
     def run_one(i: int) -> None:
         session.run_prepared(prepared[i])
 
-    times = []
-    for i in range(min(n, 50)):
-        t0 = time.perf_counter()
-        run_one(i)
-        times.append(time.perf_counter() - t0)
     common = {"min_duration_ms": cfg.min_duration_ms, "min_query_count": cfg.min_query_count}
-    ss = run_scenario("SingleStream", run_batch, n, where / "singlestream", run_one=run_one,
-                      expected_latency_ms=1000.0 * float(np.median(times)), **common)
+    # a plain loop over the same calls just before and just after the run: the latency the model has in
+    # this process at this time, and (before vs after) how far the machine's noise moves a p90
+    before = _loop_p90_ms(run_one, n, SS_LOOP_CALLS)
+    ss = run_scenario("SingleStream", run_batch, n, where / "singlestream", run_one=run_one, call_times=[],
+                      expected_latency_ms=before[1], **common)
+    ss.loop_p90_ms = [before[0], _loop_p90_ms(run_one, n, SS_LOOP_CALLS)[0]]
     prepared.clear()  # the per-sample buffers are for SingleStream only
     p50 = ss.latency_ms(50) or 1.0
     bound = bound_of(ss)
@@ -192,7 +204,9 @@ def measure(handles: Sequence[Any], samples: np.ndarray, cfg: ServingConfig, fix
                 batching=bat.on, max_batch=bat.max_batch, max_wait_ms=bat.max_wait_s * 1000.0,
                 latency_bound_ms=bound[0] if bound else None, latency_bound_from=bound[1] if bound else None,
                 singlestream_p90_ms=ss.latency_ms(90), singlestream_p99_ms=ss.latency_ms(99),
-                singlestream_valid=ss.valid, offline_sps=off.rate(), offline_valid=off.valid,
+                singlestream_p50_ms=ss.latency_ms(50), singlestream_valid=ss.valid,
+                singlestream_call_p50_ms=ss.call_ms.get("p50"), singlestream_call_p90_ms=ss.call_ms.get("p90"),
+                singlestream_loop_p90_ms=ss.loop_p90_ms, offline_sps=off.rate(), offline_valid=off.valid,
                 max_qps=search.max_qps if search else None,
                 max_qps_p99_ms=next((r["p99_ms"] for r in (search.runs if search else [])
                                      if search.max_qps is not None and r["target_qps"] == search.max_qps), None)

@@ -145,7 +145,7 @@ def build_model(paths_or_results: Any, target: float = QUALITY_TARGET) -> Report
             variants=drop_empty(frame(var, VARIANT_COLS), VARIANT_KEEP) if var else pd.DataFrame(),
             section_verdicts={k: v for k, v in (("variants", var_verdicts), ("serving", serv_verdicts)) if v},
             summaries=summaries,
-            serving=drop_empty(frame([{k: v for k, v in r.items() if k != "max_qps_repeats"} for r in serv],
+            serving=drop_empty(frame([{k: v for k, v in r.items() if k in SERVING_COLS} for r in serv],
                                      SERVING_COLS), SERVING_KEEP) if serv else pd.DataFrame(),
         ))
     return Report(results=results, labels=labels, sources=frame(src_rows, ["source"]), tasks=reports,

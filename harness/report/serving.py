@@ -45,17 +45,25 @@ def serving_rows(res: Results, label: str, task: str) -> list[dict[str, Any]]:
             "max_qps_repeats": x.max_qps_repeats,
             "runs_valid": f"{sum(bool(r.get('valid')) for r in runs)}/{len(runs)}",
             "ss_valid": x.singlestream_valid, "offline_valid": x.offline_valid,
+            "latency_p90_ms": _latency_p90(res, task, m), "ss_call_p90_ms": x.singlestream_call_p90_ms,
+            "ss_path_ms": (x.singlestream_p50_ms - x.singlestream_call_p50_ms)
+            if x.singlestream_p50_ms is not None and x.singlestream_call_p50_ms is not None else None,
+            "ss_loop_p90_ms": x.singlestream_loop_p90_ms,
             "search_resolution_pct": None if x.search_resolution is None else 100 * x.search_resolution,
             "serving_reason": x.reason,
         })
     return rows
 
 
+def _latency_p90(res: Results, task: str, m: Measurement) -> float | None:
+    lat = find(res, task, "latency", m.model, m.backend, 1, m.threads)
+    return lat.metrics.p90_ms if lat else None
+
+
 def _ss_vs_latency(res: Results, task: str, m: Measurement) -> float | None:
     """LoadGen's SingleStream p90 over the latency suite's p90, same model, backend, threads, batch 1:
     the same call measured two ways (a validity check; 1.0 when they agree)."""
-    lat = find(res, task, "latency", m.model, m.backend, 1, m.threads)
-    return ratio(m.metrics.singlestream_p90_ms, lat.metrics.p90_ms if lat else None)
+    return ratio(m.metrics.singlestream_p90_ms, _latency_p90(res, task, m))
 
 
 AGREEMENT = 0.10  # LoadGen's SingleStream p90 within 10% of the latency suite's
@@ -97,6 +105,10 @@ def serving_notes(rows: list[dict[str, Any]], cores: int | None = None) -> list[
             out.append(f"{r['model']} on {r['backend']}, batching {r['batching']}: max QPS varied {spread:.0f}% across "
                        f"{len(r.get('max_qps_repeats') or [])} searches ({reps}): the machine's noise moves the p99 "
                        f"of short runs; the median is reported (longer --serving-min-duration-ms narrows it)")
+    single = [r for r in rows if r.get("max_qps") is not None and not r.get("max_qps_repeats")]
+    if single:  # one search per row: how far a rerun would move it was not measured in this run
+        out.append(f"max QPS comes from one search per model and batching setting ({len(single)} rows): its "
+                   f"run-to-run spread was not measured; --serving-repeats 3 measures it and reports the median")
     seen = set()
     for r in rows:
         x = r.get("ss_vs_latency_p90")
@@ -104,17 +116,47 @@ def serving_notes(rows: list[dict[str, Any]], cores: int | None = None) -> list[
         if x is None or abs(x - 1) <= AGREEMENT or key in seen:
             continue
         seen.add(key)
-        line = (f"{r['model']} on {r['backend']}: LoadGen's SingleStream p90 is {x:.2f}x the latency suite's "
-                f"for the same call")
-        threads = r.get("threads")
-        if x > 1 and threads and cores and threads >= cores:
-            line += (f" ({threads} model threads on {cores} cores: LoadGen's own threads share them; "
-                     f"--threads {max(1, cores - 1)} leaves them one)")
-        elif x > 1:  # docs/evidence/serving-osuleaf.txt: a sleep(0) between plain-loop calls adds the same
-            line += (" (each LoadGen query follows a wait in the kernel, which the latency suite's back-to-back "
-                     "calls never pay: a fixed few microseconds that matter most for the fastest models)")
-        out.append(line)
+        out.append(_disagreement(r, x, cores))
     return out
+
+
+def _disagreement(r: dict[str, Any], x: float, cores: int | None) -> str:
+    """Why LoadGen's SingleStream p90 and the latency suite's differ, from what the same run measured:
+    LoadGen's own path around each call (its p50 less the p50 of the calls timed inside the SUT), the
+    calls' own p90 under LoadGen, and a plain loop's p90 just before and after (the machine's drift)."""
+    lat, ss, call, path, loop = (r.get(k) for k in ("latency_p90_ms", "ss_p90_ms", "ss_call_p90_ms", "ss_path_ms",
+                                                      "ss_loop_p90_ms"))
+    line = f"{r['model']} on {r['backend']}: LoadGen's SingleStream p90 is {x:.2f}x the latency suite's"
+    if lat and ss:
+        line += f" ({ss:.3g} vs {lat:.3g} ms)"
+    parts = []
+    if path is not None and lat:
+        parts.append(f"LoadGen's own path per query (issue, the SUT's callback, completion) is "
+                     f"{1000 * path:.1f} us, {path / lat:.0%} of it")
+    if call is not None and lat:
+        parts.append(f"the model calls timed inside the SUT read p90 {call:.3g} ms ({call / lat:.2f}x)")
+    if loop:
+        lo, hi = min(loop), max(loop)
+        parts.append("a plain loop over the same calls in the same process just before and after read p90 "
+                     + " and ".join(f"{v:.3g}" for v in loop) + " ms"
+                     + (f" (they differ by {(hi - lo) / lo:.0%}: the machine's noise at this p90)"
+                        if lo and (hi - lo) / lo > AGREEMENT else ""))
+    if parts:
+        line += ": " + "; ".join(parts)
+    threads = r.get("threads")
+    if x > 1 and threads and cores and threads >= cores:
+        line += (f". {threads} model threads on {cores} cores: LoadGen's own threads share them; "
+                 f"--threads {max(1, cores - 1)} leaves them one")
+    elif call is not None and lat and abs(call / lat - 1) <= AGREEMENT and path is not None:
+        line += ". The calls agree; the rest is LoadGen's fixed path, which matters most for the fastest models"
+    elif call is not None and lat and loop and min(loop) <= call <= max(loop) * (1 + AGREEMENT):
+        line += (". The calls under LoadGen match this process's plain loop at that time: the latency suite "
+                 "ran at another time, and the machine moved")
+    elif call is not None and lat and loop and call > max(loop) * (1 + AGREEMENT):
+        line += (". The calls themselves ran slower under LoadGen than in the plain loops just before and after: "
+                 "the work between queries cools the caches for the next call, or the machine's noise peaked "
+                 "during the run; rerun to tell them apart")
+    return line
 
 
 def knee_curves(res: Results, task: str) -> list[dict[str, Any]]:
