@@ -11,7 +11,7 @@ import numpy as np
 from harness.gate.rules import Rule, RuleResult, allowed, fmt_ci, mark_missing
 from harness.measure.stats import mannwhitney
 from harness.report.derived import has_fast_speedup, speedups
-from harness.report.lookup import opts_key, task_measurements, task_names
+from harness.report.lookup import REFERENCE, opts_key, task_measurements, task_names
 from harness.results import Results
 
 ObsKey = tuple  # (role, backend, batch, threads, options key)
@@ -181,11 +181,11 @@ class ServingQps(TimedRule):
 
     def observations(self, res: Results, task: str) -> dict[ObsKey, Obs]:
         ms = [m for m in task_measurements(res, task) if m.suite == "serving" and m.metrics.max_qps]
-        teachers = {(m.backend, m.batch_size, m.threads, opts_key(m)): m for m in ms if m.model == "teacher"}
+        teachers = {(m.backend, m.batch_size, m.threads, opts_key(m)): m for m in ms if m.model == REFERENCE}
         out: dict[ObsKey, Obs] = {}
         for m in ms:
             t = teachers.get((m.backend, m.batch_size, m.threads, opts_key(m)))
-            if m.model == "teacher" or t is None:
+            if m.model == REFERENCE or t is None:
                 continue
             s_lo, s_hi = self._range(m)
             t_lo, t_hi = self._range(t)

@@ -192,6 +192,7 @@ class ServingSuite(Suite):
         from harness.measure import serving
         from harness.measure.base import SessionHandle
         from harness.measure.loadgen_run import loadgen
+        from harness.roles import REFERENCE
 
         loadgen()  # MissingPackageError: one line from the bench loop, the other suites keep their results
         if ctx.data is not None:
@@ -207,9 +208,10 @@ class ServingSuite(Suite):
             from dataclasses import replace
 
             cfg = replace(cfg, batching=(False,))
-        out = []
+        out: list[Measurement] = []
+        bounds: dict = {}  # backend -> the teacher's bound, shared by its students
         # one session open at a time (nothing runs beside a LoadGen run); the teacher first: its run sets the bound
-        for src in sorted(ctx.sources, key=lambda s: s.role != "teacher"):
+        for src in sorted(ctx.sources, key=lambda s: s.role != REFERENCE):
             for b in sorted(ctx.backends):
                 if not ctx.runs_on(src, b):
                     continue
@@ -217,10 +219,7 @@ class ServingSuite(Suite):
                 try:
                     h = SessionHandle(task=src.task, role=src.role, backend=b, options=ctx.options, session=sess,
                                       macs=src.macs)
-                    out += serving.measure([h], samples, cfg, ctx.config.fixed_batch, bounds=self._bounds)
+                    out += serving.measure([h], samples, cfg, ctx.config.fixed_batch, bounds=bounds)
                 finally:
                     sess.close()
         return out
-
-    def __init__(self) -> None:
-        self._bounds: dict = {}

@@ -29,11 +29,11 @@ import numpy as np
 from harness.measure.loadgen_run import Batching, RunResult, loadgen_version, run_scenario
 from harness.metrics import ServingMetrics
 from harness.results import Measurement
+from harness.roles import REFERENCE
 
 log = logging.getLogger(__name__)
 
 BOUND_MULTIPLE = 10.0
-REFERENCE = "teacher"
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ Bound = tuple[float, str]  # (p99 bound in ms, where it came from)
 SS_LOOP_CALLS = 1024
 
 
-def _loop_p90_ms(run_one: Callable[[int], None], n: int, calls: int) -> tuple[float, float]:
+def _loop_ms(run_one: Callable[[int], None], n: int, calls: int) -> tuple[float, float]:
     """(p90, p50) in ms of `calls` back-to-back calls over the samples, timed one by one."""
     clock, times = time.perf_counter, np.empty(calls)
     for k in range(calls):
@@ -149,10 +149,10 @@ def serve_model(session: Any, samples: np.ndarray, cfg: ServingConfig, where: Pa
     common = {"min_duration_ms": cfg.min_duration_ms, "min_query_count": cfg.min_query_count}
     # a plain loop over the same calls just before and just after the run: the latency the model has in
     # this process at this time, and (before vs after) how far the machine's noise moves a p90
-    before = _loop_p90_ms(run_one, n, SS_LOOP_CALLS)
+    before = _loop_ms(run_one, n, SS_LOOP_CALLS)
     ss = run_scenario("SingleStream", run_batch, n, where / "singlestream", run_one=run_one, call_times=[],
                       expected_latency_ms=before[1], **common)
-    ss.loop_p90_ms = [before[0], _loop_p90_ms(run_one, n, SS_LOOP_CALLS)[0]]
+    ss.loop_p90_ms = [before[0], _loop_ms(run_one, n, SS_LOOP_CALLS)[0]]
     prepared.clear()  # the per-sample buffers are for SingleStream only
     p50 = ss.latency_ms(50) or 1.0
     bound = bound_of(ss)
